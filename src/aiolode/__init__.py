@@ -1,0 +1,93 @@
+"""aiolode: async-native object storage with database discipline.
+
+Immutable snapshots, explicit metadata, manifests as the commit signal, safe
+concurrent writers without locks, and sparse byte-range volumes, on asyncio and
+trio, over memory, the local filesystem and S3-compatible storage.
+"""
+
+from __future__ import annotations
+
+from ._retry import Retry as Retry
+from .checksum import CRC32 as CRC32
+from .checksum import MD5 as MD5
+from .checksum import SHA256 as SHA256
+from .checksum import Blake2b as Blake2b
+from .checksum import Checksum as Checksum
+from .errors import AiolodeError as AiolodeError
+from .errors import ChecksumMismatchError as ChecksumMismatchError
+from .errors import CodecNotStreamableError as CodecNotStreamableError
+from .errors import ConflictError as ConflictError
+from .errors import DatasetNotFoundError as DatasetNotFoundError
+from .errors import DatasetsNotModeledError as DatasetsNotModeledError
+from .errors import FormatError as FormatError
+from .errors import InvalidInputError as InvalidInputError
+from .errors import InvalidKeyError as InvalidKeyError
+from .errors import InvalidRangeError as InvalidRangeError
+from .errors import ManifestFormatError as ManifestFormatError
+from .errors import NoSnapshotsError as NoSnapshotsError
+from .errors import NotFoundError as NotFoundError
+from .errors import ObjectExistsError as ObjectExistsError
+from .errors import ObjectNotFoundError as ObjectNotFoundError
+from .errors import OverlappingBlocksError as OverlappingBlocksError
+from .errors import PartitioningNotSupportedError as PartitioningNotSupportedError
+from .errors import PermissionDeniedError as PermissionDeniedError
+from .errors import PreconditionFailedError as PreconditionFailedError
+from .errors import RangeMissingError as RangeMissingError
+from .errors import SchemaViolationError as SchemaViolationError
+from .errors import SnapshotConflictError as SnapshotConflictError
+from .errors import SnapshotNotFoundError as SnapshotNotFoundError
+from .errors import StorageError as StorageError
+from .errors import TransientStorageError as TransientStorageError
+from .errors import UnsupportedError as UnsupportedError
+from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
+from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .store import MemoryStore as MemoryStore
+from .store import Store as Store
+from .types import IfMatch as IfMatch
+from .types import ObjectInfo as ObjectInfo
+from .types import PutMode as PutMode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CRC32",
+    "MD5",
+    "SHA256",
+    "AiolodeError",
+    "Blake2b",
+    "Checksum",
+    "ChecksumMismatchError",
+    "CodecNotStreamableError",
+    "ConflictError",
+    "DatasetNotFoundError",
+    "DatasetsNotModeledError",
+    "FormatError",
+    "IfMatch",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidRangeError",
+    "ManifestFormatError",
+    "MemoryStore",
+    "NoSnapshotsError",
+    "NotFoundError",
+    "ObjectExistsError",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "OverlappingBlocksError",
+    "PartitioningNotSupportedError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "PutMode",
+    "RangeMissingError",
+    "Retry",
+    "SchemaViolationError",
+    "SnapshotConflictError",
+    "SnapshotNotFoundError",
+    "StorageError",
+    "Store",
+    "TransientStorageError",
+    "UnsupportedError",
+    "UnsupportedFormatVersionError",
+    "UnsupportedOperationError",
+    "__version__",
+]

@@ -1,0 +1,63 @@
+"""Retry policy for commit loops and transient storage errors."""
+
+from __future__ import annotations
+
+import random
+from typing import final
+
+import attrs
+
+from .errors import InvalidInputError
+
+__all__ = ["Retry"]
+
+
+def _positive_int(_: object, attr: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInputError(f"Retry.{attr.name} must be an int >= 1, not {value!r}")
+
+
+def _non_negative(_: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError(f"Retry.{attr.name} must be a number >= 0, not {value!r}")
+
+
+@final
+@attrs.frozen
+class Retry:
+    """How often and how patiently to retry a lost commit race or a transient error.
+
+    Delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * 2**(n-1))``,
+    scaled by a random factor in ``[1 - jitter, 1]`` so racing writers spread out.
+
+    Parameters
+    ----------
+    attempts
+        Total attempts, including the first (>= 1).
+    base_delay, max_delay
+        Seconds.
+    jitter
+        Fraction of the delay that is randomised, in ``[0, 1]``.
+
+    Raises
+    ------
+    InvalidInputError
+        A parameter is out of range.
+    """
+
+    attempts: int = attrs.field(default=16, validator=_positive_int)
+    base_delay: float = attrs.field(default=0.005, validator=_non_negative)
+    max_delay: float = attrs.field(default=1.0, validator=_non_negative)
+    jitter: float = attrs.field(default=1.0, validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.jitter > 1:
+            raise InvalidInputError(f"Retry.jitter must be in [0, 1], not {self.jitter!r}")
+        if self.max_delay < self.base_delay:
+            raise InvalidInputError("Retry.max_delay must be >= base_delay")
+
+    def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
+        """Seconds to sleep before retry ``retry_number`` (1-based). Pure; no I/O."""
+        d = min(self.max_delay, self.base_delay * (2.0 ** max(0, retry_number - 1)))
+        r = (rng or random.Random()).random() if rng is not None else random.random()
+        return d * (1.0 - self.jitter * r)

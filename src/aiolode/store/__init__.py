@@ -1,0 +1,8 @@
+"""Store adapters: memory, local filesystem, S3-compatible object storage."""
+
+from __future__ import annotations
+
+from ._base import Store as Store
+from ._memory import MemoryStore as MemoryStore
+
+__all__ = ["MemoryStore", "Store"]

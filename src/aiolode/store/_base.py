@@ -1,0 +1,337 @@
+"""The Store ABC: one async key space, many backends.
+
+Public methods on :class:`Store` validate their arguments (before any I/O) and
+then call one abstract ``_method`` that each adapter implements. Adapters may
+assume keys, prefixes, ranges and modes are already valid.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Self
+
+import anyio.lowlevel
+
+from .._keys import validate_key, validate_prefix, validate_range
+from ..errors import InvalidInputError, ObjectNotFoundError
+from ..types import IfMatch, ObjectInfo, ProgressCallback, PutMode
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "Store", "check_mode", "is_bytes_like"]
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+"""Default chunk size for streamed reads (1 MiB)."""
+
+
+def is_bytes_like(data: object) -> bool:
+    """True for ``bytes``, ``bytearray`` and ``memoryview``."""
+    return isinstance(data, bytes | bytearray | memoryview)
+
+
+def check_mode(mode: object) -> PutMode:
+    """Validate a put mode.
+
+    Raises
+    ------
+    InvalidInputError
+        ``mode`` is not ``"create"``, ``"overwrite"`` or an :class:`IfMatch`.
+    """
+    if mode == "create" or mode == "overwrite":
+        return mode
+    if isinstance(mode, IfMatch):
+        if not isinstance(mode.etag, str) or not mode.etag:
+            raise InvalidInputError(f"IfMatch needs a non-empty etag string, got {mode.etag!r}")
+        return mode
+    raise InvalidInputError(
+        f"mode must be 'create', 'overwrite' or aiolode.IfMatch(etag), not {mode!r}"
+    )
+
+
+async def _with_progress(
+    chunks: AsyncIterable[bytes], progress: ProgressCallback | None
+) -> AsyncGenerator[bytes, None]:
+    total = 0
+    async with aclosing(_as_aiter(chunks)) as it:
+        async for chunk in it:
+            if not is_bytes_like(chunk):
+                raise InvalidInputError(
+                    f"streamed data must yield bytes-like chunks, got {type(chunk).__name__}"
+                )
+            if len(chunk) == 0:
+                continue
+            total += len(chunk)
+            yield chunk
+            if progress is not None:
+                res = progress(total)
+                if inspect.isawaitable(res):
+                    await res
+
+
+async def _as_aiter(chunks: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
+    async for c in chunks:
+        yield c
+
+
+class Store(abc.ABC):
+    """An async key space of immutable-by-default objects.
+
+    Every store is an async context manager; ``async with store:`` acquires its
+    resources (clients, thread limiters) and releases them on exit. Keys are
+    ``/``-separated relative paths (see :func:`aiolode._keys.validate_key`).
+
+    Notes for implementers
+    ----------------------
+    Implement the underscore methods. They receive validated arguments. Map every
+    backend error to the :mod:`aiolode.errors` tree, chained ``from`` the original.
+    ``_put_bytes``/``_put_stream`` must honour ``mode`` atomically: the existence
+    or etag check and the write are one step as seen by every other writer, in
+    this process or any other.
+    """
+
+    #: Short name used in errors, reprs and benchmarks.
+    name: str = "store"
+
+    async def __aenter__(self) -> Self:
+        await self.aopen()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aopen(self) -> None:
+        """Acquire the store's resources. Called by ``async with``; idempotent."""
+        await anyio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        """Release the store's resources. Called by ``async with``; idempotent."""
+        await anyio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------------ public API
+    async def put(
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview | AsyncIterable[bytes],
+        *,
+        mode: PutMode = "create",
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Write an object and return its new :class:`ObjectInfo`.
+
+        ``data`` is bytes-like (written in one request) or an async iterable of
+        bytes chunks (streamed in bounded memory). A streamed put that fails or
+        is cancelled leaves no visible object.
+
+        Cost: one backend write for bytes-like data; for streams, one write per
+        part on S3 (multipart) or one spooled temp file on the filesystem.
+
+        Parameters
+        ----------
+        key
+            Destination key.
+        data
+            The content.
+        mode
+            ``"create"`` (default), ``"overwrite"`` or :class:`~aiolode.IfMatch`.
+        progress
+            For streamed data: called (sync or async) with the number of bytes
+            consumed so far, after each chunk.
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        InvalidInputError
+            ``data`` or ``mode`` has the wrong type.
+        ObjectExistsError
+            ``mode="create"`` and the key exists.
+        PreconditionFailedError
+            ``mode=IfMatch(etag)`` and the object is missing or has another etag.
+        StorageError
+            The backend failed (``TransientStorageError`` if retrying may help).
+        """
+        validate_key(key)
+        mode = check_mode(mode)
+        if is_bytes_like(data):
+            return await self._put_bytes(key, data, mode)  # type: ignore[arg-type]
+        if isinstance(data, str):
+            raise InvalidInputError("data must be bytes, not str: encode it first", key=key)
+        if not isinstance(data, AsyncIterable):
+            raise InvalidInputError(
+                f"data must be bytes-like or an async iterable of bytes, not {type(data).__name__}",
+                key=key,
+            )
+        async with aclosing(_with_progress(data, progress)) as chunks:
+            return await self._put_stream(key, chunks, mode)
+
+    async def get(self, key: str) -> bytes:
+        """Return the whole object.
+
+        Cost: one backend read; memory: the object's size.
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        ObjectNotFoundError
+            The key does not exist.
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        return await self._get(key)
+
+    async def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes starting at ``offset`` with a true range request.
+
+        The result is short when the range runs past the end of the object, and
+        ``b""`` when ``offset`` is at or past the end. A zero ``length`` still
+        checks that the object exists (one ``head``).
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        InvalidRangeError
+            ``offset`` or ``length`` is negative or not an int.
+        ObjectNotFoundError
+            The key does not exist.
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        validate_range(offset, length)
+        if length == 0:
+            await self._head(key)
+            return b""
+        return await self._get_range(key, offset, length)
+
+    def iter_bytes(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Stream an object as chunks of at most ``chunk_size`` bytes.
+
+        The object is opened on the first iteration; wrap the iterator in
+        :func:`contextlib.aclosing` when you may stop early. Memory: one chunk.
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed (raised at once).
+        InvalidInputError
+            ``chunk_size`` is not a positive int (raised at once).
+        ObjectNotFoundError
+            The key does not exist (raised on first iteration).
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        if not isinstance(chunk_size, int) or chunk_size <= 0:
+            raise InvalidInputError(f"chunk_size must be a positive int, not {chunk_size!r}")
+        return self._iter_bytes(key, chunk_size)
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Return the object's size, etag and last-modified time without its data.
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        ObjectNotFoundError
+            The key does not exist.
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        return await self._head(key)
+
+    async def exists(self, key: str) -> bool:
+        """Return whether ``key`` exists (one ``head``).
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        try:
+            await self._head(key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        """Delete ``key``; deleting a missing key succeeds (idempotent).
+
+        Raises
+        ------
+        InvalidKeyError
+            The key is malformed.
+        StorageError
+            The backend failed.
+        """
+        validate_key(key)
+        await self._delete(key)
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Iterate over the objects whose key starts with ``prefix``, in key order.
+
+        Pages through the backend: memory stays bounded by one page whatever the
+        number of keys. Listing is a cold path; aiolode never lists on a hot one.
+        Objects written while the listing runs may or may not appear.
+
+        Raises
+        ------
+        InvalidKeyError
+            The prefix is malformed (raised at once).
+        StorageError
+            The backend failed.
+        """
+        validate_prefix(prefix)
+        return self._list(prefix)
+
+    # ------------------------------------------------------------ adapter interface
+    @abc.abstractmethod
+    async def _put_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, mode: PutMode
+    ) -> ObjectInfo:
+        """Write ``data`` in one request, honouring ``mode`` atomically."""
+
+    @abc.abstractmethod
+    async def _put_stream(
+        self, key: str, chunks: AsyncIterator[bytes], mode: PutMode
+    ) -> ObjectInfo:
+        """Write a stream in bounded memory; publish only on success."""
+
+    @abc.abstractmethod
+    async def _get(self, key: str) -> bytes:
+        """Read the whole object."""
+
+    @abc.abstractmethod
+    async def _get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Read ``[offset, offset+length)``, short at EOF; ``length > 0``."""
+
+    @abc.abstractmethod
+    def _iter_bytes(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+        """Stream the object (an async generator)."""
+
+    @abc.abstractmethod
+    async def _head(self, key: str) -> ObjectInfo:
+        """Stat the object."""
+
+    @abc.abstractmethod
+    async def _delete(self, key: str) -> None:
+        """Delete the object; missing is not an error."""
+
+    @abc.abstractmethod
+    def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Iterate over objects under ``prefix`` in key order, page by page."""

@@ -1,0 +1,162 @@
+"""MemoryStore: the reference semantics of the store contract."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, final
+
+import anyio.lowlevel
+import attrs
+
+from ..errors import (
+    InvalidInputError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+)
+from ..types import IfMatch, ObjectInfo, PutMode
+from ._base import Store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["MemoryStore"]
+
+_ETAG_COUNTER = itertools.count(1)
+
+
+@attrs.frozen
+class _Obj:
+    data: bytes
+    info: ObjectInfo
+
+
+@final
+class MemoryStore(Store):
+    """An in-process store backed by a dict.
+
+    The reference implementation of the store contract: conditional writes are
+    atomic (a lock around check-and-set, never held across an await), every
+    write gets a fresh etag, and listing pages through a sorted key index.
+    Safe to share between tasks and between threads of one process.
+
+    Parameters
+    ----------
+    page_size
+        How many keys one listing page holds (tests shrink it to force paging).
+
+    Raises
+    ------
+    InvalidInputError
+        ``page_size`` is not a positive int.
+    """
+
+    name = "memory"
+
+    def __init__(self, *, page_size: int = 1000) -> None:
+        if not isinstance(page_size, int) or page_size <= 0:
+            raise InvalidInputError(f"page_size must be a positive int, not {page_size!r}")
+        self._objects: dict[str, _Obj] = {}
+        self._keys: list[str] = []  # sorted, for paging
+        self._lock = threading.Lock()
+        self._page_size = page_size
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(<{len(self._objects)} objects>)"
+
+    def _commit(self, key: str, data: bytes, mode: PutMode) -> ObjectInfo:
+        with self._lock:
+            current = self._objects.get(key)
+            if mode == "create":
+                if current is not None:
+                    raise ObjectExistsError(f"object {key!r} already exists", key=key)
+            elif isinstance(mode, IfMatch) and (current is None or current.info.etag != mode.etag):
+                found = "missing" if current is None else f"etag {current.info.etag!r}"
+                raise PreconditionFailedError(
+                    f"object {key!r} is {found}, expected etag {mode.etag!r}",
+                    key=key,
+                    expected_etag=mode.etag,
+                )
+            info = ObjectInfo(
+                key=key,
+                size=len(data),
+                etag=f'"m{next(_ETAG_COUNTER):x}"',
+                last_modified=datetime.now(UTC),
+            )
+            if current is None:
+                bisect.insort(self._keys, key)
+            self._objects[key] = _Obj(data, info)
+            return info
+
+    def _lookup(self, key: str) -> _Obj:
+        obj = self._objects.get(key)
+        if obj is None:
+            raise ObjectNotFoundError(f"object {key!r} not found", key=key)
+        return obj
+
+    async def _put_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        return self._commit(key, bytes(data), mode)
+
+    async def _put_stream(
+        self, key: str, chunks: AsyncIterator[bytes], mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        parts = [bytes(c) async for c in chunks]
+        await anyio.lowlevel.checkpoint()
+        return self._commit(key, b"".join(parts), mode)
+
+    async def _get(self, key: str) -> bytes:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        return self._lookup(key).data
+
+    async def _get_range(self, key: str, offset: int, length: int) -> bytes:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        return self._lookup(key).data[offset : offset + length]
+
+    async def _iter_bytes(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        data = memoryview(self._lookup(key).data)
+        for i in range(0, len(data), chunk_size):
+            yield bytes(data[i : i + chunk_size])
+            await anyio.lowlevel.checkpoint()
+
+    async def _head(self, key: str) -> ObjectInfo:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        return self._lookup(key).info
+
+    async def _delete(self, key: str) -> None:
+        # docstring inherited
+        await anyio.lowlevel.checkpoint()
+        with self._lock:
+            if self._objects.pop(key, None) is not None:
+                i = bisect.bisect_left(self._keys, key)
+                del self._keys[i]
+
+    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        # docstring inherited
+        after: str | None = None
+        while True:
+            await anyio.lowlevel.checkpoint()
+            with self._lock:
+                if after is None:
+                    i = bisect.bisect_left(self._keys, prefix)
+                else:
+                    i = bisect.bisect_right(self._keys, after)
+                page_keys = self._keys[i : i + self._page_size]
+                page = [self._objects[k].info for k in page_keys if k.startswith(prefix)]
+            for info in page:
+                yield info
+            if len(page) < len(page_keys) or len(page_keys) < self._page_size:
+                return
+            after = page_keys[-1]
