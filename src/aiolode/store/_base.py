@@ -299,6 +299,41 @@ class Store(abc.ABC):
         validate_prefix(prefix)
         return self._list(prefix)
 
+    def list_dirs(self, prefix: str = "") -> AsyncIterator[str]:
+        """Iterate over the distinct "directories" directly under ``prefix``.
+
+        Yields full prefixes ending in ``/`` (S3 ``CommonPrefixes`` with
+        delimiter ``/``), in key order, each once. ``prefix`` should be ``""`` or
+        end with ``/``. Used by discovery (datasets, partitions): a cold path.
+
+        Raises
+        ------
+        InvalidKeyError
+            The prefix is malformed (raised at once).
+        StorageError
+            The backend failed.
+        """
+        validate_prefix(prefix)
+        return self._list_dirs(prefix)
+
+    async def _list_dirs(self, prefix: str) -> AsyncIterator[str]:
+        """Default: derive directories from a full listing.
+
+        Note for implementers: this reads every key under ``prefix``; override
+        it with a delimiter listing where the backend has one.
+        """
+        last: str | None = None
+        async with aclosing(self._list(prefix)) as it:
+            async for info in it:
+                rest = info.key[len(prefix) :]
+                seg, sep, _ = rest.partition("/")
+                if not sep:
+                    continue
+                d = f"{prefix}{seg}/"
+                if d != last:
+                    last = d
+                    yield d
+
     # ------------------------------------------------------------ adapter interface
     @abc.abstractmethod
     async def _put_bytes(

@@ -449,6 +449,14 @@ class StoreConformance:
         assert [i.key async for i in store.list("zzz")] == []
         assert [i.key async for i in store.list("a/b/c/d/")] == []
 
+    async def test_list_dirs(self, store: Store) -> None:
+        for k in ["d/a/1", "d/a/2", "d/a-b/x", "d/b/c/d", "d/file", "d/z/1", "e/1"]:
+            await store.put(k, b"")
+        assert [d async for d in store.list_dirs("d/")] == ["d/a-b/", "d/a/", "d/b/", "d/z/"]
+        assert [d async for d in store.list_dirs("")] == ["d/", "e/"]
+        assert [d async for d in store.list_dirs("d/b/")] == ["d/b/c/"]
+        assert [d async for d in store.list_dirs("nothing/")] == []
+
     async def test_list_empty_store(self, store: Store) -> None:
         assert [i async for i in store.list()] == []
 
