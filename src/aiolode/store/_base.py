@@ -215,7 +215,9 @@ class Store(abc.ABC):
             return b""
         return await self._get_range(key, offset, length)
 
-    def iter_bytes(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+    def iter_bytes(
+        self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
         """Stream an object as chunks of at most ``chunk_size`` bytes.
 
         The object is opened on the first iteration; wrap the iterator in
@@ -282,7 +284,7 @@ class Store(abc.ABC):
         validate_key(key)
         await self._delete(key)
 
-    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+    def list(self, prefix: str = "") -> AsyncGenerator[ObjectInfo, None]:
         """Iterate over the objects whose key starts with ``prefix``, in key order.
 
         Pages through the backend: memory stays bounded by one page whatever the
@@ -299,7 +301,7 @@ class Store(abc.ABC):
         validate_prefix(prefix)
         return self._list(prefix)
 
-    def list_dirs(self, prefix: str = "") -> AsyncIterator[str]:
+    def list_dirs(self, prefix: str = "") -> AsyncGenerator[str, None]:
         """Iterate over the distinct "directories" directly under ``prefix``.
 
         Yields full prefixes ending in ``/`` (S3 ``CommonPrefixes`` with
@@ -316,7 +318,7 @@ class Store(abc.ABC):
         validate_prefix(prefix)
         return self._list_dirs(prefix)
 
-    async def _list_dirs(self, prefix: str) -> AsyncIterator[str]:
+    async def _list_dirs(self, prefix: str) -> AsyncGenerator[str, None]:
         """Default: derive directories from a full listing.
 
         Note for implementers: this reads every key under ``prefix``; override
@@ -356,7 +358,7 @@ class Store(abc.ABC):
         """Read ``[offset, offset+length)``, short at EOF; ``length > 0``."""
 
     @abc.abstractmethod
-    def _iter_bytes(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+    def _iter_bytes(self, key: str, chunk_size: int) -> AsyncGenerator[bytes, None]:
         """Stream the object (an async generator)."""
 
     @abc.abstractmethod
@@ -368,5 +370,5 @@ class Store(abc.ABC):
         """Delete the object; missing is not an error."""
 
     @abc.abstractmethod
-    def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    def _list(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
         """Iterate over objects under ``prefix`` in key order, page by page."""

@@ -21,7 +21,7 @@ from ..types import IfMatch, ObjectInfo, PutMode
 from ._base import Store
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
 __all__ = ["MemoryStore"]
 
@@ -122,7 +122,7 @@ class MemoryStore(Store):
         await anyio.lowlevel.checkpoint()
         return self._lookup(key).data[offset : offset + length]
 
-    async def _iter_bytes(self, key: str, chunk_size: int) -> AsyncIterator[bytes]:
+    async def _iter_bytes(self, key: str, chunk_size: int) -> AsyncGenerator[bytes, None]:
         # docstring inherited
         await anyio.lowlevel.checkpoint()
         data = memoryview(self._lookup(key).data)
@@ -143,7 +143,7 @@ class MemoryStore(Store):
                 i = bisect.bisect_left(self._keys, key)
                 del self._keys[i]
 
-    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+    async def _list(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
         # docstring inherited
         after: str | None = None
         while True:
