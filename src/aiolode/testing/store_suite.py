@@ -311,7 +311,7 @@ class StoreConformance:
         it = store.iter_bytes("ic", chunk_size=1000)
         first = await it.__anext__()
         assert len(first) == 1000
-        await it.aclose()  # type: ignore[attr-defined]
+        await it.aclose()
 
     async def test_stream_put_roundtrip(self, store: Store) -> None:
         parts = [os.urandom(n) for n in (1, 1000, 65_536, 0, 3 * 1024 * 1024 + 7, 5)]
