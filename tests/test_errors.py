@@ -1,0 +1,114 @@
+"""The error tree: its shape, its builtin bases, and pickling with attributes."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import aiolode
+from aiolode import errors
+
+TREE: dict[type[Exception], list[str]] = {
+    errors.NotFoundError: [
+        "ObjectNotFoundError",
+        "DatasetNotFoundError",
+        "SnapshotNotFoundError",
+        "NoSnapshotsError",
+        "RangeMissingError",
+    ],
+    errors.ConflictError: ["ObjectExistsError", "PreconditionFailedError", "SnapshotConflictError"],
+    errors.InvalidInputError: [
+        "InvalidKeyError",
+        "InvalidRangeError",
+        "SchemaViolationError",
+        "OverlappingBlocksError",
+    ],
+    errors.UnsupportedError: [
+        "UnsupportedOperationError",
+        "CodecNotStreamableError",
+        "PartitioningNotSupportedError",
+        "DatasetsNotModeledError",
+    ],
+    errors.StorageError: ["TransientStorageError", "PermissionDeniedError"],
+    errors.FormatError: [
+        "ManifestFormatError",
+        "UnsupportedFormatVersionError",
+        "ChecksumMismatchError",
+    ],
+}
+
+
+@pytest.mark.parametrize("group", list(TREE), ids=lambda g: g.__name__)
+def test_tree_shape(group: type[Exception]) -> None:
+    assert issubclass(group, errors.AiolodeError)
+    for name in TREE[group]:
+        leaf = getattr(errors, name)
+        assert issubclass(leaf, group), name
+        assert getattr(aiolode, name) is leaf, f"{name} not re-exported at top level"
+
+
+def test_builtin_bases() -> None:
+    assert issubclass(errors.NotFoundError, LookupError)
+    assert not issubclass(errors.NotFoundError, KeyError)
+    assert issubclass(errors.InvalidInputError, ValueError)
+    # str() is the message, unquoted (unlike KeyError)
+    assert (
+        str(errors.ObjectNotFoundError("object 'a' not found", key="a")) == "object 'a' not found"
+    )
+
+
+def _all_error_classes() -> list[type[errors.AiolodeError]]:
+    out = []
+    for name in errors.__all__:
+        obj = getattr(errors, name)
+        if isinstance(obj, type) and issubclass(obj, errors.AiolodeError):
+            out.append(obj)
+    return out
+
+
+@pytest.mark.parametrize("cls", _all_error_classes(), ids=lambda c: c.__name__)
+def test_every_error_pickles_with_attributes(cls: type[errors.AiolodeError]) -> None:
+    err = cls("boom", key="k/1", dataset_id="ds", snapshot_id="s1", volume_id="v")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is cls
+    assert str(back) == "boom"
+    assert (back.key, back.dataset_id, back.snapshot_id, back.volume_id) == ("k/1", "ds", "s1", "v")
+
+
+def test_specific_attributes_pickle() -> None:
+    cases: list[tuple[errors.AiolodeError, dict[str, object]]] = [
+        (
+            errors.RangeMissingError("gap", missing=[(0, 5), (10, 2)]),
+            {"missing": [(0, 5), (10, 2)]},
+        ),
+        (errors.SnapshotConflictError("c", conflicting=["a", "b"]), {"conflicting": ["a", "b"]}),
+        (errors.OverlappingBlocksError("o", ranges=[(1, 2)]), {"ranges": [(1, 2)]}),
+        (
+            errors.ChecksumMismatchError(
+                "x", key="k", algorithm="sha256", expected="e", actual="a"
+            ),
+            {"algorithm": "sha256", "expected": "e", "actual": "a", "key": "k"},
+        ),
+        (errors.PreconditionFailedError("p", expected_etag='"1"'), {"expected_etag": '"1"'}),
+        (
+            errors.UnsupportedFormatVersionError("v", schema_name="s", format_version=9),
+            {"schema_name": "s", "format_version": 9},
+        ),
+        (errors.ManifestFormatError("m", field="files[0].size"), {"field": "files[0].size"}),
+        (errors.SchemaViolationError("s", field="ts"), {"field": "ts"}),
+    ]
+    for err, attrs in cases:
+        back = pickle.loads(pickle.dumps(err))
+        for name, value in attrs.items():
+            assert getattr(back, name) == value, (type(err).__name__, name)
+
+
+def test_chaining_is_preserved_when_raised() -> None:
+    try:
+        try:
+            raise OSError(2, "No such file")
+        except OSError as exc:
+            raise errors.ObjectNotFoundError("missing", key="a") from exc
+    except errors.ObjectNotFoundError as err:
+        assert isinstance(err.__cause__, OSError)
