@@ -105,10 +105,12 @@ def test_specific_attributes_pickle() -> None:
 
 
 def test_chaining_is_preserved_when_raised() -> None:
-    try:
+    def fail() -> None:
         try:
             raise OSError(2, "No such file")
         except OSError as exc:
             raise errors.ObjectNotFoundError("missing", key="a") from exc
-    except errors.ObjectNotFoundError as err:
-        assert isinstance(err.__cause__, OSError)
+
+    with pytest.raises(errors.ObjectNotFoundError) as ei:
+        fail()
+    assert isinstance(ei.value.__cause__, OSError)
