@@ -30,7 +30,8 @@ from::
     └── FormatError                         bytes on storage are not what we expect
         ├── ManifestFormatError             invalid manifest document (.field)
         ├── UnsupportedFormatVersionError   manifest written by a newer aiolode
-        └── ChecksumMismatchError           stored bytes do not match their digest
+        ├── ChecksumMismatchError           stored bytes do not match their digest
+        └── CorruptDataError                data file undecodable (codec/compressor)
 
 Every error carries structured attributes (``key``, ``dataset_id``,
 ``snapshot_id`` … whatever applies; ``None`` otherwise) and pickles with them,
@@ -50,6 +51,7 @@ __all__ = [
     "ChecksumMismatchError",
     "CodecNotStreamableError",
     "ConflictError",
+    "CorruptDataError",
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
     "FormatError",
@@ -324,3 +326,16 @@ class ChecksumMismatchError(FormatError):
         self.algorithm = algorithm
         self.expected = expected
         self.actual = actual
+
+
+class CorruptDataError(FormatError):
+    """A data file cannot be decoded or decompressed (corrupt, truncated, wrong format).
+
+    ``.format`` names the codec or compressor that rejected the bytes.
+    """
+
+    format: str | None
+
+    def __init__(self, message: str = "", *, format: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.format = format

@@ -1,0 +1,348 @@
+"""The Codec ABC: records to bytes and back, with statistics, whole or streamed.
+
+A codec turns records (mappings with ``str`` keys, or a ``pyarrow.Table`` /
+``RecordBatch`` where the codec is Arrow-based) into the bytes of one data file
+and back. Encoding also reports what the manifest records about the file: row
+count, per-column statistics, and the min/max of a timestamp field.
+
+Every method is synchronous and CPU-only (no I/O): the Dataset runs them in
+worker threads, never on the event loop.
+
+Timestamps (``timestamp_field=``)
+---------------------------------
+Every record must carry the field, with one of:
+
+- a :class:`datetime.datetime` (a naive one is taken as UTC) or a
+  :class:`datetime.date` (midnight UTC);
+- an ISO-8601 string accepted by :meth:`datetime.datetime.fromisoformat`
+  (``"2024-05-01T12:00:00Z"``, ``"2024-05-01 12:00:00+02:00"``; no offset means UTC);
+- a number (``int``/``float``, not ``bool``): seconds since the Unix epoch;
+- in Arrow data, a timestamp or date column, or a numeric column of epoch seconds.
+
+A record missing the field, a null, or a value of any other kind raises
+:class:`~aiolode.errors.SchemaViolationError` naming the field. The reported
+``min_timestamp``/``max_timestamp`` are UTC ISO strings with microseconds and a
+``Z`` suffix (``"2024-05-01T10:00:00.000000Z"``), the form manifests use.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
+
+import attrs
+
+from ..errors import CodecNotStreamableError, ManifestFormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Self
+
+    import pyarrow as pa
+
+__all__ = [
+    "Codec",
+    "ColumnStats",
+    "EncodedFile",
+    "EncodedTail",
+    "Records",
+    "StatValue",
+    "StreamEncoder",
+    "codec_from_name",
+    "register_codec",
+]
+
+StatValue: TypeAlias = "str | int | float | bool | None"
+"""A JSON-safe statistic: numbers, strings, booleans; timestamps and dates as
+ISO strings; ``None`` when unknown (no non-null value, or not comparable)."""
+
+Records: TypeAlias = "Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch"
+"""What ``encode``/``write`` accept: mappings, or Arrow data for every codec."""
+
+
+@attrs.frozen
+class ColumnStats:
+    """Statistics of one top-level column over one data file.
+
+    Attributes
+    ----------
+    min, max
+        Smallest and largest non-null value, JSON-safe (see :data:`StatValue`);
+        ``None`` when the column has no non-null value or its values are not
+        comparable scalars (nested, binary, mixed types).
+    null_count
+        Rows where the column is null or absent.
+    """
+
+    min: str | int | float | bool | None
+    max: str | int | float | bool | None
+    null_count: int
+
+
+@attrs.frozen
+class EncodedFile:
+    """One encoded data file and what the manifest records about it.
+
+    Attributes
+    ----------
+    data
+        The complete file bytes (before any outer compression).
+    row_count
+        Number of records encoded.
+    stats
+        Per-column statistics keyed by top-level column name, or ``None`` if the
+        codec does not compute them.
+    min_timestamp, max_timestamp
+        UTC ISO strings (``...Z``) of the ``timestamp_field`` extremes, or
+        ``None`` when no field was given or there were no rows.
+    """
+
+    data: bytes
+    row_count: int
+    stats: dict[str, ColumnStats] | None = None
+    min_timestamp: str | None = None
+    max_timestamp: str | None = None
+
+
+@attrs.frozen
+class EncodedTail:
+    """What :meth:`StreamEncoder.finish` returns: the last bytes and the totals.
+
+    Attributes
+    ----------
+    data
+        Bytes still to emit after everything :meth:`StreamEncoder.write`
+        returned (a Parquet footer, a final row group); possibly ``b""``.
+    row_count, stats, min_timestamp, max_timestamp
+        Totals over every record written, as in :class:`EncodedFile`.
+    """
+
+    data: bytes
+    row_count: int
+    stats: dict[str, ColumnStats] | None = None
+    min_timestamp: str | None = None
+    max_timestamp: str | None = None
+
+
+class StreamEncoder(abc.ABC):
+    """Incremental encoder of one data file, from :meth:`Codec.open_encoder`.
+
+    The concatenation of every :meth:`write` result and ``finish().data`` is one
+    complete file, decodable by the codec. Not thread-safe: use it from one
+    thread at a time (successive worker-thread calls are fine).
+    """
+
+    @abc.abstractmethod
+    def write(self, records: Records) -> bytes:
+        """Encode a batch; return the bytes ready to emit now (possibly ``b""``).
+
+        Memory: the batch plus whatever the codec buffers (at most about one
+        Parquet row group; nothing for JSONL).
+
+        Raises
+        ------
+        SchemaViolationError
+            A record does not fit (non-``str`` key, unserialisable value, a type
+            that does not fit the schema fixed by earlier batches, a bad
+            timestamp); ``.field`` names the column. The encoder stays usable:
+            nothing of the rejected batch was written.
+        InvalidInputError
+            The encoder is already finished.
+        """
+
+    @abc.abstractmethod
+    def finish(self) -> EncodedTail:
+        """Flush and close; return the final bytes and the totals. Call once.
+
+        Raises
+        ------
+        InvalidInputError
+            The encoder is already finished.
+        """
+
+    def abort(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release buffers without producing a file (after a failed write)."""
+
+    @property
+    @abc.abstractmethod
+    def row_count(self) -> int:
+        """Records accepted so far."""
+
+
+class Codec(abc.ABC):
+    """A record encoding. Subclass to add one, then :func:`register_codec` it.
+
+    Class attributes describe capabilities the Dataset checks once, up front:
+
+    - ``name`` is recorded in manifests and must be unique; ``extension`` (with
+      its dot) ends data-file keys;
+    - ``accepts_outer_compression`` is ``False`` for formats that compress
+      internally (Parquet): pairing them with a Compressor is refused;
+    - ``streaming``: :meth:`open_encoder` works (bounded-memory encode);
+    - ``supports_forward_stream``: :meth:`iter_decode` decodes a forward-only
+      chunk stream (JSONL, Arrow IPC);
+    - ``supports_random_access``: :meth:`iter_batches` decodes from a seekable
+      file piece by piece (Parquet row groups, Arrow IPC record batches).
+    """
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    accepts_outer_compression: ClassVar[bool] = True
+    streaming: ClassVar[bool] = True
+    supports_forward_stream: ClassVar[bool] = False
+    supports_random_access: ClassVar[bool] = False
+
+    # ---------------------------------------------------------------- options
+    @abc.abstractmethod
+    def options(self) -> dict[str, Any]:
+        """Return the JSON-safe options recorded in the manifest."""
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """Rebuild the codec from :meth:`options` (as read from a manifest).
+
+        Unknown option names are ignored so that a newer writer's extra options
+        do not make a file unreadable.
+
+        Raises
+        ------
+        ManifestFormatError
+            An option has an invalid value.
+        """
+        known = {k: v for k, v in options.items() if k in cls._option_names()}
+        try:
+            return cls(**known)
+        except (TypeError, ValueError) as exc:
+            raise ManifestFormatError(
+                f"invalid options for codec {cls.name!r}: {dict(options)!r} ({exc})",
+                field="codec_options",
+            ) from exc
+
+    @classmethod
+    def _option_names(cls) -> frozenset[str]:
+        """Names :meth:`from_options` passes to ``__init__``."""
+        return frozenset()
+
+    # ----------------------------------------------------------------- encode
+    @abc.abstractmethod
+    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+        """Encode a whole batch into one file.
+
+        Memory: the records plus the encoded file (Arrow codecs: plus one
+        columnar copy of the records).
+
+        Raises
+        ------
+        SchemaViolationError
+            A record does not fit the codec or schema, or a timestamp is missing
+            or invalid; ``.field`` names the column.
+        """
+
+    @abc.abstractmethod
+    def open_encoder(self, *, timestamp_field: str | None = None) -> StreamEncoder:
+        """Start an incremental encode of one file (see :class:`StreamEncoder`).
+
+        Raises
+        ------
+        CodecNotStreamableError
+            The codec cannot encode incrementally (``streaming`` is False).
+        """
+
+    # ----------------------------------------------------------------- decode
+    @abc.abstractmethod
+    def decode(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
+        """Decode a whole file into records (memory: the file plus the records).
+
+        Raises
+        ------
+        CorruptDataError
+            ``data`` is not a valid file of this codec.
+        """
+
+    @abc.abstractmethod
+    def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
+        """Decode a whole file into a ``pyarrow.Table``.
+
+        Raises
+        ------
+        CorruptDataError
+            ``data`` is not a valid file of this codec.
+        SchemaViolationError
+            (JSONL) the records do not form a table (inconsistent column types).
+        UnsupportedOperationError
+            pyarrow is not installed.
+        """
+
+    def iter_decode(self, chunks: Iterable[bytes]) -> Iterator[list[dict[str, Any]]]:
+        """Decode a forward-only stream of chunks (boundaries anywhere) in batches.
+
+        Memory: one chunk plus one batch of records.
+
+        Raises
+        ------
+        CodecNotStreamableError
+            The codec needs random access (``supports_forward_stream`` is False).
+        CorruptDataError
+            The stream is not a valid file of this codec (raised when reached).
+        """
+        raise CodecNotStreamableError(
+            f"codec {self.name!r} cannot decode a forward-only stream; "
+            "use iter_batches() on a seekable file"
+        )
+
+    def iter_batches(
+        self, file: BinaryIO, batch_size: int = 65536
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Decode a seekable file piece by piece (at most ``batch_size`` records each).
+
+        Memory: about one row group / record batch.
+
+        Raises
+        ------
+        CodecNotStreamableError
+            The codec has no random-access layout (``supports_random_access``).
+        CorruptDataError
+            The file is not a valid file of this codec.
+        """
+        raise CodecNotStreamableError(
+            f"codec {self.name!r} has no random-access layout; use iter_decode()"
+        )
+
+    # ------------------------------------------------------------------ dunder
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.options() == self.options()
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(sorted(self.options().items()))))
+
+
+_REGISTRY: dict[str, type[Codec]] = {}
+
+
+def register_codec(cls: type[Codec]) -> type[Codec]:
+    """Make manifests naming ``cls.name`` readable (usable as a decorator)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def codec_from_name(name: str | None, options: Mapping[str, Any] | None = None) -> Codec | None:
+    """Return the codec a manifest records (``None``: raw bytes, no codec).
+
+    Raises
+    ------
+    ManifestFormatError
+        No codec of that name is known, or its options are invalid.
+    """
+    if name is None:
+        return None
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ManifestFormatError(
+            f"unknown codec {name!r}; known: {sorted(_REGISTRY)}", field="codec"
+        ) from None
+    return cls.from_options(options or {})
