@@ -1,0 +1,120 @@
+"""Every wrapper store passes the store conformance suite over MemoryStore."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aiolode import InvalidInputError, InvalidKeyError, MemoryStore
+from aiolode.store import Store, WrapperStore
+from aiolode.testing import CountingStore, LatencyStore
+from aiolode.testing.store_suite import StoreConformance
+
+
+def _memory(store: Store) -> MemoryStore:
+    while isinstance(store, WrapperStore):
+        store = store.inner
+    assert isinstance(store, MemoryStore)
+    return store
+
+
+class _OverMemory(StoreConformance):
+    """Backdoors reach through the wrappers to the MemoryStore at the bottom."""
+
+    def wrap(self, inner: MemoryStore) -> Store:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[Store]:
+        async with self.wrap(MemoryStore(page_size=self.page_size)) as s:
+            yield s
+
+    async def raw_get(self, store: Store, key: str) -> bytes | None:
+        obj = _memory(store)._objects.get(key)
+        return None if obj is None else obj.data
+
+    async def raw_put(self, store: Store, key: str, data: bytes) -> None:
+        _memory(store)._commit(key, data, "overwrite")
+
+    async def raw_keys(self, store: Store) -> set[str]:
+        return set(_memory(store)._objects)
+
+
+class TestWrapperStore(_OverMemory):
+    def wrap(self, inner: MemoryStore) -> Store:
+        return WrapperStore(inner)
+
+
+class TestCountingStore(_OverMemory):
+    def wrap(self, inner: MemoryStore) -> Store:
+        return CountingStore(inner, record=True)
+
+
+class TestLatencyStore(_OverMemory):
+    def wrap(self, inner: MemoryStore) -> Store:
+        return LatencyStore(inner, 0.0005, jitter=0.0005, list_page_size=3, seed=1)
+
+
+class TestStackedWrappers(_OverMemory):
+    def wrap(self, inner: MemoryStore) -> Store:
+        return CountingStore(LatencyStore(WrapperStore(inner), 0.0))
+
+
+async def test_wrapper_refuses_non_store() -> None:
+    with pytest.raises(InvalidInputError):
+        WrapperStore(object())  # type: ignore[arg-type]
+
+
+async def test_wrapper_exposes_inner_and_name() -> None:
+    inner = MemoryStore()
+    w = WrapperStore(inner)
+    assert w.inner is inner
+    assert w.name == inner.name
+    assert "MemoryStore" in repr(w)
+
+
+async def test_wrapper_forwards_lifecycle() -> None:
+    events: list[str] = []
+
+    class Tracked(WrapperStore):
+        async def aopen(self) -> None:
+            events.append("open")
+            await super().aopen()
+
+        async def aclose(self) -> None:
+            events.append("close")
+            await super().aclose()
+
+    async with WrapperStore(Tracked(MemoryStore())) as w:
+        await w.put("k", b"v")
+    assert events == ["open", "close"]
+
+
+async def test_subclass_intercepts_and_inner_validates() -> None:
+    """A subclass hook sees the call; the inner store validates what it forwards."""
+
+    class Renaming(WrapperStore):
+        async def _get(self, key: str) -> bytes:
+            return await super()._get(f"renamed/{key}")
+
+        async def _delete(self, key: str) -> None:
+            await super()._delete(f"../{key}")  # the inner store's validation refuses it
+
+    inner = MemoryStore()
+    await inner.put("renamed/a", b"payload")
+    w = Renaming(inner)
+    assert await w.get("a") == b"payload"
+    with pytest.raises(InvalidKeyError):
+        await w.delete("a")
+    assert await inner.exists("renamed/a")
+
+
+async def test_list_dirs_uses_inner_delimiter_listing() -> None:
+    """list_dirs reaches the inner store as one list_dirs, not a full listing."""
+    counting = CountingStore(MemoryStore())
+    for k in ["d/a/1", "d/a/2", "d/b/1"]:
+        await counting.inner.put(k, b"")
+    w = WrapperStore(counting)
+    assert [d async for d in w.list_dirs("d/")] == ["d/a/", "d/b/"]
+    assert counting.snapshot().nonzero() == {"list_dirs": 1}
