@@ -1,0 +1,150 @@
+"""Persisted documents of a Volume: roots (one per snapshot), segment lists, segments.
+
+See ``docs/volume.md`` for the format. Three schemas, all format version 1:
+
+``aiolode.volume.root``
+    One small document per snapshot, created (create-only) at a sequence-numbered
+    key. Its presence *is* the commit. It lists the "hot" index segments inline
+    and points at one immutable :class:`VolumeSegmentList` holding the "frozen"
+    (large, never rewritten) segments, so its size is O(log B) whatever the
+    history length.
+``aiolode.volume.segment_list``
+    Immutable list of frozen segment references, shared by every snapshot until
+    another segment freezes.
+``aiolode.volume.segment``
+    Immutable, sorted, disjoint block entries stored column-wise (offsets,
+    lengths, block names, checksums): compact JSON and fast to decode.
+
+Segments can hold hundreds of thousands of entries, so they get a hand-written
+(still strict) structure hook instead of cattrs' per-element dispatch, which
+would cost seconds per million entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._converter import converter, register
+
+__all__ = ["SegmentRef", "VolumeRoot", "VolumeSegment", "VolumeSegmentList"]
+
+ROOT_SCHEMA = "aiolode.volume.root"
+SEGMENT_SCHEMA = "aiolode.volume.segment"
+SEGMENT_LIST_SCHEMA = "aiolode.volume.segment_list"
+
+
+@attrs.frozen
+class SegmentRef:
+    """A pointer from a root (or segment list) to one immutable index segment.
+
+    ``count`` is its number of blocks and ``nbytes`` the bytes they cover, so a
+    root knows its totals and the merge policy can plan without reading segments.
+    """
+
+    key: str
+    count: int
+    nbytes: int
+
+
+@attrs.frozen
+class VolumeSegmentList:
+    """The frozen segments of a volume at some point of its history (immutable)."""
+
+    volume_id: str
+    segments: tuple[SegmentRef, ...]
+
+
+@attrs.frozen
+class VolumeRoot:
+    """The commit document of one volume snapshot.
+
+    The snapshot's blocks are exactly the union of the entries of the segments
+    listed in ``frozen`` (via the segment list at ``frozen_key``) and
+    ``segments``; segments are pairwise disjoint.
+    """
+
+    volume_id: str
+    snapshot_id: str
+    sequence: int
+    parent_id: str | None
+    created_at: datetime
+    total_length: int
+    metadata: dict[str, Any]
+    commit_token: str
+    checksum: str | None
+    block_count: int
+    committed_bytes: int
+    frozen_key: str | None
+    frozen_count: int
+    segments: tuple[SegmentRef, ...]
+
+
+@attrs.frozen
+class VolumeSegment:
+    """Block entries sorted by offset, stored column-wise.
+
+    ``names`` are block object names relative to the volume's ``blocks/`` prefix;
+    ``checksums`` is ``None`` when the volume records none.
+    """
+
+    volume_id: str
+    offsets: list[int]
+    lengths: list[int]
+    names: list[str]
+    checksums: list[str] | None
+
+
+def _all_ints(values: object, field: str) -> list[int]:
+    if not isinstance(values, list):
+        raise TypeError(f"{field}: expected a list, got {type(values).__name__}")
+    # type() is exact: bools (an int subclass) are refused like the strict int hook does.
+    if not all(type(v) is int for v in values):
+        raise TypeError(f"{field}: expected a list of integers")
+    return values
+
+
+def _all_strs(values: object, field: str) -> list[str]:
+    if not isinstance(values, list):
+        raise TypeError(f"{field}: expected a list, got {type(values).__name__}")
+    if not all(type(v) is str for v in values):
+        raise TypeError(f"{field}: expected a list of strings")
+    return values
+
+
+def _structure_segment(value: Any, _: type) -> VolumeSegment:
+    if not isinstance(value, dict):
+        raise TypeError("segment: expected an object")
+    vid = value.get("volume_id")
+    if not isinstance(vid, str):
+        raise TypeError("volume_id: expected a string")
+    offsets = _all_ints(value.get("offsets"), "offsets")
+    lengths = _all_ints(value.get("lengths"), "lengths")
+    names = _all_strs(value.get("names"), "names")
+    raw_ck = value.get("checksums")
+    checksums = None if raw_ck is None else _all_strs(raw_ck, "checksums")
+    n = len(offsets)
+    if len(lengths) != n or len(names) != n or (checksums is not None and len(checksums) != n):
+        raise ValueError("offsets, lengths, names and checksums must have equal lengths")
+    return VolumeSegment(vid, offsets, lengths, names, checksums)
+
+
+def _unstructure_segment(seg: VolumeSegment) -> dict[str, Any]:
+    # The lists are already JSON-ready; copying them element-wise would dominate.
+    return {
+        "volume_id": seg.volume_id,
+        "offsets": seg.offsets,
+        "lengths": seg.lengths,
+        "names": seg.names,
+        "checksums": seg.checksums,
+    }
+
+
+converter.register_structure_hook(VolumeSegment, _structure_segment)
+converter.register_unstructure_hook(VolumeSegment, _unstructure_segment)
+
+register(ROOT_SCHEMA, 1, VolumeRoot)
+register(SEGMENT_LIST_SCHEMA, 1, VolumeSegmentList)
+register(SEGMENT_SCHEMA, 1, VolumeSegment)
