@@ -46,6 +46,10 @@ from .store import Store as Store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
 from .types import PutMode as PutMode
+from .volume import BlockRef as BlockRef
+from .volume import Volume as Volume
+from .volume import VolumeReader as VolumeReader
+from .volume import VolumeSnapshot as VolumeSnapshot
 
 __version__ = "0.1.0"
 
@@ -89,5 +93,9 @@ __all__ = [
     "UnsupportedError",
     "UnsupportedFormatVersionError",
     "UnsupportedOperationError",
+    "BlockRef",
+    "Volume",
+    "VolumeReader",
+    "VolumeSnapshot",
     "__version__",
 ]
