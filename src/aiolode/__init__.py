@@ -42,6 +42,7 @@ from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
 from .store import MemoryStore as MemoryStore
+from .store import S3Store as S3Store
 from .store import Store as Store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
@@ -84,6 +85,7 @@ __all__ = [
     "PutMode",
     "RangeMissingError",
     "Retry",
+    "S3Store",
     "SchemaViolationError",
     "SnapshotConflictError",
     "SnapshotNotFoundError",

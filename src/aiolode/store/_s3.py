@@ -1,0 +1,588 @@
+"""S3Store: S3 and S3-compatible object storage, on asyncio and trio.
+
+Conditional writes are S3's own: ``If-None-Match: *`` for create-only and
+``If-Match: <etag>`` for compare-and-swap, on PutObject and on
+CompleteMultipartUpload, so the server decides atomically. How requests reach S3
+is behind :mod:`._s3_transport` (botocore in worker threads by default, or the
+caller's aioboto3 client on asyncio); see ``docs/s3.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, NoReturn, final
+
+import anyio
+
+from .._concurrency import collapse_group
+from .._keys import validate_prefix
+from ..errors import (
+    AiolodeError,
+    ConflictError,
+    InvalidInputError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    StorageError,
+    TransientStorageError,
+)
+from ..types import IfMatch, ObjectInfo, PutMode
+from ._base import Store
+from ._s3_transport import AioTransport, S3Transport, ThreadTransport, is_async_client
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+
+__all__ = ["S3Store", "map_s3_errors"]
+
+_log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+_MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
+_MAX_PARTS = 10_000
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_PERMISSION_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "InvalidToken",
+        "ExpiredToken",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "OperationAborted",
+        "503",
+        "500",
+    }
+)
+
+
+def _translate(
+    exc: Exception, *, key: str | None, mode: PutMode | None, bucket: str
+) -> AiolodeError:
+    """Map one botocore/transport error to the aiolode tree (the only place that does)."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionError,
+        IncompleteReadError,
+        NoCredentialsError,
+        ParamValidationError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = (
+            f"S3 {exc.operation_name} on {key!r} failed: {code or status} {err.get('Message', '')}"
+        )
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"S3 bucket {bucket!r} does not exist ({exc.operation_name})", key=key
+            )
+        if status == 412 or code == "PreconditionFailed":
+            if mode == "create":
+                return ObjectExistsError(f"object {key!r} already exists", key=key)
+            if isinstance(mode, IfMatch):
+                return PreconditionFailedError(
+                    f"object {key!r} does not have etag {mode.etag!r}",
+                    key=key,
+                    expected_etag=mode.etag,
+                )
+            return ConflictError(msg, key=key)
+        if status == 409 and code == "ConditionalRequestConflict":
+            # Another conditional write to this key is in flight: we lost the race.
+            if mode == "create":
+                return ObjectExistsError(f"object {key!r} is being created concurrently", key=key)
+            if isinstance(mode, IfMatch):
+                return PreconditionFailedError(
+                    f"object {key!r} is being written concurrently",
+                    key=key,
+                    expected_etag=mode.etag,
+                )
+            return ConflictError(msg, key=key)
+        if code in _NOT_FOUND_CODES:
+            if isinstance(mode, IfMatch):
+                # S3 answers If-Match on a missing key with 404: it cannot match.
+                return PreconditionFailedError(
+                    f"object {key!r} is missing, expected etag {mode.etag!r}",
+                    key=key,
+                    expected_etag=mode.etag,
+                )
+            return ObjectNotFoundError(f"object {key!r} not found", key=key)
+        if status == 403 or code in _PERMISSION_CODES:
+            return PermissionDeniedError(msg, key=key)
+        if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
+            return TransientStorageError(msg, key=key)
+        return StorageError(msg, key=key)
+    if isinstance(exc, NoCredentialsError):
+        return PermissionDeniedError(f"no AWS credentials found: {exc}", key=key)
+    if isinstance(exc, ParamValidationError):
+        return InvalidInputError(f"invalid S3 request: {exc}", key=key)
+    if isinstance(
+        exc, ConnectionError | ReadTimeoutError | IncompleteReadError | ResponseStreamingError
+    ):
+        return TransientStorageError(f"S3 connection failed for {key!r}: {exc}", key=key)
+    if isinstance(exc, BotoCoreError):
+        return StorageError(f"S3 request for {key!r} failed: {exc}", key=key)
+    # Body reads below botocore (urllib3 or aiohttp) and socket timeouts.
+    if isinstance(exc, OSError | TimeoutError) or type(exc).__module__.split(".")[0] in {
+        "aiohttp",
+        "urllib3",
+    }:
+        return TransientStorageError(f"S3 connection failed for {key!r}: {exc!r}", key=key)
+    return StorageError(f"S3 request for {key!r} failed: {exc!r}", key=key)
+
+
+@contextlib.contextmanager
+def map_s3_errors(*, key: str | None, bucket: str, mode: PutMode | None = None) -> Iterator[None]:
+    """Translate backend errors raised inside the block, chained ``from`` the original.
+
+    aiolode errors and cancellation pass through untouched.
+
+    Raises
+    ------
+    AiolodeError
+        The mapped error (see :func:`_translate`).
+    """
+    try:
+        yield
+    except AiolodeError:
+        raise
+    except Exception as exc:
+        raise _translate(exc, key=key, mode=mode, bucket=bucket) from exc
+
+
+def _code(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return None
+
+
+def _is_leaf(err: BaseException, group: BaseExceptionGroup[BaseException]) -> bool:
+    return any(
+        e is err or (isinstance(e, BaseExceptionGroup) and _is_leaf(err, e))
+        for e in group.exceptions
+    )
+
+
+def _info(key: str, size: int, etag: str, last_modified: Any = None) -> ObjectInfo:
+    return ObjectInfo(key=key, size=int(size), etag=str(etag), last_modified=last_modified)
+
+
+def _condition(mode: PutMode) -> dict[str, str]:
+    if mode == "create":
+        return {"IfNoneMatch": "*"}
+    if isinstance(mode, IfMatch):
+        return {"IfMatch": mode.etag}
+    return {}
+
+
+@final
+class S3Store(Store):
+    """A store over one S3 bucket (and an optional key prefix).
+
+    The client lives as long as the store: it is created by ``async with store``
+    (or lazily on first use) and closed on exit. A caller-supplied ``client`` is
+    used as is and never closed. On asyncio and trio the store drives a botocore
+    client in worker threads; a caller's aioboto3/aiobotocore client is awaited
+    directly (asyncio only).
+
+    Create-only puts send ``If-None-Match: *`` and compare-and-swap puts send
+    ``If-Match``, so S3 decides atomically. Streamed puts shorter than one part
+    are a single PutObject; longer ones are multipart uploads with up to
+    ``max_concurrency`` parts in flight (memory about ``part_size * (max_concurrency
+    + 1)``), completed with the same condition, and aborted (shielded from
+    cancellation) on any failure so nothing becomes visible.
+
+    Parameters
+    ----------
+    bucket
+        The bucket; it must exist.
+    prefix
+        Key prefix inside the bucket (joined with ``/``); keys and
+        :class:`~aiolode.ObjectInfo` never include it.
+    client
+        An existing S3 client: a boto3/botocore client (any event loop) or an
+        aioboto3/aiobotocore client (asyncio only). Not closed by the store.
+    session
+        A ``boto3.Session`` to create the client from (credentials, profile).
+    endpoint_url, region_name
+        Passed to the client (``endpoint_url`` for S3-compatible servers).
+    part_size
+        Multipart part size in bytes (>= 5 MiB, S3's minimum).
+    max_concurrency
+        Parts uploaded at once per streamed put, and the size of the connection
+        pool and thread limiter of the store's own client.
+    page_size
+        Keys per ListObjectsV2 page (1..1000).
+
+    Raises
+    ------
+    InvalidInputError
+        A parameter is out of range.
+    InvalidKeyError
+        ``prefix`` is malformed.
+    """
+
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        part_size: int = 8 * MiB,
+        max_concurrency: int = 8,
+        page_size: int = 1000,
+    ) -> None:
+        if not isinstance(bucket, str) or not bucket or "/" in bucket:
+            raise InvalidInputError(f"bucket must be a non-empty name without '/', not {bucket!r}")
+        validate_prefix(prefix)
+        prefix = prefix.rstrip("/")
+        if not isinstance(part_size, int) or part_size < _MIN_PART_SIZE:
+            raise InvalidInputError(f"part_size must be an int >= 5 MiB, not {part_size!r}")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise InvalidInputError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
+        if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise InvalidInputError(f"page_size must be an int in 1..1000, not {page_size!r}")
+        if client is not None and session is not None:
+            raise InvalidInputError("pass either client or session, not both")
+        if client is not None:
+            is_async_client(client)  # validates it looks like an S3 client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        self.page_size = page_size
+        self._client = client
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._transport: S3Transport | None = None
+        self._open_lock: anyio.Lock | None = None
+
+    def __repr__(self) -> str:
+        where = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+        return f"S3Store('s3://{where}')"
+
+    # ---------------------------------------------------------------- lifecycle
+    async def aopen(self) -> None:
+        """Create the client (in a worker thread: it reads config files); idempotent.
+
+        Raises
+        ------
+        UnsupportedError
+            An aioboto3 client was supplied but the event loop is trio.
+        StorageError
+            The client could not be created.
+        """
+        await self._ensure_open()
+
+    async def _ensure_open(self) -> S3Transport:
+        if self._transport is not None:
+            return self._transport
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            if self._transport is None:
+                pool = max(self.max_concurrency, 10)
+                if self._client is None:
+                    with map_s3_errors(key=None, bucket=self.bucket):
+                        self._transport = await ThreadTransport.open(
+                            session=self._session,
+                            endpoint_url=self._endpoint_url,
+                            region_name=self._region_name,
+                            pool_size=pool,
+                        )
+                elif is_async_client(self._client):
+                    self._transport = AioTransport(self._client)
+                else:
+                    self._transport = ThreadTransport(
+                        self._client, limiter=anyio.CapacityLimiter(pool), owned=False
+                    )
+            return self._transport
+
+    async def aclose(self) -> None:
+        """Close the client if the store created it; idempotent.
+
+        Raises
+        ------
+        StorageError
+            Closing the client failed.
+        """
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            with map_s3_errors(key=None, bucket=self.bucket):
+                await transport.aclose()
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    # -------------------------------------------------------------------- keys
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _strip(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    async def _call(
+        self, op: str, key: str | None, mode: PutMode | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        transport = await self._ensure_open()
+        with map_s3_errors(key=key, bucket=self.bucket, mode=mode):
+            return await transport.call(op, Bucket=self.bucket, **kwargs)
+
+    # ------------------------------------------------------------------ writes
+    async def _put_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        body = data if isinstance(data, bytes) else bytes(data)
+        resp = await self._call(
+            "put_object", key, mode, Key=self._full(key), Body=body, **_condition(mode)
+        )
+        return _info(key, len(body), resp["ETag"])
+
+    async def _put_stream(
+        self, key: str, chunks: AsyncIterator[bytes], mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        buf = bytearray()
+        async for chunk in chunks:
+            buf += chunk
+            if len(buf) >= self.part_size:
+                return await self._multipart(key, buf, chunks, mode)
+        # Shorter than one part: one PutObject, conditions and all.
+        return await self._put_bytes(key, bytes(buf), mode)
+
+    async def _multipart(
+        self, key: str, buf: bytearray, chunks: AsyncIterator[bytes], mode: PutMode
+    ) -> ObjectInfo:
+        full = self._full(key)
+        resp = await self._call("create_multipart_upload", key, Key=full)
+        upload_id: str = resp["UploadId"]
+        try:
+            parts, total = await self._upload_parts(key, upload_id, buf, chunks)
+            done = await self._call(
+                "complete_multipart_upload",
+                key,
+                mode,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **_condition(mode),
+            )
+        except BaseException:
+            # Nothing may become visible, whatever happened (cancellation included).
+            with anyio.CancelScope(shield=True):
+                await self._abort(key, upload_id)
+            raise
+        return _info(key, total, done["ETag"])
+
+    async def _upload_parts(
+        self, key: str, upload_id: str, buf: bytearray, chunks: AsyncIterator[bytes]
+    ) -> tuple[list[dict[str, Any]], int]:
+        full = self._full(key)
+        parts: list[dict[str, Any]] = []
+        total = 0
+        # Parts waiting for a slot count against memory too: a slot is taken
+        # before a part is cut, so at most max_concurrency parts exist at once.
+        slots = anyio.Semaphore(self.max_concurrency)
+
+        async def upload(number: int, data: bytes) -> None:
+            try:
+                r = await self._call(
+                    "upload_part",
+                    key,
+                    Key=full,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                )
+                parts.append({"ETag": r["ETag"], "PartNumber": number})
+            finally:
+                slots.release()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                number = 0
+
+                async def cut(data: bytes) -> None:
+                    nonlocal number, total
+                    number += 1
+                    if number > _MAX_PARTS:
+                        raise InvalidInputError(
+                            f"stream needs more than {_MAX_PARTS} parts of {self.part_size} "
+                            "bytes: raise part_size",
+                            key=key,
+                        )
+                    total += len(data)
+                    await slots.acquire()
+                    tg.start_soon(upload, number, data)
+
+                while True:
+                    while len(buf) >= self.part_size:
+                        part = bytes(buf[: self.part_size])
+                        del buf[: self.part_size]
+                        await cut(part)
+                    chunk = await anext(chunks, None)
+                    if chunk is None:
+                        break
+                    buf += chunk
+                if buf:
+                    await cut(bytes(buf))
+                    buf.clear()
+        except BaseExceptionGroup as eg:
+            err = collapse_group(eg)
+            if _is_leaf(err, eg):
+                # Keep the leaf's own chain (e.g. the botocore error behind it).
+                raise err  # noqa: B904
+            raise err from eg
+        parts.sort(key=lambda p: p["PartNumber"])
+        return parts, total
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            await self._call("abort_multipart_upload", key, Key=self._full(key), UploadId=upload_id)
+        except AiolodeError as exc:
+            # The original failure matters more; a bucket lifecycle rule should
+            # reap uploads we could not abort.
+            _log.warning("could not abort multipart upload %s of %r: %s", upload_id, key, exc)
+
+    # ------------------------------------------------------------------- reads
+    async def _get(self, key: str) -> bytes:
+        # docstring inherited
+        transport = await self._ensure_open()
+        resp = await self._call("get_object", key, Key=self._full(key))
+        body = resp["Body"]
+        try:
+            with map_s3_errors(key=key, bucket=self.bucket):
+                return await transport.read(body)
+        finally:
+            with anyio.CancelScope(shield=True), map_s3_errors(key=key, bucket=self.bucket):
+                await transport.close_body(body)
+
+    async def _get_range(self, key: str, offset: int, length: int) -> bytes:
+        # docstring inherited
+        transport = await self._ensure_open()
+        try:
+            resp = await self._call(
+                "get_object",
+                key,
+                Key=self._full(key),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )
+        except StorageError as exc:
+            # S3 answers 416 InvalidRange when offset >= size (the key exists:
+            # a missing key is NoSuchKey, mapped to ObjectNotFoundError above).
+            if _code(exc) == "InvalidRange":
+                return b""
+            raise
+        body = resp["Body"]
+        try:
+            with map_s3_errors(key=key, bucket=self.bucket):
+                data = await transport.read(body)
+        finally:
+            with anyio.CancelScope(shield=True), map_s3_errors(key=key, bucket=self.bucket):
+                await transport.close_body(body)
+        if "ContentRange" not in resp:
+            # A server that ignored Range sent the whole object.
+            data = data[offset : offset + length]
+        return data
+
+    async def _iter_bytes(self, key: str, chunk_size: int) -> AsyncGenerator[bytes, None]:
+        # docstring inherited
+        transport = await self._ensure_open()
+        resp = await self._call("get_object", key, Key=self._full(key))
+        body = resp["Body"]
+        try:
+            while True:
+                with map_s3_errors(key=key, bucket=self.bucket):
+                    chunk = await transport.read(body, chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            # Also runs when the consumer stops early (aclose): free the connection.
+            with anyio.CancelScope(shield=True), map_s3_errors(key=key, bucket=self.bucket):
+                await transport.close_body(body)
+
+    async def _head(self, key: str) -> ObjectInfo:
+        # docstring inherited
+        resp = await self._call("head_object", key, Key=self._full(key))
+        return _info(key, resp["ContentLength"], resp["ETag"], resp.get("LastModified"))
+
+    async def _delete(self, key: str) -> None:
+        # docstring inherited: S3 answers 204 for a missing key too.
+        await self._call("delete_object", key, Key=self._full(key))
+
+    # ----------------------------------------------------------------- listing
+    def _full_prefix(self, prefix: str) -> str:
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    async def _pages(self, prefix: str, **extra: Any) -> AsyncGenerator[dict[str, Any], None]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "Prefix": self._full_prefix(prefix),
+                "MaxKeys": self.page_size,
+                **extra,
+            }
+            if token is not None:
+                kwargs["ContinuationToken"] = token
+            page = await self._call("list_objects_v2", prefix or None, **kwargs)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+            if not token:
+                self._bad_listing(prefix)
+
+    def _bad_listing(self, prefix: str) -> NoReturn:
+        raise StorageError(
+            f"S3 listing of {prefix!r} is truncated but has no continuation token", key=prefix
+        )
+
+    async def _list(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+        # docstring inherited
+        async with contextlib.aclosing(self._pages(prefix)) as pages:
+            async for page in pages:
+                for obj in page.get("Contents", ()):
+                    yield _info(
+                        self._strip(obj["Key"]), obj["Size"], obj["ETag"], obj.get("LastModified")
+                    )
+
+    async def _list_dirs(self, prefix: str) -> AsyncGenerator[str, None]:
+        # docstring inherited: one delimiter listing, never every key.
+        async with contextlib.aclosing(self._pages(prefix, Delimiter="/")) as pages:
+            async for page in pages:
+                for cp in page.get("CommonPrefixes", ()):
+                    yield self._strip(cp["Prefix"])
