@@ -1,0 +1,9 @@
+"""Datasets: append-only histories of immutable snapshots with a lock-free commit engine."""
+
+from __future__ import annotations
+
+from ._dataset import Dataset as Dataset
+from ._snapshot import Snapshot as Snapshot
+from ._write import BlobWriter as BlobWriter
+
+__all__ = ["BlobWriter", "Dataset", "Snapshot"]
