@@ -8,7 +8,15 @@ import pytest
 
 from aiolode import InvalidInputError, InvalidKeyError, MemoryStore
 from aiolode.store import Store, WrapperStore
-from aiolode.testing import CountingStore, LatencyStore
+from aiolode.testing import (
+    Call,
+    CountingStore,
+    Delay,
+    FaultInjectingStore,
+    Hook,
+    LatencyStore,
+    Rule,
+)
 from aiolode.testing.store_suite import StoreConformance
 
 
@@ -54,6 +62,26 @@ class TestCountingStore(_OverMemory):
 class TestLatencyStore(_OverMemory):
     def wrap(self, inner: MemoryStore) -> Store:
         return LatencyStore(inner, 0.0005, jitter=0.0005, list_page_size=3, seed=1)
+
+
+async def _noop(call: Call) -> None:
+    pass
+
+
+class TestFaultInjectingStore(_OverMemory):
+    """Rules that fire on every call but change nothing, and one that never fires."""
+
+    def wrap(self, inner: MemoryStore) -> Store:
+        return FaultInjectingStore(
+            inner,
+            [
+                Rule(action=Delay(0)),
+                Rule(action=Hook(_noop)),
+                Rule(action=Hook(_noop, when="after")),
+                Rule(key="\x00 no key matches this"),
+            ],
+            seed=0,
+        )
 
 
 class TestStackedWrappers(_OverMemory):

@@ -3,6 +3,8 @@
 - :class:`CountingStore` counts the calls and bytes that reach a store, for
   cost-contract tests ("a warm write makes at most 3 calls beyond its data").
 - :class:`LatencyStore` adds a round-trip time to every call.
+- :class:`FaultInjectingStore` fails, delays, truncates or corrupts the calls
+  that match its :class:`Rule` s (see :mod:`aiolode.testing.faults`).
 - :mod:`aiolode.testing.store_suite` holds :class:`~aiolode.testing.store_suite.StoreConformance`,
   the conformance suite every store adapter must pass (import it from there:
   it needs pytest).
@@ -18,5 +20,38 @@ from ._counting import StoreCounts as StoreCounts
 from ._latency import LatencyStore as LatencyStore
 from ._ops import OPS as OPS
 from ._ops import Op as Op
+from .faults import READ_OPS as READ_OPS
+from .faults import Action as Action
+from .faults import Call as Call
+from .faults import Corrupt as Corrupt
+from .faults import Delay as Delay
+from .faults import ErrorSpec as ErrorSpec
+from .faults import Fail as Fail
+from .faults import FaultInjectingStore as FaultInjectingStore
+from .faults import Hook as Hook
+from .faults import LoggedCall as LoggedCall
+from .faults import LoseAck as LoseAck
+from .faults import Rule as Rule
+from .faults import Truncate as Truncate
 
-__all__ = ["OPS", "CountingStore", "LatencyStore", "Measurement", "Op", "StoreCounts"]
+__all__ = [
+    "OPS",
+    "READ_OPS",
+    "Action",
+    "Call",
+    "Corrupt",
+    "CountingStore",
+    "Delay",
+    "ErrorSpec",
+    "Fail",
+    "FaultInjectingStore",
+    "Hook",
+    "LatencyStore",
+    "LoggedCall",
+    "LoseAck",
+    "Measurement",
+    "Op",
+    "Rule",
+    "StoreCounts",
+    "Truncate",
+]
