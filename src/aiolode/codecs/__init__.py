@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._arrow import ArrowIPC as ArrowIPC
 from ._base import Codec as Codec
 from ._base import ColumnStats as ColumnStats
 from ._base import EncodedFile as EncodedFile
@@ -11,12 +12,17 @@ from ._base import StatValue as StatValue
 from ._base import StreamEncoder as StreamEncoder
 from ._base import codec_from_name as codec_from_name
 from ._base import register_codec as register_codec
+from ._jsonl import JSONL as JSONL
+from ._parquet import Parquet as Parquet
 
 __all__ = [
+    "JSONL",
+    "ArrowIPC",
     "Codec",
     "ColumnStats",
     "EncodedFile",
     "EncodedTail",
+    "Parquet",
     "Records",
     "StatValue",
     "StreamEncoder",
