@@ -13,10 +13,18 @@ from .checksum import MD5 as MD5
 from .checksum import SHA256 as SHA256
 from .checksum import Blake2b as Blake2b
 from .checksum import Checksum as Checksum
+from .codecs import JSONL as JSONL
+from .codecs import ArrowIPC as ArrowIPC
+from .codecs import Codec as Codec
+from .codecs import Parquet as Parquet
+from .compression import Compressor as Compressor
+from .compression import Gzip as Gzip
+from .compression import Zstd as Zstd
 from .errors import AiolodeError as AiolodeError
 from .errors import ChecksumMismatchError as ChecksumMismatchError
 from .errors import CodecNotStreamableError as CodecNotStreamableError
 from .errors import ConflictError as ConflictError
+from .errors import CorruptDataError as CorruptDataError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetsNotModeledError as DatasetsNotModeledError
 from .errors import FormatError as FormatError
@@ -55,6 +63,14 @@ from .volume import VolumeSnapshot as VolumeSnapshot
 __version__ = "0.1.0"
 
 __all__ = [
+    "JSONL",
+    "ArrowIPC",
+    "Codec",
+    "Parquet",
+    "Compressor",
+    "Gzip",
+    "Zstd",
+    "CorruptDataError",
     "CRC32",
     "MD5",
     "SHA256",
