@@ -49,9 +49,11 @@ from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
 from .store import Store as Store
+from .store import open_store as open_store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
 from .types import PutMode as PutMode
@@ -82,6 +84,7 @@ __all__ = [
     "ConflictError",
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
+    "FileStore",
     "FormatError",
     "IfMatch",
     "InvalidInputError",
@@ -116,4 +119,5 @@ __all__ = [
     "VolumeReader",
     "VolumeSnapshot",
     "__version__",
+    "open_store",
 ]
