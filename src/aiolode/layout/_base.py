@@ -245,9 +245,10 @@ class TemplateLayout(Layout):
     ``"{network}/{era}/{version}/{table}/range={start}-{end}/"``.
 
     Each ``{name}`` is a partition key. Values are percent-encoded: letters,
-    digits and ``_`` stay, and so do ``- . ~`` unless the template uses them as
-    literal text; everything else becomes ``%XX``. A value can therefore never
-    contain ``/`` or a literal of the template, and parsing is unambiguous.
+    digits and ``_ - . ~`` stay, except a character that ends a placeholder in
+    the template (``-`` in ``range={start}-{end}``); everything else becomes
+    ``%XX``. A value can therefore never contain ``/`` nor the text that ends
+    it, and parsing is unambiguous.
     Empty values are refused (they could create an empty path segment), and
     a value made only of dots is escaped whole (never ``.`` or ``..``).
 
@@ -282,6 +283,9 @@ class TemplateLayout(Layout):
                     f"template {template!r}: placeholders must be separated by literal text"
                 )
         literal_chars = set("".join(literals))
+        # Parsing stays unambiguous if no value can contain the character that
+        # ends it: the first literal character after each placeholder.
+        terminators = {lit[0] for lit in literals[1:] if lit}
         if literal_chars & {"%", "{", "}"}:
             raise InvalidInputError(f"template {template!r} has a stray '%', '{{' or '}}'")
         for seg in template[:-1].split("/"):
@@ -290,7 +294,7 @@ class TemplateLayout(Layout):
         self.template = template
         self.name = name
         self.partition_keys = tuple(keys)
-        self._safe = frozenset((_ALNUM | {"_", "-", ".", "~"}) - literal_chars)
+        self._safe = frozenset((_ALNUM | {"_", "-", ".", "~"}) - terminators)
         token = "(?:[" + re.escape("".join(sorted(self._safe))) + "]|%[0-9A-F]{2})+"
         pattern = ""
         for i, part in enumerate(_PLACEHOLDER.split(template)):
