@@ -20,6 +20,9 @@ from .codecs import Parquet as Parquet
 from .compression import Compressor as Compressor
 from .compression import Gzip as Gzip
 from .compression import Zstd as Zstd
+from .dataset import BlobWriter as BlobWriter
+from .dataset import Dataset as Dataset
+from .dataset import Snapshot as Snapshot
 from .errors import AiolodeError as AiolodeError
 from .errors import ChecksumMismatchError as ChecksumMismatchError
 from .errors import CodecNotStreamableError as CodecNotStreamableError
@@ -49,6 +52,13 @@ from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .layout import DefaultLayout as DefaultLayout
+from .layout import FlatLayout as FlatLayout
+from .layout import HiveLayout as HiveLayout
+from .layout import Layout as Layout
+from .layout import TemplateLayout as TemplateLayout
+from .manifest import FileRef as FileRef
+from .manifest import Manifest as Manifest
 from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
@@ -65,6 +75,16 @@ from .volume import VolumeSnapshot as VolumeSnapshot
 __version__ = "0.1.0"
 
 __all__ = [
+    "Manifest",
+    "FileRef",
+    "TemplateLayout",
+    "Layout",
+    "HiveLayout",
+    "FlatLayout",
+    "DefaultLayout",
+    "Snapshot",
+    "Dataset",
+    "BlobWriter",
     "JSONL",
     "ArrowIPC",
     "Codec",

@@ -4,5 +4,9 @@ from __future__ import annotations
 
 from ._converter import decode as decode
 from ._converter import encode as encode
+from ._dataset import ColumnStats as ColumnStats
+from ._dataset import CommitRecord as CommitRecord
+from ._dataset import FileRef as FileRef
+from ._dataset import Manifest as Manifest
 
-__all__ = ["decode", "encode"]
+__all__ = ["ColumnStats", "CommitRecord", "FileRef", "Manifest", "decode", "encode"]
