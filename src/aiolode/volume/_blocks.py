@@ -142,28 +142,24 @@ class Run:
 
     @classmethod
     def merge(cls, runs: Sequence[Run], key_prefix: str) -> Run:
-        """Merge disjoint runs into one sorted run. O(n log k) for k runs."""
+        """Merge disjoint runs into one sorted run. O(n log n) in C (timsort on runs).
+
+        Timsort finds the pre-sorted runs, so this is close to a linear k-way
+        merge, and it runs in C: several times faster than :func:`heapq.merge`.
+        """
         with_ck = all(r.checksums is not None for r in runs)
-        streams = [
-            zip(
-                r.offsets,
-                r.lengths,
-                r.names,
-                r.checksums if r.checksums is not None else [""] * r.count,
-                strict=True,
-            )
-            for r in runs
-        ]
-        offsets: list[int] = []
-        lengths: list[int] = []
-        names: list[str] = []
-        cks: list[str] = []
-        for off, ln, name, ck in heapq.merge(*streams):
-            offsets.append(off)
-            lengths.append(ln)
-            names.append(name)
-            cks.append(ck)
-        return cls(offsets, lengths, names, cks if with_ck else None, key_prefix)
+        offsets = [o for r in runs for o in r.offsets]
+        lengths = [x for r in runs for x in r.lengths]
+        names = [x for r in runs for x in r.names]
+        cks = [x for r in runs for x in r.checksums] if with_ck else None  # type: ignore[union-attr]
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        return cls(
+            [offsets[i] for i in order],
+            [lengths[i] for i in order],
+            [names[i] for i in order],
+            None if cks is None else [cks[i] for i in order],
+            key_prefix,
+        )
 
 
 def lookup(runs: Iterable[Run], offset: int, length: int) -> tuple[list[Piece], list[Range]]:

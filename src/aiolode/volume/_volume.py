@@ -278,6 +278,9 @@ class Volume:
         self._runs: dict[str, Run] = {}
         self._lists: dict[str, tuple[SegmentRef, ...]] = {}
         self._commit_lock: anyio.Lock | None = None
+        # frozen-list key -> all its frozen segments merged into one run, so a
+        # lookup is one binary search there plus one per hot segment.
+        self._frozen_merged: OrderedDict[str, Run] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Volume({self._id!r}, {self._store!r}, total_length={self._total})"
@@ -382,6 +385,14 @@ class Volume:
             raise InvalidInputError(
                 f"volume {self._id!r} has total_length {root.total_length}, "
                 f"this Volume object was opened with {self._total}",
+                volume_id=self._id,
+            )
+        mine = self._checksum.name if self._checksum else None
+        if root.checksum != mine:
+            # Mixing blocks with and without digests would silently drop verification.
+            raise InvalidInputError(
+                f"volume {self._id!r} records checksum {root.checksum!r}, "
+                f"this Volume object was opened with {mine!r}",
                 volume_id=self._id,
             )
         return root
@@ -832,7 +843,7 @@ class Volume:
     def _raise_overlaps(self, base: _State | None, new: list[BlockRef]) -> None:
         if base is None:
             return
-        clash = find_overlaps(base.runs, new)
+        clash = find_overlaps(self._search_runs(base), new)
         if clash:
             raise OverlappingBlocksError(
                 f"blocks overlap data committed by snapshot {base.snapshot.id}: {clash}",
@@ -949,6 +960,7 @@ class Volume:
         """
         self._check_read_range(offset, length)
         state = await self._state_for(snapshot_id)
+        await self._prepare_search(state)
         return await self._read_runs(state, offset, length)
 
     def _check_read_range(self, offset: object, length: object) -> None:
@@ -961,8 +973,32 @@ class Volume:
                 volume_id=self._id,
             )
 
+    def _search_runs(self, state: _State) -> tuple[Run, ...]:
+        key = state.root.frozen_key
+        merged = self._frozen_merged.get(key) if key else None
+        if merged is None:
+            return state.runs
+        return (merged, *state.hot_runs)
+
+    async def _prepare_search(self, state: _State) -> None:
+        """Merge the snapshot's frozen segments once (shared by later snapshots).
+
+        Frozen segments only change when one more freezes (every >= FREEZE_AT
+        blocks), so the O(B) merge, done in a worker thread, is amortised over
+        at least that many committed blocks.
+        """
+        key = state.root.frozen_key
+        if key is None or len(state.frozen_runs) < 2 or key in self._frozen_merged:
+            return
+        runs = state.frozen_runs
+        prefix = self._blocks_prefix
+        merged = await anyio.to_thread.run_sync(lambda: Run.merge(runs, prefix))
+        self._frozen_merged[key] = merged
+        while len(self._frozen_merged) > 2:
+            self._frozen_merged.popitem(last=False)
+
     def _pieces(self, state: _State, offset: int, length: int) -> list[Piece]:
-        pieces, missing = lookup(state.runs, offset, length)
+        pieces, missing = lookup(self._search_runs(state), offset, length)
         if missing:
             raise RangeMissingError(
                 f"volume {self._id!r} snapshot {state.snapshot.id} is missing {missing}",
@@ -1059,6 +1095,7 @@ class Volume:
             state = self._head
         else:
             state = await self._state_for(snapshot_id)
+        await self._prepare_search(state)
         yield VolumeReader(
             self, state, page_size=page_size, cache_pages=cache_pages, read_ahead=read_ahead
         )
