@@ -206,17 +206,19 @@ class CommitLog:
         StorageError
             The store failed.
         """
+        probe = True
         if not self.warm:
             hint = await self._read_hint()
             if hint is not None:
                 self.remember(hint)
-            else:
+            elif await self.fetch(self.head_seq + 1) is not None:
+                # No usable hint and a non-empty log: O(log n) probes, not O(n).
                 last = await self._gallop()
                 if last > self.head_seq:
-                    rec = await self.fetch(last)
-                    if rec is None:  # deleted under us: fall back to probing
-                        last = self.head_seq
-        while True:
+                    await self.fetch(last)
+            else:
+                probe = False  # the probe just happened: nothing after the head
+        while probe:
             nxt = await self.fetch(self.head_seq + 1)
             if nxt is None:
                 break

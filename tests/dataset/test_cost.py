@@ -1,0 +1,182 @@
+"""Cost contract: store calls per public method, asserted with a CountingStore.
+
+The documented table is docs/cost.md; these tests keep it honest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import aiolode
+from aiolode import Dataset
+from aiolode.manifest import CommitRecord, Manifest, encode
+from aiolode.testing import CountingStore
+
+
+def _fake_history(store: aiolode.MemoryStore, ds: Dataset, n: int) -> list[bytes]:
+    """Commit records 1..n straight into the store (fast setup for long histories)."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    prefix = ds.layout.log_prefix(ds.id)
+    parent = None
+    last = b""
+    for seq in range(1, n + 1):
+        sid = f"{seq:016d}-0000"
+        when = start + timedelta(seconds=seq)
+        m = Manifest(
+            dataset_id=ds.id,
+            snapshot_id=sid,
+            parent_id=parent,
+            created_at=when,
+            metadata={"seq": seq},
+            files=[],
+            row_count=None,
+            codec=None,
+            compressor=None,
+            layout=ds.layout.describe(),
+            commit_token=f"t{seq}",
+        )
+        last = encode(
+            CommitRecord(dataset_id=ds.id, seq=seq, token=f"t{seq}", created_at=when, snapshots=[m])
+        )
+        store._commit(f"{prefix}{seq:016d}.json", last, "create")
+        parent = sid
+    return [last]
+
+
+async def _history(n: int, *, hint: bool = True) -> tuple[CountingStore, Dataset]:
+    mem = aiolode.MemoryStore()
+    ds = Dataset("d", mem)
+    [last] = _fake_history(mem, ds, n)
+    if hint:
+        await mem.put(ds.layout.log_prefix("d") + "_latest.json", last, mode="overwrite")
+    counting = CountingStore(mem)
+    return counting, Dataset("d", counting)
+
+
+async def test_warm_write_is_data_plus_two() -> None:
+    counting = CountingStore(aiolode.MemoryStore())
+    ds = Dataset("d", counting)
+    await ds.write(b"first")  # warms the object
+    with counting.measure() as m:
+        await ds.write(b"second")
+    # One data put, then the commit record put and the hint put.
+    assert m.counts.nonzero() == {"put": 3}, m.counts
+
+
+async def test_warm_partitioned_write() -> None:
+    counting = CountingStore(aiolode.MemoryStore())
+    ds = Dataset("d", counting, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
+    await ds.write([{"p": "a"}])
+    with counting.measure() as m:
+        await ds.write([{"p": str(i % 5)} for i in range(50)])
+    assert m.counts.nonzero() == {"put": 5 + 2}, m.counts
+
+
+async def test_cold_write_adds_two_gets() -> None:
+    mem = aiolode.MemoryStore()
+    await Dataset("d", mem).write(b"x")
+    counting = CountingStore(mem)
+    ds = Dataset("d", counting)
+    with counting.measure() as m:
+        await ds.write(b"y")
+    # Hint get + probe of the next seq, then data + record + hint puts.
+    assert m.counts.nonzero() == {"get": 2, "put": 3}, m.counts
+
+
+async def test_first_write_of_new_dataset() -> None:
+    counting = CountingStore(aiolode.MemoryStore())
+    ds = Dataset("d", counting)
+    with counting.measure() as m:
+        await ds.write(b"y")
+    # Hint (missing) + seq 1 probe (missing), data + record + hint puts.
+    assert m.counts.nonzero() == {"get": 2, "put": 3}, m.counts
+
+
+@pytest.mark.parametrize("n", [1, 1_000, 10_000])
+async def test_latest_cost_independent_of_history(n: int) -> None:
+    counting, ds = await _history(n)
+    with counting.measure() as cold:
+        snap = await ds.latest()
+    assert snap.id == f"{n:016d}-0000"
+    assert cold.counts.nonzero() == {"get": 2}, cold.counts
+    with counting.measure() as warm:
+        assert (await ds.latest()).id == snap.id
+    assert warm.counts.nonzero() == {"get": 1}, warm.counts
+
+
+async def test_latest_follows_a_stale_hint() -> None:
+    mem = aiolode.MemoryStore()
+    writer = Dataset("d", mem)
+    await writer.write(b"1")
+    hint = await mem.get(writer.layout.log_prefix("d") + "_latest.json")
+    await writer.write(b"2")
+    await writer.write(b"3")
+    await mem.put(writer.layout.log_prefix("d") + "_latest.json", hint, mode="overwrite")
+    counting = CountingStore(mem)
+    ds = Dataset("d", counting)
+    with counting.measure() as m:
+        assert (await ds.latest()).metadata == {}
+        assert (await ds.latest()).id == "0000000000000003-0000"
+    # hint, then 2, 3 and the missing 4; then one warm probe.
+    assert m.counts.nonzero() == {"get": 5}, m.counts
+
+
+@pytest.mark.parametrize("hint", [None, b"{not json", b'{"schema_name":"x","format_version":1}'])
+async def test_missing_or_corrupt_hint_is_logarithmic(hint: bytes | None) -> None:
+    n = 1_000
+    mem = aiolode.MemoryStore()
+    ds0 = Dataset("d", mem)
+    _fake_history(mem, ds0, n)
+    if hint is not None:
+        await mem.put(ds0.layout.log_prefix("d") + "_latest.json", hint, mode="overwrite")
+    counting = CountingStore(mem)
+    ds = Dataset("d", counting)
+    with counting.measure() as m:
+        assert (await ds.latest()).id == f"{n:016d}-0000"
+    # Gallop to 1024 (11 probes) + binary search back (<= 10) + reads: O(log n).
+    assert m.counts.total_calls <= 26, m.counts
+    assert m.counts["list"] == 0
+
+
+async def test_snapshot_and_read_costs() -> None:
+    counting, ds = await _history(50)
+    with counting.measure() as m:
+        s = await ds.snapshot("0000000000000025-0000")
+    assert m.counts.nonzero() == {"get": 1}, m.counts
+    with counting.measure() as m2:
+        await ds.snapshot("0000000000000025-0000")
+    assert m2.counts.total_calls == 0, m2.counts  # records are immutable: cached
+    assert s.metadata == {"seq": 25}
+
+
+async def test_read_cost() -> None:
+    mem = aiolode.MemoryStore()
+    w = Dataset("d", mem, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
+    s = await w.write([{"p": str(i % 3), "v": i} for i in range(9)])
+    counting = CountingStore(mem)
+    ds = Dataset("d", counting)
+    with counting.measure() as m:
+        rows = await ds.read(s.id)
+    assert len(rows) == 9
+    # The record, then one get per file.
+    assert m.counts.nonzero() == {"get": 1 + 3}, m.counts
+
+
+async def test_snapshot_as_of_is_logarithmic() -> None:
+    n = 1_000
+    counting, ds = await _history(n)
+    when = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=337, milliseconds=500)
+    with counting.measure() as m:
+        s = await ds.snapshot_as_of(when)
+    assert s.id == f"{337:016d}-0000"
+    assert m.counts.total_calls <= 2 + 11, m.counts
+
+
+async def test_snapshots_walk_never_lists() -> None:
+    counting, ds = await _history(30)
+    with counting.measure() as m:
+        ids = [s.id async for s in ds.snapshots()]
+    assert len(ids) == 30
+    assert m.counts.nonzero() == {"get": 31}, m.counts
