@@ -172,7 +172,8 @@ class ArrowIPC(Codec):
         add_table_stats(acc, table)
         sink = pa.BufferOutputStream()
         with self._new_writer(sink, table.schema) as writer:
-            writer.write_table(table, max_chunksize=FLUSH_ROWS)
+            if table.num_rows:  # no empty batch: streamed files have none either
+                writer.write_table(table, max_chunksize=FLUSH_ROWS)
         return EncodedFile(
             data=sink.getvalue().to_pybytes(),
             row_count=table.num_rows,

@@ -237,7 +237,8 @@ class Parquet(Codec):
         sink = pa.BufferOutputStream()
         writer = self._new_writer(sink, table.schema)
         try:
-            writer.write_table(table, row_group_size=self.row_group_size)
+            if table.num_rows:  # no empty row group: streamed files have none either
+                writer.write_table(table, row_group_size=self.row_group_size)
         finally:
             writer.close()
         nulls = {n: c.null_count for n, c in zip(table.schema.names, table.columns, strict=True)}

@@ -113,6 +113,11 @@ def records_to_table(records: Iterable[Any], schema: pa.Schema | None = None) ->
 
     rows = check_rows(records)
     names = _column_names(rows)
+    if rows and not names and schema is None:
+        # A columnar file cannot hold rows without columns: the count would be lost.
+        raise SchemaViolationError(
+            f"{len(rows)} record(s) have no fields; a columnar file needs at least one column"
+        )
     errors = _arrow_errors()
     if schema is not None:
         extra = [n for n in names if schema.get_field_index(n) < 0]

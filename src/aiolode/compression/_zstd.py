@@ -31,7 +31,7 @@ def _corrupt(message: str, exc: BaseException | None = None) -> CorruptDataError
 class _ZstdCompressStream:
     def __init__(self, level: int) -> None:
         zstd = _zstd()
-        self._c = zstd.ZstdCompressor(level=level).compressobj()
+        self._c = zstd.ZstdCompressor(level=level, write_checksum=True).compressobj()
         self._finish = zstd.COMPRESSOBJ_FLUSH_FINISH
 
     def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
@@ -88,6 +88,9 @@ class _ZstdDecompressStream:
 class Zstd(Compressor):
     """Zstandard compression (needs the ``zstandard`` package: ``aiolode[zstd]``).
 
+    Frames carry a content checksum (xxHash64), so corruption is reported as
+    :class:`~aiolode.errors.CorruptDataError` rather than decoded into garbage.
+
     Parameters
     ----------
     level
@@ -117,7 +120,7 @@ class Zstd(Compressor):
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes:
         # docstring inherited
-        out: bytes = _zstd().ZstdCompressor(level=self.level).compress(data)
+        out: bytes = _zstd().ZstdCompressor(level=self.level, write_checksum=True).compress(data)
         return out
 
     def decompress(self, data: bytes | bytearray | memoryview) -> bytes:
