@@ -210,7 +210,7 @@ class Committer:
         unknowns = 0
         winners: list[str] = []
         if not log.warm:
-            await log.refresh()
+            await self._refresh()
         while True:
             batch = await self._check_conflicts(batch)
             if not batch:
@@ -266,9 +266,22 @@ class Committer:
                         ),
                     )
                 return None
-            await log.refresh()
+            await self._refresh()
             if losses > 1:
                 await anyio.sleep(self.retry.delay(losses - 1))
+
+    async def _refresh(self) -> None:
+        """Read the log forward, retrying transient read errors."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.log.refresh()
+                return
+            except TransientStorageError:
+                if attempt >= self.retry.attempts:
+                    raise
+                await anyio.sleep(self.retry.delay(attempt))
 
     async def _resolve(
         self, seq: int, batch: list[PendingSnapshot], cause: BaseException | None = None
@@ -385,7 +398,7 @@ class Committer:
         log = self.log
         pseq, pidx = parse_snapshot_id(e.expected_parent, dataset_id=log.dataset_id)
         if pseq > log.head_seq:
-            await log.refresh()
+            await self._refresh()
         rec = await log.require(pseq, e.expected_parent) if pseq <= log.head_seq else None
         if rec is None or pidx >= len(rec.snapshots):
             raise SnapshotNotFoundError(

@@ -153,6 +153,7 @@ class Dataset:
             compressor=compressor,
             checksum=self._checksum,
             timestamp_field=timestamp_field,
+            retry=self._retry,
         )
         self._log = CommitLog(store, layout.log_prefix(self._id), self._id)
         self._committer = Committer(

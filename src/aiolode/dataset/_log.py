@@ -22,6 +22,7 @@ from ..errors import (
     InvalidInputError,
     ObjectNotFoundError,
     SnapshotNotFoundError,
+    TransientStorageError,
 )
 from ..manifest._converter import decode, encode
 from ..manifest._dataset import CommitRecord
@@ -163,7 +164,8 @@ class CommitLog:
     async def _read_hint(self) -> CommitRecord | None:
         try:
             data = await self.store.get(self.hint_key)
-        except ObjectNotFoundError:
+        except (ObjectNotFoundError, TransientStorageError):
+            # The hint is a shortcut: when it cannot be read, probe the records.
             return None
         try:
             rec = decode(data, CommitRecord, key=self.hint_key)

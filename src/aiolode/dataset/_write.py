@@ -17,10 +17,17 @@ import anyio.to_thread
 import attrs
 
 from .._concurrency import bounded_map, collapse_group
+from .._retry import Retry
 from ..checksum import Checksum
 from ..codecs import Codec
 from ..compression import Compressor
-from ..errors import AiolodeError, InvalidInputError, SchemaViolationError
+from ..errors import (
+    AiolodeError,
+    InvalidInputError,
+    ObjectExistsError,
+    SchemaViolationError,
+    TransientStorageError,
+)
 from ..layout import Layout
 from ..manifest._dataset import ColumnStats, FileRef
 from ..store import Store
@@ -59,6 +66,7 @@ class FileSpec:
     compressor: Compressor | None
     checksum: Checksum | None
     timestamp_field: str | None
+    retry: Retry
 
     def new_key(self, partition: Mapping[str, str]) -> str:
         """A fresh unique data-file key for ``partition``."""
@@ -76,6 +84,28 @@ class Prepared:
     row_count: int | None
     min_timestamp: str | None = None
     max_timestamp: str | None = None
+
+
+async def put_data(spec: FileSpec, key: str, body: bytes) -> None:
+    """Create-only put of a data file, retrying transient errors.
+
+    Data-file keys are unique (uuid4), so after a transient error an
+    ``ObjectExistsError`` on retry means our own earlier put landed.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await spec.store.put(key, body, mode="create")
+            return
+        except ObjectExistsError:
+            if attempt == 1:
+                raise
+            return
+        except TransientStorageError:
+            if attempt >= spec.retry.attempts:
+                raise
+            await anyio.sleep(spec.retry.delay(attempt))
 
 
 async def delete_quietly(store: Store, keys: Iterable[str]) -> None:
@@ -128,7 +158,7 @@ async def prepare_blob(spec: FileSpec, data: bytes | bytearray | memoryview) -> 
     else:
         body, digest = _finish_bytes(spec, data)
     key = spec.new_key({})
-    await spec.store.put(key, body, mode="create")
+    await put_data(spec, key, body)
     return Prepared(files=[FileRef(key=key, size=len(body), checksum=digest)], row_count=None)
 
 
@@ -224,7 +254,7 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
         key = spec.new_key(partition)
         written.append(key)
-        await spec.store.put(key, body, mode="create")
+        await put_data(spec, key, body)
         return FileRef(
             key=key,
             size=len(body),

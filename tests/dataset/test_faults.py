@@ -1,0 +1,174 @@
+"""Fault injection at every store call of the write path: failing before the
+call, and after it took effect (lost acknowledgement). Never a torn state,
+never a duplicate, never an orphaned data file."""
+
+from __future__ import annotations
+
+import itertools
+
+import anyio
+import pytest
+
+import aiolode
+from aiolode import Dataset
+from aiolode.testing import CountingStore
+from aiolode.testing.faults import Fail, FaultInjectingStore, Hook, LoseAck, Rule
+
+FAST = aiolode.Retry(attempts=6, base_delay=0.0, max_delay=0.0)
+
+
+async def _verify(mem: aiolode.MemoryStore, dataset: str = "d") -> list[aiolode.Snapshot]:
+    """The history is a linear chain; every referenced file exists; no orphans."""
+    ds = Dataset(dataset, mem)
+    snaps = [s async for s in ds.snapshots()]
+    for prev, cur in itertools.pairwise(snaps):
+        assert cur.parent_id == prev.id
+    referenced = {f.key for s in snaps for f in s.files}
+    stored = {o.key async for o in mem.list(ds.layout.data_prefix(dataset))}
+    assert stored == referenced
+    for s in snaps:
+        await ds.read(s.id)  # checksums verify, files exist
+    return snaps
+
+
+async def _write_path_calls(writer_kwargs: dict[str, object], data: object) -> list[str]:
+    """The ops a cold write makes, in order (to aim faults at each one)."""
+    mem = aiolode.MemoryStore()
+    await Dataset("d", mem, **writer_kwargs).write(data)  # type: ignore[arg-type]
+    counting = CountingStore(mem, record=True)
+    await Dataset("d", counting, **writer_kwargs).write(data)  # type: ignore[arg-type]
+    return [op for op, _ in counting.calls]
+
+
+CASES = {
+    "raw": ({"checksum": aiolode.SHA256()}, b"payload"),
+    "hive": (
+        {"codec": aiolode.JSONL(), "layout": aiolode.HiveLayout("p")},
+        [{"p": "a", "v": 1}, {"p": "b", "v": 2}],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("action", ["fail", "lose-ack"])
+async def test_single_fault_at_every_call(case: str, action: str) -> None:
+    kwargs, data = CASES[case]
+    ops = await _write_path_calls(kwargs, data)
+    # data put(s), hint get, probe get, record put, hint put
+    assert ops.count("put") == (1 if case == "raw" else 2) + 2
+    assert ops.count("get") == 2
+    for n in range(1, len(ops) + 1):
+        mem = aiolode.MemoryStore()
+        await Dataset("d", mem, **kwargs).write(data, {"tag": "old"})  # type: ignore[arg-type]
+        act = Fail() if action == "fail" else LoseAck()
+        faulty = FaultInjectingStore(mem, [Rule(op="*", nth=n, action=act)])
+        ds = Dataset("d", faulty, retry=FAST, **kwargs)  # type: ignore[arg-type]
+        snap = await ds.write(data, {"tag": "new"})
+        assert [c.injected for c in faulty.log].count(True) == 1
+        snaps = await _verify(mem)
+        assert [s.metadata["tag"] for s in snaps] == ["old", "new"], (n, action)
+        assert snaps[-1].id == snap.id
+        assert snaps[-1].manifest == snap.manifest
+
+
+async def test_persistent_commit_failure_leaves_nothing() -> None:
+    mem = aiolode.MemoryStore()
+    await Dataset("d", mem).write(b"old")
+    faulty = FaultInjectingStore(mem, [Rule(op="put", key="*/_log/0*", action=Fail())])
+    ds = Dataset("d", faulty, retry=FAST)
+    with pytest.raises(aiolode.TransientStorageError):
+        await ds.write(b"new")
+    snaps = await _verify(mem)
+    assert len(snaps) == 1
+
+
+async def test_unknown_outcome_keeps_data() -> None:
+    """Put lands, but every read to confirm it fails: the outcome is unknown, so
+    the data files stay (the commit may reference them), and latest() tells."""
+    mem = aiolode.MemoryStore()
+    await Dataset("d", mem).write(b"old")
+    faulty = FaultInjectingStore(mem)
+    ds = Dataset("d", faulty, retry=FAST)
+    await ds.latest()
+    faulty.add(
+        Rule(op="put", key="*/_log/0*", nth=1, action=LoseAck()),
+        Rule(op="get", key="*/_log/0*", action=Fail()),
+    )
+    with pytest.raises(aiolode.TransientStorageError, match="unknown outcome"):
+        await ds.write(b"new")
+    snaps = await _verify(mem)
+    assert len(snaps) == 2  # it did land, and its data file is intact
+
+
+async def test_lost_ack_then_rival_is_not_a_conflict() -> None:
+    """Our put lands but reports failure; a rival then commits after it. Our
+    retry must recognise our record by its token: success, not a conflict."""
+    mem = aiolode.MemoryStore()
+    ds0 = Dataset("d", mem, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
+    base = await ds0.write([{"p": "a"}])
+
+    async def rival(_: object) -> None:
+        await Dataset("d", mem, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p")).write(
+            [{"p": "a"}]
+        )
+
+    faulty = FaultInjectingStore(
+        mem,
+        [
+            Rule(op="put", key="*/_log/0000000000000002.json", nth=1, action=LoseAck()),
+            Rule(
+                op="put",
+                key="*/_log/0000000000000002.json",
+                nth=1,
+                action=Hook(rival, when="after"),
+            ),
+        ],
+    )
+    ds = Dataset("d", faulty, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"), retry=FAST)
+    await ds.latest()
+    snap = await ds.write([{"p": "a", "mine": True}], expected_parent=base.id)
+    assert snap.id == "0000000000000002-0000"
+    snaps = await _verify(mem)
+    assert len(snaps) == 3
+    assert sum(1 for s in snaps if s.id == snap.id) == 1
+
+
+async def test_random_faults_soak() -> None:
+    """Many writers, 10% of calls failing either way: history stays exact."""
+    mem = aiolode.MemoryStore()
+    faulty = FaultInjectingStore(
+        mem,
+        [
+            Rule(op="*", probability=0.05, action=Fail()),
+            Rule(op="*", probability=0.05, action=LoseAck()),
+        ],
+        seed=7,
+    )
+    retry = aiolode.Retry(attempts=30, base_delay=0.0, max_delay=0.0)
+    objs = [Dataset("d", faulty, retry=retry) for _ in range(3)]
+    done: list[aiolode.Snapshot] = []
+    failed = 0
+
+    async def worker(ds: Dataset, w: int) -> None:
+        nonlocal failed
+        for i in range(15):
+            try:
+                done.append(await ds.write(b"%d" % i, {"w": w, "i": i}))
+            except aiolode.TransientStorageError:
+                failed += 1
+
+    async with anyio.create_task_group() as tg:
+        for w, ds in enumerate(objs):
+            for k in range(2):
+                tg.start_soon(worker, ds, w * 10 + k)
+    faulty.clear()
+    ds = Dataset("d", mem)
+    snaps = [s async for s in ds.snapshots()]
+    for prev, cur in itertools.pairwise(snaps):
+        assert cur.parent_id == prev.id
+    tags = [(s.metadata["w"], s.metadata["i"]) for s in snaps]
+    assert len(tags) == len(set(tags))  # never committed twice
+    assert {s.id for s in done} <= {s.id for s in snaps}  # every success is real
+    assert len(snaps) >= len(done)
+    for s in snaps:
+        assert await ds.read(s.id) == b"%d" % s.metadata["i"]
