@@ -110,34 +110,39 @@ async def build(vol: Volume, n: int) -> None:
 
 async def measure_commits(
     vol: Volume, counting: CountingStore, start: int, commits: int
-) -> tuple[list[float], list[int], list[int]]:
+) -> tuple[list[float], list[float], list[int], list[int]]:
     lat: list[float] = []
+    cpu: list[float] = []
     written: list[int] = []
     calls: list[int] = []
     for j in range(commits):
         refs = fake_refs(vol, start + j, 1)
         with counting.measure() as m:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             await vol.commit(refs)
             lat.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         written.append(m.counts.bytes_written)
         calls.append(m.counts.total_calls)
-    return lat, written, calls
+    return lat, cpu, written, calls
 
 
 async def bench_commit(sizes: list[int], commits: int, latency_sizes: list[int]) -> dict[int, Any]:
     print("### Commit one block vs blocks already committed\n")
     print(
-        f"{commits} consecutive one-block commits per size; latency in ms, bytes written "
+        f"{commits} consecutive one-block commits per size; wall latency in ms, process CPU "
+        "ms (excludes time preempted by other processes on a shared machine), bytes written "
         "per commit (segment + root + hint, plus amortised merges).\n"
     )
     print(
-        "| committed blocks | store | median ms | p99 ms | max ms | median bytes "
-        "| p99 bytes | max bytes | calls/commit | median ratio vs 10 |"
+        "| committed blocks | store | median ms | p99 ms | max ms | CPU median ms | CPU p99 ms "
+        "| median bytes | p99 bytes | max bytes | calls/commit | ratio vs 10: median, p99 CPU, "
+        "median bytes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     vols: dict[int, Any] = {}
-    base: dict[str, float] = {}
+    base: dict[str, tuple[float, float, float]] = {}
     for label, lat_s, size_list in [
         ("memory", 0.0, sizes),
         ("memory + 2 ms latency", 0.002, latency_sizes),
@@ -150,14 +155,17 @@ async def bench_commit(sizes: list[int], commits: int, latency_sizes: list[int])
             vol = Volume(f"c{n}", counting, total)
             await build(Volume(f"c{n}", mem, total), n)
             await vol.latest()  # load the index once, as a long-lived writer has it
-            lat, written, calls = await measure_commits(vol, counting, n, commits)
+            lat, cpu, written, calls = await measure_commits(vol, counting, n, commits)
             med = statistics.median(lat) * 1e3
-            base.setdefault(label, med)
+            cpu99 = pct(cpu, 0.99) * 1e3
+            mbytes = statistics.median(written)
+            b = base.setdefault(label, (med, cpu99, mbytes))
             print(
                 f"| {n:,} | {label} | {med:.2f} | {pct(lat, 0.99) * 1e3:.2f} "
-                f"| {max(lat) * 1e3:.2f} | {statistics.median(written):.0f} "
-                f"| {pct([float(w) for w in written], 0.99):.0f} | {max(written)} "
-                f"| {statistics.median(calls):.0f} | {med / base[label]:.2f}x |"
+                f"| {max(lat) * 1e3:.2f} | {statistics.median(cpu) * 1e3:.2f} | {cpu99:.2f} "
+                f"| {mbytes:.0f} | {pct([float(w) for w in written], 0.99):.0f} | {max(written)} "
+                f"| {statistics.median(calls):.0f} "
+                f"| {med / b[0]:.2f}x, {cpu99 / b[1]:.2f}x, {mbytes / b[2]:.2f}x |"
             )
             if not lat_s:
                 vols[n] = (mem, total)

@@ -198,3 +198,15 @@ async def test_cancellation_at_every_store_call() -> None:
         pytest.fail("the commit never finished within 19 store calls")
     assert outcomes[0] is False  # cancelled while staging: nothing committed
     assert outcomes[-1] is True
+
+
+async def test_ambiguous_root_failure_keeps_what_a_landed_root_needs(mem: MemoryStore) -> None:
+    """The root put lands but every attempt reports failure: the caller sees the
+    error, yet the segment the landed root references must not be cleaned up."""
+    faulty = FaultInjectingStore(mem, [Rule(op="put", key="*/_log/*", action=LoseAck())])
+    vol = Volume("v", faulty, N, retry=Retry(attempts=1))
+    with pytest.raises(TransientStorageError):
+        await vol.commit([await vol.stage_write_at(0, b"abc")])
+    fresh = Volume("v", mem, N)
+    snap = await fresh.latest()
+    assert await fresh.read_at(snap.id, 0, 3) == b"abc"

@@ -508,7 +508,8 @@ class Volume:
         monotone and a search is sound; the hint only makes it short.
         """
         lo = max(await self._read_hint(), self._head.seq if self._head else 0)
-        if lo > 0 and lo not in self._states and not await self._exists(lo):
+        known = lo in self._states or (self._head is not None and self._head.seq == lo)
+        if lo > 0 and not known and not await self._exists(lo):
             lo = 0  # hint points past the truth (should not happen): search from scratch
         step = 1
         while await self._exists(lo + step):
@@ -810,20 +811,26 @@ class Volume:
             attempt += 1
             self._raise_overlaps(base, new)
             written: list[str] = []
-            committed = False
+            # "lost": provably not committed (segments may go); None: unknown.
+            outcome: str | None = "lost"
             try:
                 root, state = await self._write_index(base, new_run, meta, token, written)
+                outcome = None  # from here on the root may land even if we see an error
                 try:
                     with anyio.CancelScope(shield=True):
                         await self._put_root(root)
-                    committed = True
+                    outcome = "committed"
                 except ObjectExistsError:
                     mine = await self._read_root(root.sequence)
-                    if mine.commit_token == token:  # our put landed; its ack was lost
-                        committed = True
+                    # Our token: an earlier attempt landed and its ack was lost.
+                    outcome = "committed" if mine.commit_token == token else "lost"
+                except BaseException:
+                    outcome = await self._root_outcome(root.sequence, token)
+                    raise
             finally:
-                if not committed and written:
+                if outcome == "lost" and written:
                     await self._delete_quietly(written)
+            committed = outcome == "committed"
             if committed:
                 self._remember(state)
                 await self._write_hint(root.sequence)
@@ -839,6 +846,22 @@ class Volume:
                     volume_id=self._id,
                 )
             await anyio.sleep(self._retry.delay(attempt))
+
+    async def _root_outcome(self, seq: int, token: str) -> str | None:
+        """After a failed root put: did it land anyway? (``None`` if we cannot tell).
+
+        Deleting a segment that a landed root references would corrupt the
+        snapshot, so cleanup happens only when the answer is a definite "lost".
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                root = await self._read_root(seq)
+            except SnapshotNotFoundError:
+                return "lost"
+            except Exception:
+                return None
+            return "committed" if root.commit_token == token else "lost"
+        return None
 
     def _raise_overlaps(self, base: _State | None, new: list[BlockRef]) -> None:
         if base is None:
