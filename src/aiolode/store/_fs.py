@@ -80,6 +80,8 @@ _NAME_MAX: Final = 255
 _DIR_RETRIES: Final = 16
 # Streamed puts gather small chunks up to this size before one threaded write.
 _SPOOL_BYTES: Final = 1 << 20
+# Linux returns at most this much from one read() (MAX_RW_COUNT).
+_MAX_READ: Final = 0x7FFFF000
 
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -718,10 +720,23 @@ class FileStore(Store):
         return fd, st.st_size
 
     def _get_sync(self, key: str, dirs: Sequence[str], name: str) -> bytes:
-        fd, _ = self._open_read(key, dirs, name)
-        # FileIO.readall sizes its buffer from fstat and reads to EOF.
-        with open(fd, "rb", buffering=0) as f:
-            return f.readall()
+        fd, size = self._open_read(key, dirs, name)
+        try:
+            # Ask for one byte more than the size: on a regular file read() is short
+            # only at EOF (or at Linux's per-call cap), so one call usually does.
+            parts: list[bytes] = []
+            total = 0
+            while True:
+                want = max(size + 1 - total, 1 << 16)
+                chunk = os.read(fd, want)
+                if chunk:
+                    parts.append(chunk)
+                    total += len(chunk)
+                if len(chunk) < min(want, _MAX_READ):
+                    break
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            os.close(fd)
 
     def _get_range_sync(
         self, key: str, dirs: Sequence[str], name: str, offset: int, length: int
