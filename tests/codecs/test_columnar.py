@@ -385,3 +385,20 @@ def test_missing_pyarrow_is_a_clear_unsupported_error(monkeypatch: pytest.Monkey
             codec.encode([{"a": 1}])
         with pytest.raises(UnsupportedOperationError, match="pyarrow"):
             codec.decode(b"x")
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=IDS)
+def test_nan_is_ignored_by_float_stats(codec: Codec) -> None:
+    nan = float("nan")
+    assert codec.encode([{"f": 1.0}, {"f": nan}, {"f": -2.0}]).stats == {
+        "f": ColumnStats(min=-2.0, max=1.0, null_count=0)
+    }
+    # Only NaN: no meaningful extremes (and NaN is not JSON).
+    assert codec.encode([{"f": nan}]).stats == {"f": ColumnStats(min=None, max=None, null_count=0)}
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=IDS)
+def test_out_of_range_integers_name_the_field(codec: Codec) -> None:
+    with pytest.raises(SchemaViolationError) as ei:
+        codec.encode([{"ok": 1, "big": 2**64}])
+    assert ei.value.field == "big"
