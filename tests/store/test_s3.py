@@ -136,6 +136,18 @@ async def test_multipart_exact_part_multiple(mp_store: S3Store) -> None:
     assert await mp_store.get("mp/exact") == data
 
 
+async def test_multipart_chunks_larger_than_parts(mp_store: S3Store) -> None:
+    import array
+
+    big = _blob(2 * PART + 3)
+    words = array.array("I", _blob(400))  # a non-byte memoryview format
+    info = await mp_store.put("mp/huge", _chunks([big, memoryview(words)]))  # type: ignore[list-item]
+    data = big + words.tobytes()
+    assert info.size == len(data)
+    assert info.etag.strip('"').endswith("-3")
+    assert await mp_store.get("mp/huge") == data
+
+
 async def test_multipart_create_refuses_existing(mp_store: S3Store, s3_admin: Any) -> None:
     await mp_store.put("mp/c", b"original")
     with pytest.raises(ObjectExistsError) as ei:

@@ -202,6 +202,44 @@ def _condition(mode: PutMode) -> dict[str, str]:
     return {}
 
 
+class _PartFiller:
+    """Copies a stream of chunks into part buffers, splitting chunks across parts."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._carry: memoryview | None = None  # unread rest of the current chunk
+        self._eof = False
+
+    async def exhausted(self) -> bool:
+        """Whether the stream has no more bytes (reads ahead one chunk)."""
+        while self._carry is None:
+            if self._eof:
+                return True
+            chunk = await anext(self._chunks, None)
+            if chunk is None:
+                self._eof = True
+                return True
+            mv = memoryview(chunk)
+            if mv.format != "B" or mv.ndim != 1:
+                mv = mv.cast("B")
+            self._carry = mv if len(mv) else None
+        return False
+
+    async def fill(self, buf: bytearray) -> int:
+        """Fill ``buf`` from the stream; return the bytes written (short only at EOF)."""
+        pos = 0
+        while pos < len(buf) and not await self.exhausted():
+            carry = self._carry
+            assert carry is not None
+            n = min(len(buf) - pos, len(carry))
+            buf[pos : pos + n] = carry[:n]
+            pos += n
+            # Drop our view as soon as the chunk is used up, so the producer may
+            # reuse or resize its buffer.
+            self._carry = carry[n:] if n < len(carry) else None
+        return pos
+
+
 @final
 class S3Store(Store):
     """A store over one S3 bucket (and an optional key prefix).
@@ -365,7 +403,9 @@ class S3Store(Store):
         self, key: str, data: bytes | bytearray | memoryview, mode: PutMode
     ) -> ObjectInfo:
         # docstring inherited
-        body = data if isinstance(data, bytes) else bytes(data)
+        # botocore and aiohttp send bytes and bytearray as they are; only a
+        # memoryview needs a copy.
+        body = bytes(data) if isinstance(data, memoryview) else data
         resp = await self._call(
             "put_object", key, mode, Key=self._full(key), Body=body, **_condition(mode)
         )
@@ -375,22 +415,27 @@ class S3Store(Store):
         self, key: str, chunks: AsyncIterator[bytes], mode: PutMode
     ) -> ObjectInfo:
         # docstring inherited
-        buf = bytearray()
-        async for chunk in chunks:
-            buf += chunk
-            if len(buf) >= self.part_size:
-                return await self._multipart(key, buf, chunks, mode)
-        # Shorter than one part: one PutObject, conditions and all.
-        return await self._put_bytes(key, bytes(buf), mode)
+        filler = _PartFiller(chunks)
+        first = bytearray(self.part_size)
+        n = await filler.fill(first)
+        if n < self.part_size or await filler.exhausted():
+            # At most one part: one PutObject, conditions and all.
+            del first[n:]
+            return await self._put_bytes(key, first, mode)
+        # Hand the buffer over in a list so that no frame of ours keeps it alive
+        # after its upload: every part buffer must be freed once sent.
+        holder = [first]
+        del first
+        return await self._multipart(key, holder, filler, mode)
 
     async def _multipart(
-        self, key: str, buf: bytearray, chunks: AsyncIterator[bytes], mode: PutMode
+        self, key: str, holder: list[bytearray], filler: _PartFiller, mode: PutMode
     ) -> ObjectInfo:
         full = self._full(key)
         resp = await self._call("create_multipart_upload", key, Key=full)
         upload_id: str = resp["UploadId"]
         try:
-            parts, total = await self._upload_parts(key, upload_id, buf, chunks)
+            parts, total = await self._upload_parts(key, upload_id, holder, filler)
             done = await self._call(
                 "complete_multipart_upload",
                 key,
@@ -408,16 +453,17 @@ class S3Store(Store):
         return _info(key, total, done["ETag"])
 
     async def _upload_parts(
-        self, key: str, upload_id: str, buf: bytearray, chunks: AsyncIterator[bytes]
+        self, key: str, upload_id: str, first: list[bytearray], filler: _PartFiller
     ) -> tuple[list[dict[str, Any]], int]:
         full = self._full(key)
         parts: list[dict[str, Any]] = []
         total = 0
-        # Parts waiting for a slot count against memory too: a slot is taken
-        # before a part is cut, so at most max_concurrency parts exist at once.
+        # A slot is taken *before* a part buffer is allocated and given back when
+        # its upload ends, so at most max_concurrency part buffers ever exist:
+        # memory is part_size * max_concurrency whatever the stream's length.
         slots = anyio.Semaphore(self.max_concurrency)
 
-        async def upload(number: int, data: bytes) -> None:
+        async def upload(number: int, data: bytearray) -> None:
             try:
                 r = await self._call(
                     "upload_part",
@@ -433,10 +479,15 @@ class S3Store(Store):
 
         try:
             async with anyio.create_task_group() as tg:
-                number = 0
-
-                async def cut(data: bytes) -> None:
-                    nonlocal number, total
+                await slots.acquire()
+                buf = first.pop()  # now the only reference
+                number = 1
+                while True:
+                    total += len(buf)
+                    tg.start_soon(upload, number, buf)
+                    del buf  # the upload task owns it now: freed as soon as it is sent
+                    if await filler.exhausted():
+                        break
                     number += 1
                     if number > _MAX_PARTS:
                         raise InvalidInputError(
@@ -444,22 +495,10 @@ class S3Store(Store):
                             "bytes: raise part_size",
                             key=key,
                         )
-                    total += len(data)
                     await slots.acquire()
-                    tg.start_soon(upload, number, data)
-
-                while True:
-                    while len(buf) >= self.part_size:
-                        part = bytes(buf[: self.part_size])
-                        del buf[: self.part_size]
-                        await cut(part)
-                    chunk = await anext(chunks, None)
-                    if chunk is None:
-                        break
-                    buf += chunk
-                if buf:
-                    await cut(bytes(buf))
-                    buf.clear()
+                    buf = bytearray(self.part_size)
+                    n = await filler.fill(buf)
+                    del buf[n:]
         except BaseExceptionGroup as eg:
             err = collapse_group(eg)
             if _is_leaf(err, eg):

@@ -117,9 +117,16 @@ class ThreadTransport(S3Transport):
 
     async def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         # docstring inherited
-        result: dict[str, Any] = await self._run(
-            functools.partial(getattr(self._client, op), **kwargs)
-        )
+        # An idle anyio worker thread keeps a reference to its last job until it
+        # gets the next one. Hand the job over in a box emptied by the thread, so
+        # a finished upload_part does not pin its part buffer (memory bound).
+        box = [functools.partial(getattr(self._client, op), **kwargs)]
+        del kwargs
+
+        def run() -> Any:
+            return box.pop()()
+
+        result: dict[str, Any] = await self._run(run)
         return result
 
     async def read(self, body: Any, amt: int | None = None) -> bytes:

@@ -1,0 +1,249 @@
+"""How should S3Store reach S3 on asyncio and trio? Measure the candidates.
+
+Runs against the serialising moto server (subprocess, 127.0.0.1) and prints a
+markdown section. Contenders, all doing the same work in the same run:
+
+- ``raw aioboto3 (asyncio)``: aioboto3 client awaited directly, the anchor;
+- ``raw boto3 threads (asyncio)`` / ``(trio)``: a botocore client driven through
+  ``anyio.to_thread.run_sync`` with a CapacityLimiter;
+- ``S3Store threads (asyncio)`` / ``(trio)``: the store's default transport;
+- ``S3Store + aioboto3 client (asyncio)``: the store with a caller's aioboto3 client.
+
+Workloads: 1 KiB put ops/s, sequential and 32-way; a streamed 64 MiB put (8 MiB
+parts, 8 in flight) in MiB/s. Median of several interleaved rounds, with spread.
+
+Usage: ``.venv/bin/python benchmarks/bench_s3_transport.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from aiolode import S3Store
+from aiolode.testing.moto_server import run_moto_server
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+MiB = 1024 * 1024
+PART = 8 * MiB
+CONC = 8
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+_CFG = {
+    "request_checksum_calculation": "when_required",
+    "response_checksum_validation": "when_required",
+}
+
+
+async def _stream(total: int) -> AsyncIterator[bytes]:
+    block = os.urandom(MiB)
+    for _ in range(total // MiB):
+        yield block
+
+
+class Ops:
+    """One contender: put(key, data) and multipart(key, total)."""
+
+    put: Callable[[str, bytes], Awaitable[Any]]
+    stream: Callable[[str, int], Awaitable[Any]]
+
+
+def _boto3_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, config=Config(max_pool_connections=32, **_CFG))
+
+
+async def _raw_multipart(
+    call: Callable[..., Awaitable[Any]], bucket: str, key: str, total: int
+) -> None:
+    up = await call("create_multipart_upload", Bucket=bucket, Key=key)
+    uid = up["UploadId"]
+    parts: list[dict[str, Any]] = []
+    slots = anyio.Semaphore(CONC)
+
+    async def one(n: int, data: bytes) -> None:
+        try:
+            r = await call(
+                "upload_part", Bucket=bucket, Key=key, UploadId=uid, PartNumber=n, Body=data
+            )
+            parts.append({"ETag": r["ETag"], "PartNumber": n})
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as tg:
+        buf = bytearray()
+        n = 0
+        async for chunk in _stream(total):
+            buf += chunk
+            if len(buf) >= PART:
+                n += 1
+                await slots.acquire()
+                tg.start_soon(one, n, bytes(buf[:PART]))
+                del buf[:PART]
+        if buf:
+            n += 1
+            await slots.acquire()
+            tg.start_soon(one, n, bytes(buf))
+    parts.sort(key=lambda p: p["PartNumber"])
+    await call(
+        "complete_multipart_upload",
+        Bucket=bucket,
+        Key=key,
+        UploadId=uid,
+        MultipartUpload={"Parts": parts},
+    )
+
+
+async def _measure(ops: Ops, ops_n: int, stream_size: int, tag: str) -> dict[str, float]:
+    payload = os.urandom(1024)
+    t = time.perf_counter()
+    for i in range(ops_n):
+        await ops.put(f"{tag}/seq/{i}", payload)
+    seq = ops_n / (time.perf_counter() - t)
+
+    t = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for w in range(32):
+
+            async def worker(w: int = w) -> None:
+                for i in range(ops_n // 8):
+                    await ops.put(f"{tag}/par/{w}/{i}", payload)
+
+            tg.start_soon(worker)
+    par = 32 * (ops_n // 8) / (time.perf_counter() - t)
+
+    t = time.perf_counter()
+    await ops.stream(f"{tag}/big", stream_size)
+    mibs = stream_size / MiB / (time.perf_counter() - t)
+    return {"seq": seq, "par": par, "stream": mibs}
+
+
+async def run_contender(
+    name: str, endpoint: str, bucket: str, ops_n: int, size: int, tag: str
+) -> dict[str, float]:
+    ops = Ops()
+    if name == "raw aioboto3":
+        import aioboto3
+        from aiobotocore.config import AioConfig
+
+        async with aioboto3.Session().client(
+            "s3", endpoint_url=endpoint, config=AioConfig(max_pool_connections=32, **_CFG)
+        ) as c:
+
+            async def call(op: str, **kw: Any) -> Any:
+                return await getattr(c, op)(**kw)
+
+            ops.put = lambda k, d: c.put_object(Bucket=bucket, Key=k, Body=d)
+            ops.stream = lambda k, n: _raw_multipart(call, bucket, k, n)
+            return await _measure(ops, ops_n, size, tag)
+    if name == "raw boto3 threads":
+        c = await anyio.to_thread.run_sync(_boto3_client, endpoint)
+        lim = anyio.CapacityLimiter(32)
+
+        async def tcall(op: str, **kw: Any) -> Any:
+            return await anyio.to_thread.run_sync(
+                functools.partial(getattr(c, op), **kw), limiter=lim
+            )
+
+        ops.put = lambda k, d: tcall("put_object", Bucket=bucket, Key=k, Body=d)
+        ops.stream = lambda k, n: _raw_multipart(tcall, bucket, k, n)
+        return await _measure(ops, ops_n, size, tag)
+    if name == "S3Store threads":
+        async with S3Store(
+            bucket, endpoint_url=endpoint, part_size=PART, max_concurrency=CONC
+        ) as s:
+            ops.put = lambda k, d: s.put(k, d, mode="overwrite")
+            ops.stream = lambda k, n: s.put(k, _stream(n), mode="overwrite")
+            return await _measure(ops, ops_n, size, tag)
+    if name == "S3Store + aioboto3 client":
+        import aioboto3
+        from aiobotocore.config import AioConfig
+
+        async with (
+            aioboto3.Session().client(
+                "s3", endpoint_url=endpoint, config=AioConfig(max_pool_connections=32, **_CFG)
+            ) as c,
+            S3Store(bucket, client=c, part_size=PART, max_concurrency=CONC) as s,
+        ):
+            ops.put = lambda k, d: s.put(k, d, mode="overwrite")
+            ops.stream = lambda k, n: s.put(k, _stream(n), mode="overwrite")
+            return await _measure(ops, ops_n, size, tag)
+    raise AssertionError(name)
+
+
+CONTENDERS = [
+    ("raw aioboto3", "asyncio"),
+    ("raw boto3 threads", "asyncio"),
+    ("S3Store threads", "asyncio"),
+    ("S3Store + aioboto3 client", "asyncio"),
+    ("raw boto3 threads", "trio"),
+    ("S3Store threads", "trio"),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=None)
+    args = ap.parse_args()
+    rounds = args.rounds or (2 if args.quick else 5)
+    ops_n = 64 if args.quick else 256
+    size = (16 if args.quick else 64) * MiB
+
+    results: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in CONTENDERS}
+    with run_moto_server() as endpoint:
+        admin = _boto3_client(endpoint)
+        for r in range(rounds):
+            for name, backend in CONTENDERS:
+                bucket = f"bench-{r}-{len(results[(name, backend)])}-{abs(hash((name, backend))) % 10000}"
+                admin.create_bucket(Bucket=bucket)
+                res = anyio.run(
+                    run_contender, name, endpoint, bucket, ops_n, size, f"r{r}", backend=backend
+                )
+                results[(name, backend)].append(res)
+                # Free the server's memory between contenders.
+                import urllib.request
+
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+                ).close()
+
+    def med(name: str, backend: str, metric: str) -> tuple[float, float, float]:
+        vals = [x[metric] for x in results[(name, backend)]]
+        return statistics.median(vals), min(vals), max(vals)
+
+    print("### S3 transports: aioboto3 vs botocore-in-threads, asyncio vs trio\n")
+    print(
+        f"moto server (serialising, subprocess) on 127.0.0.1; median of {rounds} interleaved "
+        f"rounds (min-max); 1 KiB puts: {ops_n} sequential, {32 * (ops_n // 8)} over 32 tasks; "
+        f"streamed put of {size // MiB} MiB, {PART // MiB} MiB parts, {CONC} in flight "
+        "(S3Store: default pool = max(max_concurrency, 10) threads and connections; raw clients: pool 32). Ratio = vs raw aioboto3 on asyncio in the same run.\n"
+    )
+    print(
+        "| contender | backend | 1 KiB put seq ops/s | ratio | 1 KiB put 32-way ops/s | ratio | stream MiB/s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    anchor = {m: med("raw aioboto3", "asyncio", m)[0] for m in ("seq", "par", "stream")}
+    for name, backend in CONTENDERS:
+        cells = []
+        for m in ("seq", "par", "stream"):
+            v, lo, hi = med(name, backend, m)
+            cells.append(f"{v:.0f} ({lo:.0f}-{hi:.0f}) | {v / anchor[m]:.2f}x")
+        print(f"| {name} | {backend} | " + " | ".join(cells) + " |")
+    print()
+
+
+if __name__ == "__main__":
+    main()
