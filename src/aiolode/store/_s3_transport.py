@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,6 +38,25 @@ _CLIENT_CONFIG: dict[str, Any] = {
     "request_checksum_calculation": "when_required",
     "response_checksum_validation": "when_required",
 }
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: Any = None
+
+
+def _shared_session() -> Any:
+    """One botocore session per process, like boto3's default session.
+
+    A new session parses the service models again (~0.4 s); clients from one
+    session share them (~20 ms per client). Call with ``_SESSION_LOCK`` held:
+    botocore sessions are not safe for concurrent ``create_client``.
+    """
+    global _SESSION
+    if _SESSION is None:
+        import botocore.session
+
+        _SESSION = botocore.session.get_session()
+    return _SESSION
 
 
 def is_async_client(client: object) -> bool:
@@ -98,12 +118,10 @@ class ThreadTransport(S3Transport):
 
             config = Config(max_pool_connections=pool_size, **_CLIENT_CONFIG)
             if session is None:
-                import botocore.session
-
-                sess: Any = botocore.session.get_session()
-                return sess.create_client(
-                    "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
-                )
+                with _SESSION_LOCK:
+                    return _shared_session().create_client(
+                        "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
+                    )
             return session.client(
                 "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
             )
