@@ -514,9 +514,9 @@ async def bench_group(
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    rounds = args.rounds or (3 if args.quick else 7)
-    n_seq = 60 if args.quick else 300
-    n_par = 256 if args.quick else 1280
+    rounds = args.rounds or (3 if args.quick else 5)
+    n_seq = 60 if args.quick else 200
+    n_par = 256 if args.quick else 640
     stream_size = (16 if args.quick else 64) * MiB
     backend = args.backend
     lines = [

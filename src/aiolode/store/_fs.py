@@ -6,7 +6,12 @@ directories created on demand. Names starting with ``.aiolode`` are reserved:
 - ``<root>/.aiolode/locks/NN`` — lock stripes taken with :func:`fcntl.flock` by
   overwrites, compare-and-swap puts and deletes of keys hashing to stripe ``NN``;
 - ``<dir>/.aiolode-tmp-<random>`` — a named temp file of an in-flight write
-  (only when ``O_TMPFILE`` is unavailable, or for overwrite / CAS puts).
+  (only when ``O_TMPFILE`` is unavailable, or for overwrite / CAS puts);
+- ``<root>/a/b/.aiolode-self`` — the object of key ``a/b`` when ``a/b`` is also
+  the prefix of other keys (``a/b/c``): a name cannot be a file and a directory
+  at once. Writing ``a/b/c`` while ``a/b`` is a file moves the object there
+  atomically (``renameat2(RENAME_EXCHANGE)`` of a prepared directory holding a
+  hard link of it, so readers never miss it and its etag is unchanged).
 
 Every path is resolved from the root one segment at a time with ``O_NOFOLLOW``
 and ``dir_fd`` (``openat``), so no key can reach outside the root — not through
@@ -222,11 +227,16 @@ class FileStore(Store):
     processes sharing the root. Etags are ``(inode, mtime ns, size)``.
 
     Keys map to paths below ``root``; segments are limited to 255 bytes; segments
-    starting with ``.aiolode`` are reserved; a key whose parent is an object, or
-    that is the directory of other keys, cannot be written; symlinks below the
-    root are never followed (a key through one raises
-    :class:`~aiolode.InvalidKeyError`) and never listed. Empty directories are
-    removed after deletes (best effort).
+    starting with ``.aiolode`` are reserved. As on S3, a key may be an object and
+    the prefix of other keys at once (``a/b`` and ``a/b/c``; the object then lives
+    at ``a/b/.aiolode-self``). Symlinks below the root are never followed (a key
+    through one raises :class:`~aiolode.InvalidKeyError`) and never listed. Empty
+    directories are removed after deletes (best effort).
+
+    Cost: every operation is one worker-thread hop (a streamed put: one per
+    ~1 MiB written, plus two); a durable write is two ``fsync`` calls (file and
+    directory). Listing stats one page of objects per hop; memory holds the page
+    and the sorted entry names of the directories on the current path.
 
     Parameters
     ----------
