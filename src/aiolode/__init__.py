@@ -67,6 +67,11 @@ from .store import open_store as open_store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
 from .types import PutMode as PutMode
+from .verify import Problem as Problem
+from .verify import ProblemKind as ProblemKind
+from .verify import VerifyReport as VerifyReport
+from .verify import verify_dataset as verify_dataset
+from .verify import verify_volume as verify_volume
 from .volume import BlockRef as BlockRef
 from .volume import Volume as Volume
 from .volume import VolumeReader as VolumeReader
@@ -138,6 +143,11 @@ __all__ = [
     "Volume",
     "VolumeReader",
     "VolumeSnapshot",
+    "Problem",
+    "ProblemKind",
+    "VerifyReport",
+    "verify_dataset",
+    "verify_volume",
     "__version__",
     "open_store",
 ]
