@@ -456,3 +456,13 @@ async def test_if_match_is_atomic_across_processes(store: FileStore, anyio_backe
     assert successes == workers * per_worker
     # A lost update (two CAS winners on one etag) would leave the counter short.
     assert int(await store.get("counter")) == successes
+
+
+async def test_reopen_and_use_without_async_with(tmp_path: Path) -> None:
+    s = FileStore(tmp_path, max_threads=2)
+    await s.put("k", b"lazy open")  # resolves the root on first use
+    async with s:
+        assert await s.get("k") == b"lazy open"
+    async with s:  # opened again after closing
+        assert await s.exists("k")
+    assert repr(s) == f"FileStore({str(tmp_path)!r})"

@@ -40,6 +40,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from .._keys import _FORBIDDEN
@@ -300,10 +301,18 @@ class FileStore(Store):
         InvalidInputError
             The root does not exist or is not a directory.
         """
-        # A limiter is bound to the event loop that first uses it: a fresh one per
-        # opening lets a store be reused under another backend.
-        self._limiter = anyio.CapacityLimiter(self._max_threads)
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._max_threads)
         await self._ready()
+
+    async def aclose(self) -> None:
+        """Release the thread limiter (the store holds no open files between calls).
+
+        Idempotent; the store can be opened again, even under another event loop.
+        """
+        # A limiter is bound to the event loop that first used it.
+        self._limiter = None
+        await anyio.lowlevel.checkpoint()
 
     async def _ready(self) -> str:
         if self._root is None:
