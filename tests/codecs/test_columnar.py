@@ -57,7 +57,7 @@ def with_codec_schema(codec: Codec, schema: Any) -> Codec:
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(case=tabular())
 def test_round_trip_and_stats(
     codec: Codec, case: tuple[dict[str, str], list[dict[str, Any]]]
@@ -76,7 +76,7 @@ def test_round_trip_and_stats(
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=IDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(case=tabular(), st_data=st.data())
 def test_streaming_encode_equals_one_shot(
     codec: Codec, case: tuple[dict[str, str], list[dict[str, Any]]], st_data: st.DataObject
@@ -276,7 +276,7 @@ def test_timestamps_with_offsets_in_records() -> None:
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=IDS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(case=tabular(min_rows=1), st_data=st.data())
 def test_truncated_or_garbled_files_are_corrupt(
     codec: Codec, case: tuple[dict[str, str], list[dict[str, Any]]], st_data: st.DataObject
@@ -296,7 +296,7 @@ def test_not_this_format(codec: Codec, junk: bytes) -> None:
         codec.decode(junk)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(case=tabular(), st_data=st.data())
 def test_arrow_forward_stream_decode_at_any_boundaries(
     case: tuple[dict[str, str], list[dict[str, Any]]], st_data: st.DataObject

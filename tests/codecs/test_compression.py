@@ -20,7 +20,7 @@ payloads = st.binary(max_size=3000) | st.text(max_size=2000).map(str.encode)
 
 
 @pytest.mark.parametrize("comp", COMPRESSORS, ids=repr)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=payloads, st_data=st.data())
 def test_round_trip_whole_and_incremental(
     comp: Compressor, data: bytes, st_data: st.DataObject
@@ -54,7 +54,7 @@ def test_concatenated_streams_decode_as_one(comp: Compressor) -> None:
 
 
 @pytest.mark.parametrize("comp", COMPRESSORS[::2], ids=repr)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=payloads, st_data=st.data())
 def test_every_truncation_is_reported(
     comp: Compressor, data: bytes, st_data: st.DataObject
@@ -70,20 +70,34 @@ def test_every_truncation_is_reported(
 
 
 @pytest.mark.parametrize("comp", COMPRESSORS[::2], ids=repr)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.binary(min_size=1, max_size=500), st_data=st.data())
 def test_corrupted_body_is_reported(comp: Compressor, data: bytes, st_data: st.DataObject) -> None:
     blob = bytearray(comp.compress(data))
     # Past the container header (gzip's mtime/OS bytes are not checked by
-    # design; zstd's header is at most 18 bytes): every payload or trailer
-    # byte is covered by the CRC32 / xxHash64 content checksum.
+    # design; zstd's header is at most 18 bytes) the content checksum (CRC32 /
+    # xxHash64) guards the data: a flipped bit is reported, or lands in bits
+    # the decoder ignores (deflate's final padding) and changes nothing. It
+    # never comes back as different data.
     header = 10 if comp.name == "gzip" else 18
     if len(blob) <= header:
         return
     i = st_data.draw(st.integers(min_value=header, max_value=len(blob) - 1))
     blob[i] ^= st_data.draw(st.integers(min_value=1, max_value=255))
-    with pytest.raises(CorruptDataError):
-        comp.decompress(bytes(blob))
+    try:
+        back = comp.decompress(bytes(blob))
+    except CorruptDataError:
+        return
+    assert back == data
+
+
+def test_flipped_payload_byte_is_reported() -> None:
+    data = bytes(range(256)) * 8
+    for comp in (Gzip(), Zstd()):
+        blob = bytearray(comp.compress(data))
+        blob[len(blob) // 2] ^= 0xFF
+        with pytest.raises(CorruptDataError):
+            comp.decompress(bytes(blob))
 
 
 @pytest.mark.parametrize("comp", COMPRESSORS[::2], ids=repr)

@@ -40,7 +40,7 @@ def expected_stats(rows: list[dict[str, Any]]) -> dict[str, ColumnStats]:
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=json_records)
 def test_round_trip_and_stats(rows: list[dict[str, Any]]) -> None:
     ef = codec.encode(rows)
@@ -51,7 +51,7 @@ def test_round_trip_and_stats(rows: list[dict[str, Any]]) -> None:
     assert (ef.min_timestamp, ef.max_timestamp) == (None, None)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=json_records, st_data=st.data())
 def test_streaming_encode_equals_one_shot(
     rows: list[dict[str, Any]], st_data: st.DataObject
@@ -65,7 +65,7 @@ def test_streaming_encode_equals_one_shot(
     assert enc.row_count == len(rows)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=json_records, st_data=st.data())
 def test_iter_decode_any_chunk_boundaries(
     rows: list[dict[str, Any]], st_data: st.DataObject
@@ -179,7 +179,7 @@ def test_missing_timestamp_names_record_and_field() -> None:
     assert ei.value.field == "ts"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(rows=json_records.filter(bool), st_data=st.data())
 def test_truncation_mid_record_is_corrupt(
     rows: list[dict[str, Any]], st_data: st.DataObject

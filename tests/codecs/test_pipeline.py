@@ -44,7 +44,7 @@ def _filled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("codec", "comp"), PAIRS, ids=lambda x: repr(x))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(rows=rows_strategy, st_data=st.data())
 def test_streamed_encode_compress_decompress_decode(
     codec: Codec, comp: Compressor | None, rows: list[dict[str, Any]], st_data: st.DataObject

@@ -77,13 +77,13 @@ def footer_stats(
                 acc.add(name, st.min, st.max, 0)
             elif st is None or st.num_values > 0:
                 # Values present but extremes unknown (too long, unsupported type).
-                if st is None and pa_null(schema.field(name).type):
+                if st is None and _is_null_type(schema.field(name).type):
                     continue
                 acc.add(name, None, None, 0, known=False)
     return acc.result()
 
 
-def pa_null(typ: pa.DataType) -> bool:
+def _is_null_type(typ: pa.DataType) -> bool:
     import pyarrow as pa
 
     return bool(pa.types.is_null(typ))

@@ -154,16 +154,19 @@ _MISSING: Any = object()
 def json_safe(value: Any) -> str | int | float | bool | None:
     """Turn a statistic into a JSON-safe scalar, or ``None`` if it has no such form.
 
-    Aware datetimes become manifest-form UTC strings; naive datetimes, dates and
-    times their ``isoformat()``; decimals their string; non-finite floats and
-    binary values ``None``.
+    Aware datetimes become manifest-form UTC strings (``...Z``); naive ones the
+    same form without the ``Z``; dates and times their ``isoformat()``; decimals
+    their string; non-finite floats and binary values ``None``.
     """
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, datetime):
-        return iso_utc(value) if value.tzinfo is not None else value.isoformat()
+        if value.tzinfo is not None:
+            return iso_utc(value)
+        # Naive (an Arrow timestamp without zone): kept naive, fixed width like iso_utc.
+        return value.isoformat(timespec="microseconds")
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
