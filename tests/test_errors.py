@@ -35,6 +35,7 @@ TREE: dict[type[Exception], list[str]] = {
         "ManifestFormatError",
         "UnsupportedFormatVersionError",
         "ChecksumMismatchError",
+        "CorruptDataError",
     ],
 }
 
