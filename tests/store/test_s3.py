@@ -449,3 +449,15 @@ def test_bad_parameters(kwargs: dict[str, Any]) -> None:
 def test_bad_bucket(bucket: Any) -> None:
     with pytest.raises(InvalidInputError):
         S3Store(bucket)
+
+
+def test_reopen_on_another_backend(s3_endpoint: str, s3_bucket: str) -> None:
+    store = S3Store(s3_bucket, endpoint_url=s3_endpoint)
+
+    async def use(n: int) -> list[str]:
+        async with store:
+            await store.put(f"re/{n}", b"x")
+            return [i.key async for i in store.list("re/")]
+
+    assert anyio.run(use, 1, backend="asyncio") == ["re/1"]
+    assert anyio.run(use, 2, backend="trio") == ["re/1", "re/2"]

@@ -378,6 +378,8 @@ class S3Store(Store):
             Closing the client failed.
         """
         transport, self._transport = self._transport, None
+        # The lock belongs to this event loop; a reopened store may run on another.
+        self._open_lock = None
         if transport is not None:
             with map_s3_errors(key=None, bucket=self.bucket):
                 await transport.aclose()
