@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from aiolode import (
     PermissionDeniedError,
     TransientStorageError,
 )
-from aiolode.store import Store
+from aiolode.store import FileStore, Store
 from aiolode.testing import (
     Call,
     Corrupt,
@@ -54,17 +53,20 @@ def _bit_diff(a: bytes, b: bytes) -> int:
     return sum(bin(x ^ y).count("1") for x, y in zip(a, b, strict=True))
 
 
-@pytest.fixture(params=["memory", "fs"])
-def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture(params=["memory", "fs", pytest.param("s3", marks=pytest.mark.s3)])
+def inner(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> Store:
     """The wrapped store: faults must behave the same over every backend."""
     if request.param == "memory":
-        yield MemoryStore(page_size=3)
-        return
-    try:
-        fs = importlib.import_module("aiolode.store._fs")
-    except ImportError:
-        pytest.skip("FileStore not available")
-    yield fs.FileStore(tmp_path, page_size=3)
+        return MemoryStore(page_size=3)
+    if request.param == "s3":
+        store: Store = request.getfixturevalue("s3_store")  # opened, on a fresh bucket
+        return store
+    return FileStore(tmp_path, page_size=3)
+
+
+#: For the many small variations whose outcome does not depend on the backend,
+#: skip S3 (a fresh bucket costs about half a second).
+LOCAL = pytest.mark.parametrize("inner", ["memory", "fs"], indirect=True)
 
 
 @pytest.fixture
@@ -90,6 +92,7 @@ async def test_fail_raises_before_the_call(counting: CountingStore) -> None:
     assert [(e.op, e.key, e.fired) for e in s.log] == [("put", "a/b", (rule,))]
 
 
+@LOCAL
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -110,12 +113,14 @@ async def test_fail_error_specs(counting: CountingStore, error: Any, expected: t
     assert counting.counts["get"] == 0
 
 
+@LOCAL
 async def test_fail_factory_must_return_an_exception(counting: CountingStore) -> None:
     s = faulty(counting, Rule(action=Fail(lambda call: "not an exception")))  # type: ignore[arg-type,return-value]
     with pytest.raises(InvalidInputError):
         await s.head("k")
 
 
+@LOCAL
 async def test_nth_key_glob_and_times(counting: CountingStore) -> None:
     second = Rule(op="put", key="data/*", nth=2)
     s = faulty(counting, second)
@@ -142,6 +147,7 @@ async def test_nth_key_glob_and_times(counting: CountingStore) -> None:
     assert not await counting.exists("data/1")
 
 
+@LOCAL
 async def test_glob_star_crosses_slashes_and_lists_match_on_prefix(
     counting: CountingStore,
 ) -> None:
@@ -198,6 +204,7 @@ async def test_lose_ack_on_iterators_raises_after_the_last_item(
     assert b"".join(chunks) == b"abc"
 
 
+@LOCAL
 async def test_fail_on_iterators_raises_at_first_iteration(counting: CountingStore) -> None:
     await counting.put("k", b"abc")
     s = faulty(counting, Rule(op=("list", "iter_bytes", "list_dirs")))
@@ -213,6 +220,7 @@ async def test_fail_on_iterators_raises_at_first_iteration(counting: CountingSto
 
 
 # -------------------------------------------------------------------------- Delay
+@LOCAL
 async def test_delay_sleeps_before_the_call(counting: CountingStore) -> None:
     s = faulty(counting, Rule(op="get", action=Delay(0.25)), Rule(op="get", action=Delay(0)))
     delays: list[float] = []
@@ -231,6 +239,7 @@ async def test_delay_sleeps_before_the_call(counting: CountingStore) -> None:
     assert reached == [1]  # slept before the get reached the store (only the put had)
 
 
+@LOCAL
 async def test_cancelled_during_delay_never_reaches_the_store(counting: CountingStore) -> None:
     s = faulty(counting, Rule(action=Delay(3600)))
     with anyio.move_on_after(0.01) as scope:
@@ -239,6 +248,7 @@ async def test_cancelled_during_delay_never_reaches_the_store(counting: Counting
     assert counting.total_calls == 0
 
 
+@LOCAL
 async def test_delay_then_fail_in_rule_order(counting: CountingStore) -> None:
     s = faulty(counting, Rule(action=Delay(0.001)), Rule(action=Fail(OSError)), Rule(action=Fail()))
     with pytest.raises(OSError):  # the first Fail wins
@@ -248,6 +258,7 @@ async def test_delay_then_fail_in_rule_order(counting: CountingStore) -> None:
 
 
 # ----------------------------------------------------------------------- Truncate
+@LOCAL
 @pytest.mark.parametrize(("keep", "expected"), [(None, 512), (0, 0), (10, 10), (5000, 1024)])
 async def test_truncate_reads(counting: CountingStore, keep: int | None, expected: int) -> None:
     await counting.put("obj", DATA)
@@ -285,6 +296,7 @@ async def test_corrupt_flips_exactly_n_bits(counting: CountingStore, bits: int) 
     assert await counting.get("obj") == DATA  # the stored bytes are intact
 
 
+@LOCAL
 async def test_corrupt_is_deterministic_under_a_seed(inner: Store) -> None:
     await inner.put("obj", DATA)
     reads = []
@@ -296,6 +308,7 @@ async def test_corrupt_is_deterministic_under_a_seed(inner: Store) -> None:
     assert len(set(reads[0])) > 1  # successive reads flip different bits
 
 
+@LOCAL
 async def test_corrupt_empty_and_tiny_reads(counting: CountingStore) -> None:
     await counting.put("empty", b"")
     await counting.put("one", b"\x00")
@@ -327,6 +340,7 @@ async def test_hook_lets_a_rival_writer_win(counting: CountingStore) -> None:
     await s.put("ds/other/manifest.json", b"mine")  # nth=1: only once
 
 
+@LOCAL
 async def test_hook_after_and_hook_errors(counting: CountingStore) -> None:
     events: list[tuple[str, int, bool]] = []
 
@@ -391,6 +405,7 @@ async def test_adding_a_rule_does_not_change_earlier_rules() -> None:
     assert [e.key for e in a.faults if e.op == "put"] == [e.key for e in b.faults if e.op == "put"]
 
 
+@LOCAL
 @pytest.mark.parametrize(("p", "fired"), [(0, 0), (0.0, 0), (1, 10), (1.0, 10)])
 async def test_probability_bounds(counting: CountingStore, p: float, fired: int) -> None:
     rule = Rule(op="head", probability=p)
@@ -406,6 +421,7 @@ async def test_probability_bounds(counting: CountingStore, p: float, fired: int)
 
 
 # ------------------------------------------------------------ runtime rules & log
+@LOCAL
 async def test_rules_added_removed_and_cleared_at_runtime(counting: CountingStore) -> None:
     s = faulty(counting)
     await s.put("a", b"1")
@@ -456,12 +472,14 @@ async def test_log_records_every_call(counting: CountingStore) -> None:
     assert "FaultInjectingStore" in repr(s)
 
 
+@LOCAL
 async def test_a_single_rule_needs_no_list(counting: CountingStore) -> None:
     s = FaultInjectingStore(counting, Rule(op="get"))
     with pytest.raises(TransientStorageError):
         await s.get("k")
 
 
+@LOCAL
 async def test_no_rules_is_transparent(counting: CountingStore) -> None:
     s = faulty(counting)
     await s.put("a/b", _chunks(b"x", b"y"))

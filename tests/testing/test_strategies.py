@@ -18,7 +18,7 @@ from aiolode.manifest._dataset import check_metadata
 from aiolode.store import Store
 from aiolode.testing import strategies as ast
 
-FAST = settings(max_examples=100, deadline=None)
+FAST = settings(max_examples=60, deadline=None)
 MANIFEST: dict[str, Any] = {
     "schema_name": "aiolode.dataset.manifest",
     "format_version": 1,
@@ -129,7 +129,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[]
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(key=ast.keys(), payload=st.binary(max_size=64))
 async def test_valid_keys_round_trip_through_stores(
@@ -142,7 +142,7 @@ async def test_valid_keys_round_trip_through_stores(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(key=ast.bad_keys())
 async def test_bad_keys_never_reach_a_store(store_factory: Any, key: object) -> None:
