@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 
@@ -128,3 +129,21 @@ async def test_frozen_segments_and_offloaded_merges(
     assert ei.value.missing == [gap]
     blocks = latest.blocks()
     assert [b.offset for b in blocks] == [i * 10 for i in range(64)]
+
+
+def test_fenced_search_matches_plain_bisect() -> None:
+    rng = random.Random(5)
+    offsets, lengths = [], []
+    pos = 0
+    for _ in range(5000):
+        pos += rng.randrange(0, 5)
+        n = rng.randrange(1, 4)
+        offsets.append(pos)
+        lengths.append(n)
+        pos += n
+    run = Run(offsets, lengths, [str(o) for o in offsets], None, "")
+    assert run.fence is not None
+    ends = [o + n for o, n in zip(offsets, lengths, strict=True)]
+    for x in range(0, pos + 3):
+        # Blocks are disjoint and sorted, so ends are sorted: plain bisect is the oracle.
+        assert run.first_touching(x) == bisect.bisect_right(ends, x), x

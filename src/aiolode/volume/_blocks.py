@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+from array import array
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["BlockRef", "Piece", "Run", "coalesce", "complement", "find_overlaps", "lookup"]
 
 Range = tuple[int, int]
+
+#: Every how many entries the fence samples an offset (one 512-byte window).
+_FENCE = 64
 
 
 @final
@@ -68,6 +72,11 @@ class Piece:
 class Run:
     """One immutable, sorted, disjoint list of blocks (a decoded index segment).
 
+    Offsets and lengths are ``array('q')``: 8 contiguous bytes per entry instead
+    of a pointer to a scattered int object, so a binary search over a million
+    blocks touches a few cache lines rather than twenty random ones. A sparse
+    "fence" (every 64th offset) narrows each search to one 64-entry window.
+
     Parameters
     ----------
     offsets, lengths, names, checksums
@@ -77,23 +86,33 @@ class Run:
         Prepended to ``names`` to form block store keys.
     """
 
-    __slots__ = ("checksums", "count", "key_prefix", "lengths", "names", "nbytes", "offsets")
+    __slots__ = (
+        "checksums",
+        "count",
+        "fence",
+        "key_prefix",
+        "lengths",
+        "names",
+        "nbytes",
+        "offsets",
+    )
 
     def __init__(
         self,
-        offsets: list[int],
-        lengths: list[int],
+        offsets: Sequence[int],
+        lengths: Sequence[int],
         names: list[str],
         checksums: list[str] | None,
         key_prefix: str,
     ) -> None:
-        self.offsets = offsets
-        self.lengths = lengths
+        self.offsets = offsets if isinstance(offsets, array) else array("q", offsets)
+        self.lengths = lengths if isinstance(lengths, array) else array("q", lengths)
         self.names = names
         self.checksums = checksums
         self.key_prefix = key_prefix
-        self.count = len(offsets)
-        self.nbytes = sum(lengths)
+        self.count = len(self.offsets)
+        self.nbytes = sum(self.lengths)
+        self.fence = self.offsets[::_FENCE] if self.count > 4 * _FENCE else None
 
     def validate(self, total_length: int) -> str | None:
         """Return a description of the first broken invariant, or ``None``. O(n)."""
@@ -119,7 +138,13 @@ class Run:
 
     def first_touching(self, offset: int) -> int:
         """Index of the first block whose end is past ``offset``. O(log n)."""
-        i = bisect.bisect_right(self.offsets, offset) - 1
+        if self.fence is None:
+            i = bisect.bisect_right(self.offsets, offset) - 1
+        else:
+            # fence[j-1] <= offset < fence[j]: the answer lies in that window.
+            j = bisect.bisect_right(self.fence, offset)
+            lo = (j - 1) * _FENCE if j else 0
+            i = bisect.bisect_right(self.offsets, offset, lo, min(lo + _FENCE, self.count)) - 1
         if i < 0 or self.offsets[i] + self.lengths[i] <= offset:
             i += 1
         return i
@@ -148,14 +173,20 @@ class Run:
         merge, and it runs in C: several times faster than :func:`heapq.merge`.
         """
         with_ck = all(r.checksums is not None for r in runs)
-        offsets = [o for r in runs for o in r.offsets]
-        lengths = [x for r in runs for x in r.lengths]
-        names = [x for r in runs for x in r.names]
-        cks = [x for r in runs for x in r.checksums] if with_ck else None  # type: ignore[union-attr]
+        offsets = array("q")
+        lengths = array("q")
+        names: list[str] = []
+        cks: list[str] | None = [] if with_ck else None
+        for r in runs:
+            offsets.extend(r.offsets)
+            lengths.extend(r.lengths)
+            names.extend(r.names)
+            if cks is not None and r.checksums is not None:
+                cks.extend(r.checksums)
         order = sorted(range(len(offsets)), key=offsets.__getitem__)
         return cls(
-            [offsets[i] for i in order],
-            [lengths[i] for i in order],
+            array("q", [offsets[i] for i in order]),
+            array("q", [lengths[i] for i in order]),
             [names[i] for i in order],
             None if cks is None else [cks[i] for i in order],
             key_prefix,

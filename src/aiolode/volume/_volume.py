@@ -898,7 +898,9 @@ class Volume:
 
         def build() -> tuple[Run, bytes]:
             run = Run.merge(parts, prefix) if len(parts) > 1 else new_run
-            seg = VolumeSegment(vid, run.offsets, run.lengths, run.names, run.checksums)
+            seg = VolumeSegment(
+                vid, run.offsets.tolist(), run.lengths.tolist(), run.names, run.checksums
+            )
             return run, encode(seg)
 
         if merged_count > _OFFLOAD_ENTRIES:
