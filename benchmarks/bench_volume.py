@@ -211,7 +211,7 @@ async def bench_read(vols: dict[int, Any], sizes: list[int], reads: int, runs: i
             first = (r, lk)
         print(
             f"| {n:,} | {r:.1f} ({spread(per_read)}) | {lk:.2f} ({spread(per_lookup)}) "
-            f"| {len(state.runs)} | read {r / first[0]:.2f}x, lookup {lk / first[1]:.2f}x |"
+            f"| {len(vol._search_runs(state))} | read {r / first[0]:.2f}x, lookup {lk / first[1]:.2f}x |"
         )
     print()
 

@@ -268,3 +268,21 @@ async def test_transient_staging_failure_is_retried(mem: MemoryStore) -> None:
     ref = await vol.stage_write_at(0, b"abc")
     snap = await vol.commit([ref])
     assert await vol.read_at(snap.id, 0, 3) == b"abc"
+
+
+@pytest.mark.parametrize("checksum", [None, CRC32()])
+async def test_read_and_stage_costs(mem: MemoryStore, checksum: CRC32 | None) -> None:
+    counting = CountingStore(mem)
+    vol = Volume("v", counting, N, checksum=checksum)
+    with counting.measure() as m:
+        refs = [await vol.stage_write_at(o, payload(o, 100)) for o in (0, 100, 200)]
+    assert m.counts.nonzero() == {"put": 3}
+    snap = await vol.commit(refs)
+    with counting.measure() as m:
+        assert await vol.read_at(snap.id, 50, 200) == payload(50, 200)
+    if checksum is None:  # only the needed bytes, one range request per block
+        assert m.counts.nonzero() == {"get_range": 3}
+        assert m.counts.bytes_read == 200
+    else:  # whole blocks, so each can be verified
+        assert m.counts.nonzero() == {"get": 3}
+        assert m.counts.bytes_read == 300
