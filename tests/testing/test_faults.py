@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -536,6 +537,26 @@ async def test_bad_rules(kwargs: dict[str, Any]) -> None:
 async def test_bad_actions(make: Any) -> None:
     with pytest.raises(InvalidInputError):
         make()
+
+
+@LOCAL
+async def test_nth_range_from_the_third_call_on(counting: CountingStore) -> None:
+    rule = Rule(op="head", nth=range(3, sys.maxsize))
+    s = faulty(counting, rule)
+    await counting.put("k", b"")
+    await s.head("k")
+    await s.head("k")
+    for _ in range(5):
+        with pytest.raises(TransientStorageError):
+            await s.head("k")
+    assert s.fired(rule) == 5
+    assert rule.nth == range(3, sys.maxsize)
+
+
+@pytest.mark.parametrize("nth", [range(0, 5), range(3, 3), range(5, 1, -1)])
+async def test_bad_nth_ranges(nth: range) -> None:
+    with pytest.raises(InvalidInputError):
+        Rule(nth=nth)
 
 
 async def test_rule_normalises_its_fields() -> None:

@@ -31,7 +31,7 @@ def _freeze_calls(calls: Mapping[Op, int]) -> Mapping[Op, int]:
     return MappingProxyType({op: int(calls.get(op, 0)) for op in OPS})
 
 
-@attrs.frozen(eq=True, hash=False)
+@attrs.frozen
 class StoreCounts:
     """Counts of the calls that reached a store, at one moment or over an interval.
 

@@ -249,9 +249,16 @@ def _to_ops(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(checked))
 
 
-def _to_nth(value: int | Iterable[int] | None) -> frozenset[int] | None:
+def _to_nth(value: int | Iterable[int] | None) -> frozenset[int] | range | None:
     if value is None:
         return None
+    if isinstance(value, range):
+        # Kept lazy: ``range(3, sys.maxsize)`` means "from the third call on".
+        if len(value) == 0 or value.step < 1 or value.start < 1:
+            raise InvalidInputError(
+                f"nth range must be non-empty, increasing and start at 1 or more, not {value!r}"
+            )
+        return value
     items = (value,) if isinstance(value, int) else value
     try:
         numbers = frozenset(items)
@@ -307,7 +314,8 @@ class Rule:
     key
         A glob over keys.
     nth
-        Which matching calls fire: one number, several, or ``None`` for all.
+        Which matching calls fire: one number, several, a ``range`` (kept lazy:
+        ``range(3, sys.maxsize)`` is "from the third on"), or ``None`` for all.
     probability
         Fire with this probability (drawn per matching call, under the store's seed).
     times
@@ -325,7 +333,7 @@ class Rule:
 
     op: tuple[str, ...] = attrs.field(default=("*",), converter=_to_ops)
     key: str = attrs.field(default="*", validator=_check_key_glob)
-    nth: frozenset[int] | None = attrs.field(default=None, converter=_to_nth)
+    nth: frozenset[int] | range | None = attrs.field(default=None, converter=_to_nth)
     probability: float | None = attrs.field(default=None, validator=_check_probability)
     times: int | None = attrs.field(default=None, validator=_check_times)
     action: Action = attrs.field(factory=Fail, validator=_check_action)
