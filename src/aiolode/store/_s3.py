@@ -253,9 +253,14 @@ class S3Store(Store):
     Create-only puts send ``If-None-Match: *`` and compare-and-swap puts send
     ``If-Match``, so S3 decides atomically. Streamed puts shorter than one part
     are a single PutObject; longer ones are multipart uploads with up to
-    ``max_concurrency`` parts in flight (memory about ``part_size * (max_concurrency
-    + 1)``), completed with the same condition, and aborted (shielded from
-    cancellation) on any failure so nothing becomes visible.
+    ``max_concurrency`` parts in flight, completed with the same condition, and
+    aborted (shielded from cancellation) on any failure so nothing becomes
+    visible.
+
+    Cost: one request per operation (``get_range`` is a ranged GET; listing is
+    one ListObjectsV2 per ``page_size`` keys); a streamed put of ``n`` bytes
+    takes ``ceil(n / part_size) + 2`` requests and at most ``part_size *
+    max_concurrency`` bytes of buffers. See ``docs/s3.md``.
 
     Parameters
     ----------
