@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
@@ -337,6 +338,9 @@ class Rule:
     probability: float | None = attrs.field(default=None, validator=_check_probability)
     times: int | None = attrs.field(default=None, validator=_check_times)
     action: Action = attrs.field(factory=Fail, validator=_check_action)
+    # Derived once, so matching a call costs a set lookup and a compiled regex.
+    _ops: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    _key_re: re.Pattern[str] | None = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         supported = self.action.supported_ops
@@ -347,18 +351,21 @@ class Rule:
                     f"{type(self.action).__name__} acts on reads ({', '.join(supported)}) "
                     f"only, not on {', '.join(bad)}"
                 )
+        ops = frozenset(supported or OPS) if self.op == ("*",) else frozenset(self.op)
+        object.__setattr__(self, "_ops", ops)
+        key_re = None if self.key == "*" else re.compile(fnmatch.translate(self.key))
+        object.__setattr__(self, "_key_re", key_re)
 
     @property
     def ops(self) -> frozenset[Op]:
         """The operations this rule can match."""
-        if self.op == ("*",):
-            base = self.action.supported_ops or OPS
-            return frozenset(base)
-        return frozenset(self.op)  # type: ignore[arg-type]
+        return self._ops  # type: ignore[return-value]
 
     def matches(self, op: Op, key: str) -> bool:
         """Whether a call of ``op`` on ``key`` matches (ignoring nth/times/probability)."""
-        return op in self.ops and fnmatch.fnmatchcase(key, self.key)
+        if op not in self._ops:
+            return False
+        return self._key_re is None or self._key_re.match(key) is not None
 
 
 @attrs.frozen
