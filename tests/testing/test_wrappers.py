@@ -84,11 +84,6 @@ class TestFaultInjectingStore(_OverMemory):
         )
 
 
-class TestStackedWrappers(_OverMemory):
-    def wrap(self, inner: MemoryStore) -> Store:
-        return CountingStore(LatencyStore(WrapperStore(inner), 0.0))
-
-
 async def test_wrapper_refuses_non_store() -> None:
     with pytest.raises(InvalidInputError):
         WrapperStore(object())  # type: ignore[arg-type]
@@ -136,6 +131,19 @@ async def test_subclass_intercepts_and_inner_validates() -> None:
     with pytest.raises(InvalidKeyError):
         await w.delete("a")
     assert await inner.exists("renamed/a")
+
+
+async def test_stacked_wrappers() -> None:
+    """Wrappers compose: each layer forwards exactly one call per call."""
+    bottom = CountingStore(MemoryStore(page_size=2))
+    top = CountingStore(LatencyStore(FaultInjectingStore(WrapperStore(bottom)), 0.0))
+    async with top:
+        await top.put("a/1", b"x")
+        assert await top.get("a/1") == b"x"
+        assert [i.key async for i in top.list("a/")] == ["a/1"]
+        assert await top.exists("a/1")
+    assert top.snapshot() == bottom.snapshot()
+    assert top.total_calls == 4
 
 
 async def test_list_dirs_uses_inner_delimiter_listing() -> None:
