@@ -24,12 +24,14 @@ from aiolode.testing import (
     Call,
     Corrupt,
     CountingStore,
+    Crash,
     Delay,
     Fail,
     FaultInjectingStore,
     Hook,
     LoseAck,
     Rule,
+    SimulatedCrash,
     Truncate,
 )
 
@@ -568,3 +570,64 @@ async def test_rule_normalises_its_fields() -> None:
     assert not r.matches("put", "any/key")
     assert Rule(action=Corrupt()).ops == frozenset({"get", "get_range", "iter_bytes"})
     assert Rule() == Rule(op="*", key="*", action=Fail())
+
+
+# -------------------------------------------------------------------------- Crash
+async def test_crash_before_stops_every_later_call(counting: CountingStore) -> None:
+    s = faulty(counting, Rule(op="put", key="*/manifest.json", action=Crash()))
+    await s.put("ds/data.bin", b"data")
+    with pytest.raises(SimulatedCrash):
+        await s.put("ds/manifest.json", b"commit")
+    assert s.crashed
+    assert not await counting.exists("ds/manifest.json")
+    calls = counting.total_calls
+    # Cleanup a real crash would never run cannot reach the store either.
+    with pytest.raises(SimulatedCrash):
+        await s.delete("ds/data.bin")
+    with pytest.raises(SimulatedCrash):
+        await s.list().__anext__()
+    assert counting.total_calls == calls
+    assert [e.refused for e in s.log] == [False, False, True, True]
+    assert await counting.get("ds/data.bin") == b"data"  # the orphan a restart must tolerate
+    s.recover()
+    assert not s.crashed
+    await s.delete("ds/data.bin")
+    assert not await counting.exists("ds/data.bin")
+
+
+@LOCAL
+async def test_crash_after_the_write_took_effect(counting: CountingStore) -> None:
+    s = faulty(counting, Rule(op="put_stream", action=Crash(when="after")))
+    with pytest.raises(SimulatedCrash):
+        await s.put("k", _chunks(b"a", b"b"))
+    assert await counting.get("k") == b"ab"
+    with pytest.raises(SimulatedCrash):
+        await s.get("k")
+
+
+async def _six_puts(s: Store) -> None:
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(s.put, f"k/{i}", b"x")
+
+
+@LOCAL
+async def test_crash_is_not_an_exception_and_escapes_task_groups(counting: CountingStore) -> None:
+    s = faulty(counting, Rule(op="put", nth=3, action=Crash()))
+    with pytest.raises(BaseExceptionGroup) as ei:
+        await _six_puts(s)
+    assert ei.group_contains(SimulatedCrash)
+    assert not ei.group_contains(Exception)  # nothing an ``except Exception`` could catch
+    assert s.crashed
+    log = s.log
+    crash_at = next(i for i, e in enumerate(log) if e.fired)
+    assert crash_at == 2
+    assert all(e.refused for e in log[crash_at + 1 :])
+    # At most the two puts planned before the crash landed (the task group may
+    # cancel them first); none after it did.
+    assert len([i async for i in counting.list("k/")]) <= 2
+
+
+async def test_crash_when_is_validated() -> None:
+    with pytest.raises(InvalidInputError):
+        Crash(when="during")  # type: ignore[arg-type]

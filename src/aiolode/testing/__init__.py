@@ -24,6 +24,7 @@ from .faults import READ_OPS as READ_OPS
 from .faults import Action as Action
 from .faults import Call as Call
 from .faults import Corrupt as Corrupt
+from .faults import Crash as Crash
 from .faults import Delay as Delay
 from .faults import ErrorSpec as ErrorSpec
 from .faults import Fail as Fail
@@ -32,6 +33,7 @@ from .faults import Hook as Hook
 from .faults import LoggedCall as LoggedCall
 from .faults import LoseAck as LoseAck
 from .faults import Rule as Rule
+from .faults import SimulatedCrash as SimulatedCrash
 from .faults import Truncate as Truncate
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "Call",
     "Corrupt",
     "CountingStore",
+    "Crash",
     "Delay",
     "ErrorSpec",
     "Fail",
@@ -52,6 +55,7 @@ __all__ = [
     "Measurement",
     "Op",
     "Rule",
+    "SimulatedCrash",
     "StoreCounts",
     "Truncate",
 ]

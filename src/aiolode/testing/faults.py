@@ -19,6 +19,7 @@ Actions and when they act:
 ``LoseAck``    make the call, *then* raise: it took effect, the caller sees an error
 ``Delay``      sleep before the call
 ``Hook``       await a callable before (or after) the call, e.g. a rival writer
+``Crash``      the process "dies" before (or after) the call: every later call fails
 ``Truncate``   reads only: return fewer bytes than stored
 ``Corrupt``    reads only: flip bits in the returned bytes
 ============== ====================================================================
@@ -35,7 +36,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, final
 
 import anyio
 import attrs
@@ -55,6 +56,7 @@ __all__ = [
     "Action",
     "Call",
     "Corrupt",
+    "Crash",
     "Delay",
     "ErrorSpec",
     "Fail",
@@ -64,6 +66,7 @@ __all__ = [
     "LoseAck",
     "READ_OPS",
     "Rule",
+    "SimulatedCrash",
     "Truncate",
 ]
 
@@ -205,6 +208,22 @@ def _check_keep(_: object, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 @attrs.frozen
+class Crash(Action):
+    """Simulate the process dying at this call: from now on nothing reaches the store.
+
+    ``when="before"``: the call never reaches the inner store; ``"after"``: it
+    took effect first (the process died before it saw the reply). Either way
+    the call raises :class:`SimulatedCrash`, and so does every later call on
+    this :class:`FaultInjectingStore` (logged as ``refused``) until
+    :meth:`~FaultInjectingStore.recover`: cleanup code that would not run in a
+    real crash cannot reach the store either. Check the state left behind
+    through ``store.inner``, as a fresh process would.
+    """
+
+    when: Literal["before", "after"] = attrs.field(default="before", validator=_check_when)
+
+
+@attrs.frozen
 class Truncate(Action):
     """Return only the first ``keep`` bytes of a read.
 
@@ -233,6 +252,15 @@ class Corrupt(Action):
 
     supported_ops = READ_OPS
     bits: int = attrs.field(default=1, validator=_check_bits)
+
+
+class SimulatedCrash(BaseException):
+    """The process "died": raised by a :class:`Crash` rule and by every later call.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so ``except Exception``
+    in the code under test cannot swallow it, as nothing can catch a real
+    crash. Deliberately not an :class:`~aiolode.AiolodeError`.
+    """
 
 
 def _to_ops(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -292,7 +320,7 @@ def _check_key_glob(_: object, attribute: attrs.Attribute[Any], value: object) -
 def _check_action(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Action):
         raise InvalidInputError(
-            f"action must be Fail, LoseAck, Delay, Hook, Truncate or Corrupt, not {value!r}"
+            f"action must be Fail, LoseAck, Delay, Hook, Crash, Truncate or Corrupt, not {value!r}"
         )
 
 
@@ -374,6 +402,8 @@ class LoggedCall:
 
     call: Call
     fired: tuple[Rule, ...] = ()
+    #: The store had crashed (:class:`Crash`): the call raised and reached nothing.
+    refused: bool = False
 
     @property
     def op(self) -> Op:
@@ -415,10 +445,13 @@ class FaultInjectingStore(WrapperStore):
     """A store that injects faults into the calls that match its rules.
 
     Every fired rule applies, in rule order. Before the call: ``Delay`` sleeps,
-    ``Hook(when="before")`` runs, and the first ``Fail`` raises (later actions
-    are skipped). Then the inner store is called. After it: ``Truncate`` and
-    ``Corrupt`` transform the bytes read, ``Hook(when="after")`` runs, and the
-    first ``LoseAck`` raises.
+    ``Hook(when="before")`` runs, and the first ``Fail`` or
+    ``Crash(when="before")`` raises (later actions are skipped). Then the inner
+    store is called. After it: ``Truncate`` and ``Corrupt`` transform the bytes
+    read, ``Hook(when="after")`` runs, and the first ``LoseAck`` or
+    ``Crash(when="after")`` raises. After a ``Crash`` every call raises
+    :class:`SimulatedCrash` without reaching the inner store, until
+    :meth:`recover`.
 
     Calls are numbered and rules evaluated when the call reaches this store
     (for ``iter_bytes``, ``list`` and ``list_dirs``: when iteration starts), the
@@ -456,6 +489,7 @@ class FaultInjectingStore(WrapperStore):
         self._added = 0
         self._calls = 0
         self._log: list[LoggedCall] = []
+        self._crashed = False
         # An attribute so tests can observe Delay without timing anything.
         self._sleep = anyio.sleep
         self.add(*rules)
@@ -537,6 +571,16 @@ class FaultInjectingStore(WrapperStore):
                     return state.fired
         raise InvalidInputError(f"no such rule: {rule!r}")
 
+    @property
+    def crashed(self) -> bool:
+        """Whether a :class:`Crash` rule fired (and :meth:`recover` was not called since)."""
+        return self._crashed
+
+    def recover(self) -> None:
+        """Let calls through again after a :class:`Crash`, as a restarted process would."""
+        with self._lock:
+            self._crashed = False
+
     # ------------------------------------------------------------------ engine
     def _plan(
         self,
@@ -550,6 +594,9 @@ class FaultInjectingStore(WrapperStore):
         with self._lock:
             self._calls += 1
             call = Call(self._calls, op, key, mode, offset, length, self.inner)
+            if self._crashed:
+                self._log.append(LoggedCall(call, refused=True))
+                raise SimulatedCrash(f"{op} {key!r} after the simulated crash")
             fired: list[_RuleState] = []
             for state in self._states:
                 rule = state.rule
@@ -583,15 +630,27 @@ class FaultInjectingStore(WrapperStore):
                     c,
                     f"injected fault: {c.op} {c.key!r} failed before reaching the store",
                 )
+            elif isinstance(action, Crash) and action.when == "before":
+                self._crash(plan.call, "before")
+
+    def _crash(self, call: Call, when: str) -> NoReturn:
+        with self._lock:
+            self._crashed = True
+        raise SimulatedCrash(f"simulated crash {when} {call.op} {call.key!r}")
 
     async def _after(self, plan: _Plan) -> None:
-        lost: LoseAck | None = None
+        lost: LoseAck | Crash | None = None
         for state in plan.fired:
             action = state.rule.action
             if isinstance(action, Hook) and action.when == "after":
                 await action.fn(plan.call)
-            elif isinstance(action, LoseAck) and lost is None:
+            elif lost is None and (
+                isinstance(action, LoseAck)
+                or (isinstance(action, Crash) and action.when == "after")
+            ):
                 lost = action
+        if isinstance(lost, Crash):
+            self._crash(plan.call, "after")
         if lost is not None:
             c = plan.call
             raise _build_error(
