@@ -94,7 +94,7 @@ class VolumeReader:
         async def one(p: Piece) -> None:
             out[p.lo - offset : p.hi - offset] = await self._piece(p)
 
-        await bounded_map(one, pieces, limit=8)
+        await bounded_map(one, pieces, limit=self._vol._concurrency)
         return bytes(out)
 
     def _cached(self, key: tuple[str, int]) -> bytes | None:

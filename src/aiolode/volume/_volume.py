@@ -1115,9 +1115,7 @@ class Volume:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InvalidInputError(f"{name} must be an int >= {low}, not {value!r}")
         if snapshot_id is None:
-            await self.latest()
-            assert self._head is not None
-            state = self._head
+            state = await self._state_for((await self.latest()).id)  # cached: no I/O
         else:
             state = await self._state_for(snapshot_id)
         await self._prepare_search(state)
