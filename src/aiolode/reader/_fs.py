@@ -1,0 +1,352 @@
+"""A read-only pyarrow filesystem over any aiolode Store.
+
+pyarrow calls a :class:`pyarrow.fs.FileSystemHandler` from its own threads
+(never anyio worker threads), so every store call is sent back to the event
+loop that created the handler with :func:`anyio.from_thread.run` and an event
+loop token. That loop must keep running (and must not be the thread pyarrow
+scans on) for as long as pyarrow reads: run scans with
+:func:`anyio.to_thread.run_sync`.
+
+This module imports pyarrow (the handler must subclass pyarrow's): import it
+lazily, inside functions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, NoReturn, final
+
+import anyio.from_thread
+import anyio.lowlevel
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from ..errors import AiolodeError, ChecksumMismatchError, ObjectNotFoundError
+from ._ranges import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TAIL_PREFETCH,
+    RangeReader,
+    RangeStats,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+
+    from ..compression import Compressor
+    from ..manifest import FileRef
+    from ..store import Store
+
+__all__ = ["DecodedFile", "StoreFileSystemHandler", "store_filesystem"]
+
+_MAX_READERS = 256
+
+
+@final
+class DecodedFile:
+    """How the handler serves a virtual path: the stored object, verified and
+    decompressed whole (pyarrow cannot decompress every format itself).
+
+    Attributes
+    ----------
+    ref
+        The manifest entry (key, size, checksum).
+    compressor
+        The compressor to undo, or ``None``.
+    """
+
+    def __init__(self, ref: FileRef, compressor: Compressor | None) -> None:
+        self.ref = ref
+        self.compressor = compressor
+
+
+class _SyncRangeFile:
+    """A file-like object (as :class:`pyarrow.PythonFile` wants) over a RangeReader."""
+
+    def __init__(self, owner: StoreFileSystemHandler, reader: RangeReader, size: int) -> None:
+        self._owner = owner
+        self._reader = reader
+        self._size = size
+        self._pos = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._pos
+
+    def size(self) -> int:
+        return self._size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            pos = offset
+        elif whence == 1:
+            pos = self._pos + offset
+        elif whence == 2:
+            pos = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        if n is None or n < 0:
+            n = max(self._size - self._pos, 0)
+        data: bytes = self._owner._call(self._reader.read, self._pos, n)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def flush(self) -> None:
+        pass
+
+
+class StoreFileSystemHandler(pafs.FileSystemHandler):
+    """A read-only :class:`pyarrow.fs.FileSystemHandler` over an aiolode Store.
+
+    Wrap it with :func:`store_filesystem` (``pyarrow.fs.PyFileSystem(handler)``).
+    Paths are store keys. Random-access files read through a
+    :class:`~aiolode.reader.RangeReader` each (page cache, true range
+    requests); ``stats`` sums their counters. Paths registered in ``decoded``
+    are served whole: fetched with one ``get``, checksum-verified and
+    decompressed in pyarrow's thread (JSONL under gzip or zstd).
+
+    Create it on the event loop (it captures the loop's token); pyarrow must
+    use it from other threads while that loop runs. Calling it from the event
+    loop thread itself raises instead of deadlocking.
+
+    Cost per file: 0 calls to open (sizes known from ``sizes``/``decoded``,
+    else one ``head``), then one ``get_range`` per cache-missing run; decoded
+    files one ``get``. Listing (``FileSelector``) is one store listing.
+
+    Parameters
+    ----------
+    store
+        The store.
+    sizes
+        Known object sizes by key (from manifests): saves ``head`` calls.
+    decoded
+        Virtual paths served decoded (see :class:`DecodedFile`).
+    page_size, max_pages, tail_prefetch
+        Options of each file's :class:`~aiolode.reader.RangeReader`.
+
+    Raises
+    ------
+    RuntimeError
+        Not created on a running anyio event loop.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sizes: Mapping[str, int] | None = None,
+        decoded: Mapping[str, DecodedFile] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        tail_prefetch: int = DEFAULT_TAIL_PREFETCH,
+    ) -> None:
+        super().__init__()
+        self._store = store
+        self._token = anyio.lowlevel.current_token()
+        self._loop_thread = threading.get_ident()
+        self._sizes = dict(sizes or {})
+        self._decoded = dict(decoded or {})
+        self._opts = {
+            "page_size": page_size,
+            "max_pages": max_pages,
+            "tail_prefetch": tail_prefetch,
+        }
+        self._lock = threading.Lock()
+        self._done = RangeStats()
+        # One reader per key, shared by every open of it, so the footer pyarrow
+        # reads to inspect a schema is still cached when it scans the file.
+        self._readers: OrderedDict[str, RangeReader] = OrderedDict()
+
+    # ------------------------------------------------------------------ plumbing
+    def _call(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError(
+                "an aiolode store filesystem was used on its event loop's thread; run pyarrow "
+                "scans in a worker thread (anyio.to_thread.run_sync) so the loop stays free"
+            )
+        try:
+            return anyio.from_thread.run(fn, *args, token=self._token)
+        except ObjectNotFoundError as exc:
+            raise FileNotFoundError(str(exc)) from exc
+        except AiolodeError as exc:
+            # pyarrow maps OSError to an IOError status and keeps the message.
+            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _reader(self, path: str) -> RangeReader:
+        with self._lock:
+            reader = self._readers.get(path)
+            if reader is None:
+                reader = RangeReader(self._store, path, size=self._sizes.get(path), **self._opts)
+                self._readers[path] = reader
+                while len(self._readers) > _MAX_READERS:
+                    _, old = self._readers.popitem(last=False)
+                    self._done = self._done + old.stats
+            self._readers.move_to_end(path)
+            return reader
+
+    @property
+    def stats(self) -> RangeStats:
+        """Range-request counters summed over every file opened so far."""
+        with self._lock:
+            total = self._done
+            for r in self._readers.values():
+                total = total + r.stats
+            return total
+
+    @property
+    def store(self) -> Store:
+        """The store."""
+        return self._store
+
+    # ------------------------------------------------------------ handler methods
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __ne__(self, other: object) -> bool:
+        return other is not self
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def get_type_name(self) -> str:
+        return f"aiolode+{self._store.name}"
+
+    def normalize_path(self, path: str) -> str:
+        return path.strip("/")
+
+    def _info(self, path: str) -> Any:
+        path = path.strip("/")
+        size = self._sizes.get(path)
+        if path in self._decoded:
+            return pafs.FileInfo(path, pafs.FileType.File)
+        if size is not None:
+            return pafs.FileInfo(path, pafs.FileType.File, size=size)
+        try:
+            info = self._call(self._store.head, path)
+        except FileNotFoundError:
+            return pafs.FileInfo(path, pafs.FileType.NotFound)
+        return pafs.FileInfo(path, pafs.FileType.File, size=info.size)
+
+    def get_file_info(self, paths: str | list[str]) -> list[Any]:
+        return [self._info(p) for p in ([paths] if isinstance(paths, str) else paths)]
+
+    def get_file_info_selector(self, selector: Any) -> list[Any]:
+        base = selector.base_dir.strip("/")
+        prefix = f"{base}/" if base else ""
+
+        async def collect() -> list[Any]:
+            out: list[Any] = []
+            async with aclosing(self._store.list(prefix)) as it:
+                async for info in it:
+                    rest = info.key[len(prefix) :]
+                    if not selector.recursive and "/" in rest:
+                        continue
+                    out.append(pafs.FileInfo(info.key, pafs.FileType.File, size=info.size))
+            return out
+
+        return self._call(collect)  # type: ignore[no-any-return]
+
+    def _read_only(self) -> NoReturn:
+        raise NotImplementedError("an aiolode store filesystem is read-only")
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._read_only()
+
+    def delete_dir(self, path: str) -> None:
+        self._read_only()
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._read_only()
+
+    def delete_root_dir_contents(self) -> None:
+        self._read_only()
+
+    def delete_file(self, path: str) -> None:
+        self._read_only()
+
+    def move(self, src: str, dest: str) -> None:
+        self._read_only()
+
+    def copy_file(self, src: str, dest: str) -> None:
+        self._read_only()
+
+    def open_output_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._read_only()
+
+    def open_append_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._read_only()
+
+    def _open_decoded(self, d: DecodedFile) -> Any:
+        from ..checksum import parse_recorded
+
+        data: bytes = self._call(self._store.get, d.ref.key)
+        if d.ref.checksum is not None:
+            # pyarrow's thread: hashing here never blocks the event loop.
+            algo, _ = parse_recorded(d.ref.checksum)
+            h = algo.hasher()
+            h.update(data)
+            actual = algo.format(h.hexdigest())
+            if actual != d.ref.checksum:
+                err = ChecksumMismatchError(
+                    f"checksum mismatch for {d.ref.key!r}: expected {d.ref.checksum}, got {actual}",
+                    key=d.ref.key,
+                    algorithm=algo.name,
+                    expected=d.ref.checksum,
+                    actual=actual,
+                )
+                raise OSError(f"ChecksumMismatchError: {err}") from err
+        if d.compressor is not None:
+            try:
+                data = d.compressor.decompress(data)
+            except AiolodeError as exc:
+                raise OSError(f"{type(exc).__name__}: {exc}") from exc
+        return pa.BufferReader(data)
+
+    def open_input_file(self, path: str) -> Any:
+        path = path.strip("/")
+        d = self._decoded.get(path)
+        if d is not None:
+            return self._open_decoded(d)
+        reader = self._reader(path)
+        size = self._call(reader.size)
+        handle: Any = _SyncRangeFile(self, reader, int(size))
+        return pa.PythonFile(handle, mode="r")
+
+    def open_input_stream(self, path: str) -> Any:
+        return self.open_input_file(path)
+
+
+def store_filesystem(store: Store, **options: Any) -> Any:
+    """``pyarrow.fs.PyFileSystem`` over a :class:`StoreFileSystemHandler`.
+
+    Call it on the event loop; use the filesystem from worker threads.
+    ``options`` are the handler's keyword arguments.
+
+    Raises
+    ------
+    RuntimeError
+        Not called on a running anyio event loop.
+    """
+    return pafs.PyFileSystem(StoreFileSystemHandler(store, **options))
