@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 
 from .._keys import MAX_KEY_BYTES
+from ._ops import OPS
+from .faults import READ_OPS, Action, Corrupt, Crash, Fail, LoseAck, Rule, Truncate
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -38,6 +40,7 @@ __all__ = [
     "bad_metadata",
     "corruptions",
     "dataset_ids",
+    "fault_rules",
     "json_metadata",
     "json_values",
     "key_segments",
@@ -404,3 +407,52 @@ def _get(doc: Any, path: tuple[Any, ...]) -> Any:
     for p in path:
         doc = doc[p]
     return doc
+
+
+def fault_rules(
+    *, max_rules: int = 3, max_nth: int = 30, reads: bool = True, crash: bool = True
+) -> SearchStrategy[list[Rule]]:
+    """Random fault schedules for :class:`~aiolode.testing.FaultInjectingStore`.
+
+    Each rule fires once, at the ``nth`` call (``1..max_nth``) of one operation
+    (or of any, ``"*"``), with ``Fail``, ``LoseAck``, and when enabled
+    ``Crash`` (before or after the call) and, on reads, ``Truncate`` or
+    ``Corrupt``. Hypothesis shrinks a failing schedule to the fewest, earliest
+    faults, which is what makes a failure readable.
+
+    Parameters
+    ----------
+    max_rules
+        At most this many rules per schedule (at least one).
+    max_nth
+        Latest call number a rule may target; keep it near the number of store
+        calls the operation under test makes.
+    reads
+        Include ``Truncate`` and ``Corrupt`` on reads.
+    crash
+        Include ``Crash``.
+    """
+    ops: list[str] = ["*", *OPS]
+    writes: list[Action] = [Fail(), LoseAck()]
+    if crash:
+        writes += [Crash(), Crash(when="after")]
+    any_op = st.builds(
+        lambda op, nth, action: Rule(op=op, nth=nth, action=action),
+        st.sampled_from(ops),
+        st.integers(1, max_nth),
+        st.sampled_from(writes),
+    )
+    options: list[SearchStrategy[Rule]] = [any_op]
+    if reads:
+        options.append(
+            st.builds(
+                lambda op, nth, action: Rule(op=op, nth=nth, action=action),
+                st.sampled_from(["*", *READ_OPS]),
+                st.integers(1, max_nth),
+                st.one_of(
+                    st.builds(Truncate, st.one_of(st.none(), st.integers(0, 64))),
+                    st.builds(Corrupt, st.integers(1, 4)),
+                ),
+            )
+        )
+    return st.lists(st.one_of(*options), min_size=1, max_size=max_rules)
