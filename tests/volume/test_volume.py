@@ -194,8 +194,24 @@ async def test_corrupted_block_raises_checksum_mismatch(store: Store) -> None:
 
 
 async def test_corrupt_index_is_a_format_error(mem: MemoryStore) -> None:
+    from aiolode.manifest import encode
+    from aiolode.manifest._volume import VolumeSegment
+
     vol = Volume("v", mem, N)
-    await vol.commit([await vol.stage_write_at(0, b"x")])
+    snap = await vol.commit([await vol.stage_write_at(0, b"xy")])
+    seg_key = vol._states[int(snap.id)].root.segments[0].key
+    name = (await vol.latest()).blocks()[0].key.rsplit("/", 1)[1]
+    bad_segments = [
+        VolumeSegment("v", [0, 1], [2, 2], [name, name], None),  # overlapping entries
+        VolumeSegment("v", [0], [2], ["../escape"], None),  # malformed name
+        VolumeSegment("other", [0], [2], [name], None),  # another volume's
+        VolumeSegment("v", [0], [2], [name], ["crc32:00000000"]),  # checksum column
+        VolumeSegment("v", [N - 1], [2], [name], None),  # past the end
+    ]
+    for bad in bad_segments:
+        await mem.put(seg_key, encode(bad), mode="overwrite")
+        with pytest.raises(ManifestFormatError):
+            await Volume("v", mem, N).latest()
     await mem.put("volumes/v/_log/00000000000000000001.json", b"{not json", mode="overwrite")
     with pytest.raises(ManifestFormatError):
         await Volume("v", mem, N).latest()

@@ -406,9 +406,18 @@ class Volume:
         prefix = self._blocks_prefix
         key = ref.key
 
+        vid = self._id
+        with_ck = self._checksum is not None
+
         def parse() -> tuple[Run, str | None]:
             seg = decode(data, VolumeSegment, key=key)
             r = Run(seg.offsets, seg.lengths, seg.names, seg.checksums, prefix)
+            if seg.volume_id != vid:
+                return r, f"belongs to volume {seg.volume_id!r}"
+            if (seg.checksums is not None) != with_ck:
+                return r, "checksum column does not match the volume's checksum setting"
+            if any("/" in n or not n for n in seg.names):
+                return r, "has a malformed block name"
             return r, r.validate(total)
 
         if ref.count > _OFFLOAD_ENTRIES:
