@@ -1,0 +1,282 @@
+"""DatasetReader: discovery, manifests, files(as_of, where), bytes; costs with CountingStore."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import aiolode
+from aiolode.reader import DataFile, DatasetReader, SnapshotRef, files_of
+from aiolode.testing import CountingStore
+
+HIVE = aiolode.HiveLayout("source", "day")
+
+
+def events(source: str, day: str, n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"source": source, "day": day, "n": start + i} for i in range(n)]
+
+
+async def collect(it: Any) -> list[Any]:
+    async with aclosing(it) as agen:
+        return [x async for x in agen]
+
+
+async def crawl(store: aiolode.Store) -> tuple[aiolode.Dataset, list[aiolode.Snapshot]]:
+    """Three snapshots over three partitions, plus junk no manifest references."""
+    ds = aiolode.Dataset(
+        "events", store, codec=aiolode.JSONL(), layout=HIVE, checksum=aiolode.SHA256()
+    )
+    snaps = [
+        await ds.write(events("a", "d1", 3) + events("b", "d1", 2)),
+        await ds.write(events("a", "d2", 4)),
+        await ds.write(events("b", "d1", 1, start=100)),
+    ]
+    # An aborted write's data file, in a partition no commit ever touched, and
+    # one in a committed partition: neither may be returned as data.
+    await store.put("datasets/events/data/source=zzz/day=d9/orphan.jsonl", b'{"n": 666}\n')
+    await store.put("datasets/events/data/source=a/day=d1/orphan.jsonl", b'{"n": 667}\n')
+    return ds, snaps
+
+
+async def test_list_datasets_only_committed(store: aiolode.Store) -> None:
+    await crawl(store)
+    other = aiolode.Dataset("other", store)
+    await other.write(b"blob")
+    # A directory holding only an uncommitted file is not a dataset.
+    await store.put("datasets/ghost/data/x.bin", b"junk")
+    await store.put("datasets/.hidden/_log/0000000000000001.json", b"{}")
+    reader = DatasetReader(store)
+    assert await collect(reader.list_datasets()) == ["events", "other"]
+
+
+async def test_flat_layout_does_not_model_datasets(memory: aiolode.MemoryStore) -> None:
+    reader = DatasetReader(memory, layout=aiolode.FlatLayout())
+    with pytest.raises(aiolode.DatasetsNotModeledError):
+        reader.list_datasets()
+    # Reading one flat dataset by id works.
+    ds = aiolode.Dataset("solo", memory, layout=aiolode.FlatLayout())
+    snap = await ds.write(b"x")
+    assert (await reader.get_manifest("solo", snap.id)) == snap.manifest
+    assert [f.key for f in await reader.files("solo")] == [f.key for f in snap.files]
+
+
+async def test_partitions_and_snapshots_come_from_manifests(store: aiolode.Store) -> None:
+    _, snaps = await crawl(store)
+    reader = DatasetReader(store)
+    parts = await collect(reader.list_partitions("events"))
+    assert parts == [
+        {"source": "a", "day": "d1"},
+        {"source": "b", "day": "d1"},
+        {"source": "a", "day": "d2"},
+    ]
+    refs = await collect(reader.list_snapshots("events"))
+    assert [r.snapshot_id for r in refs] == [s.id for s in snaps]
+    assert all(isinstance(r, SnapshotRef) for r in refs)
+    assert refs[1].parent_id == snaps[0].id
+    assert refs[1].partitions == ({"source": "a", "day": "d2"},)
+    assert refs[0].file_count == 2
+    assert refs[0].row_count == 5
+    b = await collect(reader.list_snapshots("events", {"source": "b"}))
+    assert [r.snapshot_id for r in b] == [snaps[0].id, snaps[2].id]
+    d2 = await collect(reader.list_snapshots("events", lambda p: p["day"] == "d2"))
+    assert [r.snapshot_id for r in d2] == [snaps[1].id]
+
+
+async def test_empty_and_unknown_datasets(memory: aiolode.MemoryStore) -> None:
+    reader = DatasetReader(memory)
+    assert await collect(reader.list_datasets()) == []
+    assert await collect(reader.list_partitions("nothing")) == []
+    assert await collect(reader.list_snapshots("nothing")) == []
+    assert await reader.files("nothing") == []
+    with pytest.raises(aiolode.SnapshotNotFoundError) as ei:
+        await reader.get_manifest("nothing", "0000000000000001-0000")
+    assert ei.value.dataset_id == "nothing"
+    with pytest.raises(aiolode.InvalidKeyError):
+        reader.list_partitions("../escape")
+    with pytest.raises(aiolode.NoSnapshotsError):
+        await reader.files("nothing", as_of=datetime.now(UTC))
+
+
+async def test_get_manifest_is_one_store_call(memory: aiolode.MemoryStore) -> None:
+    _, snaps = await crawl(memory)
+    counting = CountingStore(memory)
+    reader = DatasetReader(counting)
+    with counting.measure() as m:
+        manifest = await reader.get_manifest("events", snaps[1].id)
+    assert m.counts.total_calls == 1, m.counts
+    assert m.counts["get"] == 1
+    assert manifest == snaps[1].manifest
+    with counting.measure() as m:
+        again = await reader.get_manifest("events", snaps[1].id)
+    assert m.counts.total_calls == 0, m.counts  # records are immutable: cached
+    assert again == manifest
+    with pytest.raises(aiolode.SnapshotNotFoundError):
+        await reader.get_manifest("events", "0000000000000002-0007")
+    with pytest.raises(aiolode.SnapshotNotFoundError):
+        await reader.get_manifest("events", "not-an-id")
+
+
+async def test_files_time_travel_and_filters(store: aiolode.Store) -> None:
+    ds, snaps = await crawl(store)
+    reader = DatasetReader(store)
+    every = await reader.files("events")
+    assert [f.snapshot_id for f in every] == [snaps[0].id] * 2 + [snaps[1].id, snaps[2].id]
+    committed = {f.key for s in snaps for f in s.files}
+    assert {f.key for f in every} == committed
+    assert not any("orphan" in f.key for f in every)
+    assert all(isinstance(f, DataFile) and f.codec == "jsonl" for f in every)
+
+    first = await reader.files("events", as_of=snaps[0].id)
+    assert {f.key for f in first} == {f.key for f in snaps[0].files}
+    assert await reader.files("events", as_of=snaps[1]) == every[:3]
+    refs = await collect(reader.list_snapshots("events"))
+    assert await reader.files("events", as_of=refs[1]) == every[:3]
+
+    a = await reader.files("events", where={"source": "a"})
+    assert [f.partition for f in a] == [{"source": "a", "day": "d1"}, {"source": "a", "day": "d2"}]
+    both = await reader.files("events", where={"source": {"a", "b"}, "day": "d1"})
+    assert [f.partition["source"] for f in both] == ["a", "b", "b"]
+    pred = await reader.files("events", where=lambda p: p["day"] != "d1")
+    assert [f.partition for f in pred] == [{"source": "a", "day": "d2"}]
+    assert await reader.files("events", as_of=snaps[0].id, where={"day": "d2"}) == []
+
+    # The Dataset-level function agrees with the reader.
+    assert await files_of(ds, as_of=snaps[1].id, where={"source": "a"}) == [
+        f for f in every[:3] if f.partition["source"] == "a"
+    ]
+
+
+async def test_files_as_of_datetime(memory: aiolode.MemoryStore) -> None:
+    _, snaps = await crawl(memory)
+    reader = DatasetReader(memory)
+    at_last = await reader.files("events", as_of=snaps[-1].created_at)
+    assert len(at_last) == 4
+    later = await reader.files("events", as_of=snaps[-1].created_at + timedelta(days=1))
+    assert later == at_last
+    with pytest.raises(aiolode.SnapshotNotFoundError):
+        await reader.files("events", as_of=snaps[0].created_at - timedelta(days=1))
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", as_of=datetime(2024, 1, 1))  # naive
+
+
+async def test_bad_filters(memory: aiolode.MemoryStore) -> None:
+    await crawl(memory)
+    reader = DatasetReader(memory)
+    with pytest.raises(aiolode.InvalidInputError, match="partition keys"):
+        await reader.files("events", where={"sauce": "a"})
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", where={"source": set()})
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", where={"source": object()})
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", where="source=a")
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", as_of=3.5)
+    other = aiolode.Dataset("other", memory)
+    snap = await other.write(b"x")
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.files("events", as_of=snap)
+
+
+async def test_int_and_date_filter_values_match_path_form(memory: aiolode.MemoryStore) -> None:
+    ds = aiolode.Dataset(
+        "typed", memory, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("year", "day")
+    )
+    await ds.write([{"year": 2024, "day": "2024-01-02", "v": 1}])
+    await ds.write([{"year": 2025, "day": "2025-01-03", "v": 2}])
+    reader = DatasetReader(memory)
+    got = await reader.files("typed", where={"year": 2024})
+    assert [f.partition for f in got] == [{"year": "2024", "day": "2024-01-02"}]
+    from datetime import date
+
+    got = await reader.files("typed", where={"day": {date(2025, 1, 3)}})
+    assert [f.partition["year"] for f in got] == ["2025"]
+
+
+async def test_files_reads_only_the_records_up_to_as_of(memory: aiolode.MemoryStore) -> None:
+    """Cost contract of files(): one ``get`` per commit record up to ``as_of``.
+
+    A partition filter does not reduce it: a commit record holds the manifests
+    of every partition its snapshots touched, so there is no per-partition
+    manifest to skip (see docs/reader.md).
+    """
+    ds = aiolode.Dataset("events", memory, codec=aiolode.JSONL(), layout=HIVE)
+    snaps = [await ds.write(events(s, f"d{i}", 2)) for i in range(6) for s in ("a", "b")]
+    counting = CountingStore(memory)
+    target = snaps[5]
+    seq = int(target.id.split("-")[0])
+    for where in (None, {"source": "a"}):
+        reader = DatasetReader(counting)
+        with counting.measure() as m:
+            files = await reader.files("events", as_of=target.id, where=where)
+        assert m.counts["get"] == seq, m.counts
+        assert m.counts.total_calls == seq, m.counts  # no listing, no data reads
+        assert len(files) == (6 if where is None else 3)
+    # A warm reader answers from its record cache.
+    with counting.measure() as m:
+        await reader.files("events", as_of=target.id)
+    assert m.counts.total_calls == 0, m.counts
+    # latest: the hint + a probe + the records not yet cached.
+    reader = DatasetReader(counting)
+    with counting.measure() as m:
+        files = await reader.files("events")
+    assert len(files) == 12
+    assert m.counts.total_calls <= 2 + len(snaps), m.counts
+    assert m.counts["list"] == m.counts["list_dirs"] == 0
+
+
+async def test_list_datasets_cost_is_one_listing_plus_one_head_each(
+    memory: aiolode.MemoryStore,
+) -> None:
+    for name in ("a1", "b2", "c3"):
+        await aiolode.Dataset(name, memory).write(b"x")
+    counting = CountingStore(memory)
+    with counting.measure() as m:
+        ids = await collect(DatasetReader(counting).list_datasets())
+    assert ids == ["a1", "b2", "c3"]
+    assert m.counts["list_dirs"] == 1
+    assert m.counts["head"] == 3
+    assert m.counts.total_calls == 4, m.counts
+
+
+async def test_open_object_and_read_range(store: aiolode.Store) -> None:
+    _, snaps = await crawl(store)
+    reader = DatasetReader(store)
+    f = (await reader.files("events", as_of=snaps[1].id))[-1]
+    whole = await store.get(f.key)
+    streamed = b"".join(await collect(reader.open_object(f, chunk_size=7)))
+    assert streamed == whole
+    assert b"".join(await collect(reader.open_object(f.key))) == whole
+    assert await reader.read_range(f.key, 3, 10) == whole[3:13]
+    assert await reader.read_range(f.key, len(whole) - 2, 10) == whole[-2:]
+    with pytest.raises(aiolode.ObjectNotFoundError):
+        await collect(reader.open_object("datasets/events/data/nope.jsonl"))
+    with pytest.raises(aiolode.InvalidRangeError):
+        await reader.read_range(f.key, -1, 2)
+
+
+async def test_open_object_verifies_checksums(memory: aiolode.MemoryStore) -> None:
+    await crawl(memory)
+    reader = DatasetReader(memory)
+    f = (await reader.files("events"))[0]
+    data = await memory.get(f.key)
+    await memory.put(f.key, data.replace(b"1", b"7"), mode="overwrite")
+    with pytest.raises(aiolode.ChecksumMismatchError) as ei:
+        await collect(reader.open_object(f))
+    assert ei.value.key == f.key
+    assert ei.value.expected == f.checksum
+    # Raw access by key is not vouched for by a manifest: no check.
+    assert b"".join(await collect(reader.open_object(f.key))) == data.replace(b"1", b"7")
+
+
+async def test_reader_validates_arguments(memory: aiolode.MemoryStore) -> None:
+    with pytest.raises(aiolode.InvalidInputError):
+        DatasetReader("not a store")  # type: ignore[arg-type]
+    with pytest.raises(aiolode.InvalidInputError):
+        DatasetReader(memory, layout="hive")  # type: ignore[arg-type]
+    with pytest.raises(aiolode.InvalidInputError):
+        await files_of("events")  # type: ignore[arg-type]
+    assert "DatasetReader" in repr(DatasetReader(memory))
