@@ -131,9 +131,11 @@ class Committer:
                     batch = self._take()
                     with anyio.CancelScope(shield=True):
                         committed = await self._run_batch(batch)
-                if committed is not None:
-                    # After releasing the lock, so the next leader's record put
-                    # overlaps this hint put.
+                if committed is not None and self.log.hint_stale(committed):
+                    # Writers normally refresh the hint alongside their next
+                    # data puts; a writer that found it older than the record
+                    # before its own (short-lived writers) refreshes it now, so
+                    # the hint never lags the log by more than one record.
                     with anyio.CancelScope(shield=True):
                         await self.log.write_hint(committed)
         except anyio.get_cancelled_exc_class():

@@ -7,6 +7,8 @@ from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, final
 
+import anyio
+
 from .._retry import Retry
 from ..checksum import check_checksum_arg
 from ..errors import (
@@ -35,7 +37,7 @@ from ._write import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 
     from ..codecs import Codec
     from ..compression import Compressor
@@ -248,9 +250,10 @@ class Dataset:
                     "a raw dataset (codec=None) writes one bytes-like object, not "
                     f"{type(data).__name__}; pass codec=aiolode.JSONL() for records"
                 )
-            prepared = await prepare_blob(self._spec, data)
+            prepared = await self._alongside_hint(prepare_blob(self._spec, data))
         else:
-            prepared = await prepare_records(self._spec, check_records(data))
+            records = check_records(data)
+            prepared = await self._alongside_hint(prepare_records(self._spec, records))
         return await self._commit(prepared, meta, parent)
 
     def _check_parent(self, expected_parent: object) -> str | None:
@@ -260,6 +263,39 @@ class Dataset:
             expected_parent = expected_parent.id
         parse_snapshot_id(expected_parent, dataset_id=self._id)
         return expected_parent  # type: ignore[return-value]
+
+    async def _alongside_hint(self, data_work: Coroutine[Any, Any, Prepared]) -> Prepared:
+        """Run the data puts while refreshing the ``latest`` hint, concurrently.
+
+        The hint is moved to the newest record this object knows (committed
+        by an earlier write) in parallel with the data puts, so a warm commit
+        costs one sequential round trip beyond its data (the record put) and
+        the hint lags the log by at most the last commit of this object.
+        """
+        due = self._log.hint_due()
+        if due is None:
+            return await data_work
+        result: list[Prepared] = []
+        error: list[BaseException] = []
+
+        async def data() -> None:
+            try:
+                result.append(await data_work)
+            except BaseException as exc:  # re-raised unchanged after the group
+                error.append(exc)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._log.write_hint, due)
+                await data()
+        except BaseException:
+            # Cancelled while the group finished: the files are not committed.
+            if result:
+                await delete_quietly(self._store, [f.key for f in result[0].files])
+            raise
+        if error:
+            raise error[0]
+        return result[0]
 
     async def _commit(
         self, prepared: Prepared, metadata: dict[str, Any], expected_parent: str | None
@@ -332,6 +368,9 @@ class Dataset:
         holder = types.SimpleNamespace()
         async with run_blob_stream(self._spec, holder, progress) as writer:
             yield writer
+        due = self._log.hint_due()
+        if due is not None:
+            await self._log.write_hint(due)
         writer._snapshot = await self._commit(holder.prepared, meta, parent)
 
     async def stream_write_records(
@@ -385,8 +424,10 @@ class Dataset:
             )
         meta = check_metadata(metadata)
         parent = self._check_parent(expected_parent)
-        prepared = await stream_records(
-            self._spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+        prepared = await self._alongside_hint(
+            stream_records(
+                self._spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+            )
         )
         return await self._commit(prepared, meta, parent)
 

@@ -77,6 +77,10 @@ class CommitLog:
         self.dataset_id = dataset_id
         self.hint_key = f"{prefix}_latest.json"
         self.head: CommitRecord | None = None
+        # The newest seq known to be in the hint (written or read), and whether
+        # a hint put is in flight: at most one at a time per object.
+        self.hint_seq = 0
+        self._hint_busy = False
         # True once we know the log's state at least once (head may be None = empty).
         self.warm = False
         self._cache: OrderedDict[int, CommitRecord] = OrderedDict()
@@ -174,6 +178,7 @@ class CommitLog:
             return None
         if rec.dataset_id != self.dataset_id or rec.seq < 1:
             return None
+        self.hint_seq = max(self.hint_seq, rec.seq)
         return rec
 
     async def _gallop(self) -> int:
@@ -218,6 +223,7 @@ class CommitLog:
                 last = await self._gallop()
                 if last > self.head_seq:
                     await self.fetch(last)
+                probe = False  # the search proved last + 1 absent
             else:
                 probe = False  # the probe just happened: nothing after the head
         while probe:
@@ -226,6 +232,25 @@ class CommitLog:
                 break
         self.warm = True
         return self.head
+
+    def hint_due(self) -> CommitRecord | None:
+        """The head record if the hint lags it and no hint put is in flight.
+
+        Marks a hint put as in flight: the caller must then call
+        :meth:`write_hint` (which clears it).
+        """
+        if self._hint_busy or self.head is None or self.head.seq <= self.hint_seq:
+            return None
+        self._hint_busy = True
+        return self.head
+
+    def hint_stale(self, committed: CommitRecord) -> bool:
+        """Whether, after committing ``committed``, the hint lags by more than one
+        record (and no hint put is in flight); marks a put in flight if so."""
+        if self._hint_busy or self.hint_seq >= committed.seq - 1:
+            return False
+        self._hint_busy = True
+        return True
 
     async def write_hint(self, record: CommitRecord) -> None:
         """Overwrite the hint with ``record`` (best effort; failures are ignored).
@@ -236,5 +261,9 @@ class CommitLog:
         """
         from ..errors import AiolodeError
 
-        with suppress(AiolodeError):
-            await self.store.put(self.hint_key, encode(record), mode="overwrite")
+        try:
+            with suppress(AiolodeError):
+                await self.store.put(self.hint_key, encode(record), mode="overwrite")
+                self.hint_seq = max(self.hint_seq, record.seq)
+        finally:
+            self._hint_busy = False
