@@ -466,3 +466,17 @@ async def test_reopen_and_use_without_async_with(tmp_path: Path) -> None:
     async with s:  # opened again after closing
         assert await s.exists("k")
     assert repr(s) == f"FileStore({str(tmp_path)!r})"
+
+
+async def test_list_walks_lazily_page_by_page(store: FileStore) -> None:
+    # Pages are produced on demand: a directory not reached yet is scanned only when
+    # the walk gets there, so the whole tree is never collected up front.
+    for i in range(6):
+        await store.put(f"a/{i}", b"")
+    await store.put("b/0", b"")
+    it = store.list()
+    first = [await it.__anext__() for _ in range(3)]  # one page (page_size=3)
+    await store.put("b/1", b"")  # written after the first page, in an unvisited dir
+    rest = [i async for i in it]
+    keys = [i.key for i in first + rest]
+    assert keys == [*(f"a/{i}" for i in range(6)), "b/0", "b/1"]
