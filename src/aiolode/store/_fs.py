@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import secrets
 import stat
@@ -649,6 +648,8 @@ class FileStore(Store):
         Each acquisition opens the stripe afresh: flock locks belong to an open
         file description, so threads of this process exclude each other too.
         """
+        import fcntl  # POSIX only: imported here so that `import aiolode` works anywhere
+
         stripe = zlib.crc32(key.encode("utf-8")) % _LOCK_STRIPES
         dfd = self._open_dirs(key, _LOCK_DIRS, create=True)[0]
         try:
