@@ -314,7 +314,8 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
     """Check a dataset's history and data files; report, never repair.
 
     Checks, for every commit record of the log: it decodes (schema, version,
-    fields), belongs to this dataset at its sequence number, and continues a
+    fields; every snapshot names a known codec and compressor with valid
+    options, as a reader needs), belongs to this dataset at its sequence number, and continues a
     linear chain (no gap; each snapshot's parent is the previous snapshot; ids
     increase; ``created_at`` never decreases). For every snapshot up to
     ``snapshot_id`` (default: the newest), every data file it references
@@ -358,6 +359,7 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
         reported as :attr:`ProblemKind.STORAGE_ERROR`, not raised).
     """
     from .dataset._log import format_snapshot_id, parse_snapshot_id
+    from .dataset._read import components
     from .manifest._dataset import CommitRecord
 
     store = ds.store
@@ -460,6 +462,17 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
                         ProblemKind.BROKEN_CHAIN,
                         f"snapshot {sid} was created at {m.created_at.isoformat()}, before "
                         f"its predecessor ({prev_time.isoformat()})",
+                        key=key,
+                        snap=sid,
+                    )
+                try:
+                    # What a reader will follow: an unknown codec/compressor or
+                    # invalid options make the snapshot unreadable.
+                    components(m)
+                except FormatError as exc:
+                    acc.add(
+                        ProblemKind.INVALID_RECORD,
+                        f"snapshot {sid} cannot be decoded: {exc}",
                         key=key,
                         snap=sid,
                     )
@@ -624,8 +637,14 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                 continue
             problem = None if seg.volume_id == vol.id else f"belongs to {seg.volume_id!r}"
             problem = problem or _validate_segment(seg, vol.total_length)
-            if problem is None and seg.checksums is not None and checksum_name is None:
-                problem = "records checksums but the volume has none"
+            if problem is None and (seg.checksums is None) != (checksum_name is None):
+                # Blocks with and without digests must not mix: a block
+                # without one would silently skip verification.
+                problem = (
+                    "records checksums but the volume has none"
+                    if checksum_name is None
+                    else f"records no checksums but the volume uses {checksum_name}"
+                )
             if problem is not None:
                 acc.add(
                     ProblemKind.INVALID_RECORD,

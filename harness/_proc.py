@@ -1,0 +1,54 @@
+"""Helpers for the multi-process parts of the harness: stores by location, moto."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import aiolode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["PY", "fake_aws_env", "open_location", "s3_location"]
+
+PY = sys.executable
+
+
+def open_location(kind: str, location: str) -> aiolode.Store:
+    """``file`` + a directory, or ``s3`` + ``endpoint|bucket``."""
+    if kind == "file":
+        return aiolode.FileStore(location)
+    endpoint, bucket = location.split("|")
+    return aiolode.S3Store(bucket, endpoint_url=endpoint, region_name="us-east-1")
+
+
+def fake_aws_env() -> None:
+    """Fake credentials for moto (inherited by child processes)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }.items():
+        os.environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def s3_location(bucket: str, endpoint: str | None = None) -> Iterator[str]:
+    """A bucket on ``endpoint`` (or on a serialising moto server started here)."""
+    import boto3
+
+    fake_aws_env()
+    with contextlib.ExitStack() as stack:
+        if endpoint is None:
+            from aiolode.testing.moto_server import run_moto_server
+
+            endpoint = stack.enter_context(run_moto_server())
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=bucket
+        )
+        yield f"{endpoint}|{bucket}"
