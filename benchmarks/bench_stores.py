@@ -513,6 +513,62 @@ async def bench_group(
     return medians
 
 
+def syscall_level(root: str, n: int, rounds: int) -> list[str]:
+    """FileStore's create path without the event loop or threads, next to raw.
+
+    The same 1 KiB create-only put called directly in this thread, alternating
+    small batches: what the durable protocol itself costs, with the thread-hop
+    and scheduling noise of a loaded machine taken out.
+    """
+    data = os.urandom(KiB)
+    stores = {}
+    for name, tmpfile in (("FileStore (O_TMPFILE)", True), ("FileStore (named temp)", False)):
+        d = os.path.join(root, f"sys-{tmpfile}")
+        os.mkdir(d)
+        st = FileStore(d)
+        st._root = d  # opened by hand: no event loop here
+        st._use_tmpfile = tmpfile
+        stores[name] = st
+    rawfiles = {
+        "raw tmp+fsync+link": RawFile(os.path.join(root, "sys-raw"), dir_fsync=False),
+        "raw tmp+fsync+link + dir fsync": RawFile(os.path.join(root, "sys-rawd"), dir_fsync=True),
+    }
+    names = [*stores, *rawfiles]
+    per_round: dict[str, list[float]] = {k: [] for k in names}
+    batch = 10
+    for r in range(rounds):
+        spent = dict.fromkeys(names, 0.0)
+        for b in range(0, n, batch):
+            k = b // batch
+            for name in names[k % len(names) :] + names[: k % len(names)]:
+                t = time.perf_counter()
+                for i in range(b, min(n, b + batch)):
+                    key = f"sys/r{r}/{i}"
+                    if name in stores:
+                        stores[name]._put_bytes_sync(key, ("sys", f"r{r}"), str(i), data, "create")
+                    else:
+                        rawfiles[name]._create(key, data)
+                spent[name] += time.perf_counter() - t
+        for name in names:
+            per_round[name].append(n / spent[name])
+    out = [
+        "### FileStore create-only, syscall level (no event loop, one thread)",
+        "",
+        f"{n} 1 KiB create-only puts per round, {rounds} rounds, alternating batches of {batch}; "
+        "ops/s, median (min-max); cost x = anchor throughput / this row's throughput.",
+        "",
+        "| path | ops/s | cost x vs raw tmp+fsync+link | cost x vs raw + dir fsync |",
+        "|---|---|---|---|",
+    ]
+    raw = statistics.median(per_round["raw tmp+fsync+link"])
+    rawd = statistics.median(per_round["raw tmp+fsync+link + dir fsync"])
+    for name in names:
+        med = statistics.median(per_round[name])
+        out.append(f"| {name} | {_fmt(per_round[name])} | {raw / med:.2f} | {rawd / med:.2f} |")
+    out.append("")
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rounds = args.rounds or (3 if args.quick else 5)
     n_seq = 60 if args.quick else 200
@@ -566,6 +622,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     stream_size,
                     lines,
                 )
+            lines += syscall_level(root, n_seq, rounds)
             for width in (1, WIDTH):
                 mine = med[("FileStore (O_TMPFILE)", "create", width)]
                 named = med[("FileStore (named temp)", "create", width)]
