@@ -46,3 +46,19 @@ async def memory() -> AsyncIterator[aiolode.MemoryStore]:
     """A plain memory store (for tests about the reader, not the backend)."""
     async with aiolode.MemoryStore() as s:
         yield s
+
+
+# S3 combinations that take the same code path as another S3 case (native
+# S3FileSystem, uncompressed) run only with the slow tests: moto is slow and
+# serialised, and the whole suite shares a time budget.
+_SLOW_ON_S3 = {"jsonl", "arrow"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is None or "tests/reader/" not in item.nodeid.replace("\\", "/"):
+            continue
+        params = spec.params
+        if params.get("store_spec") == "s3" and params.get("codec") in _SLOW_ON_S3:
+            item.add_marker(pytest.mark.slow)

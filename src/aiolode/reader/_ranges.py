@@ -63,13 +63,14 @@ def _positive(name: str, value: object, *, zero: bool = False) -> int:
 class RangeReader:
     """Random access to one stored object with a page cache.
 
-    Reads are served from fixed-size pages kept in an LRU cache; the pages a
-    read misses are fetched with **one** range request per contiguous run. The
-    first run that touches the end of the object is widened to the last
-    ``tail_prefetch`` bytes, so opening a Parquet file (an 8-byte probe of the
-    footer length, then the footer itself) costs one request. Reads larger than
-    the cache go straight to the store and are not cached, so scanning big
-    column chunks never evicts the footer.
+    Reads in the last ``tail_prefetch`` bytes (where Parquet, Arrow IPC and
+    most columnar formats keep their metadata) are served from fixed-size pages
+    kept in an LRU cache; the pages such a read misses are fetched with **one**
+    range request per contiguous run, widened to the whole tail. Opening a Parquet file (an 8-byte probe of the
+    footer length, then the footer) therefore costs one request, and opening
+    it again none. Other reads (column chunks) fetch exactly their bytes in one
+    request and are not cached, so scans neither over-fetch nor evict the
+    footer.
 
     Cost: ``read`` makes 0 store calls when its pages are cached, else one
     ``get_range`` per missing contiguous run (usually one); the size is learnt
@@ -91,7 +92,8 @@ class RangeReader:
     max_pages
         Cache capacity in pages.
     tail_prefetch
-        Bytes fetched at once when a read first touches the end (0: off).
+        Bytes at the end of the object that are fetched at once and cached
+        (0: no caching at all).
 
     Raises
     ------
@@ -180,9 +182,13 @@ class RangeReader:
         end = min(offset + length, size)
         if end <= offset:
             return b""
-        if end - offset > self._page * self._max_pages:
-            return await self._fetch(offset, end - offset)
         first, last = offset // self._page, (end - 1) // self._page
+        cached = all(i in self._pages for i in range(first, last + 1))
+        in_tail = offset >= size - self._tail
+        if not cached and (not in_tail or last - first >= self._max_pages):
+            # A read outside the tail (a column chunk): exactly those bytes,
+            # not cached, so scans neither over-fetch nor evict the footer.
+            return await self._fetch(offset, end - offset)
         # Hold the cached pages now: a concurrent read may evict them while we await.
         got = {i: self._pages[i] for i in range(first, last + 1) if i in self._pages}
         for i in got:
