@@ -63,3 +63,65 @@ def bench(session: nox.Session) -> None:
     """Run every benchmark and write docs/benchmarks.md (pass --quick for a smoke run)."""
     _install(session)
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+# ----------------------------------------------------------------- proof harness
+# Long versions (docs/reliability.md records their figures); tests/harness/ runs
+# the short versions in CI. Extra arguments go to the script, e.g.
+# ``nox -s harness_faults -- --schedules 500``.
+
+
+@nox.session(python=PYTHONS)
+def harness_faults(session: nox.Session) -> None:
+    """Randomised fault schedules over Dataset writes (every codec) and Volume commits."""
+    _install(session)
+    session.run("python", "-m", "harness.faults", *(session.posargs or ["--schedules", "10000"]))
+
+
+@nox.session(python=PYTHONS)
+def harness_crash(session: nox.Session) -> None:
+    """Writer processes SIGKILLed at random instants, on the filesystem and on S3 (moto)."""
+    _install(session)
+    for backend in ("file", "s3"):
+        session.run(
+            "python", "-m", "harness.crash", "--backend", backend,
+            *(session.posargs or ["--kills", "100"]),
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
+def harness_races(session: nox.Session) -> None:
+    """8 processes x 50 commits on one Dataset and one Volume, filesystem and S3."""
+    _install(session)
+    for backend in ("file", "s3"):
+        session.run(
+            "python", "-m", "harness.races", "--backend", backend,
+            *(session.posargs or ["--procs", "8", "--commits", "50"]),
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
+def harness_fuzz(session: nox.Session) -> None:
+    """Hypothesis fuzzing of keys, ids, partition values, metadata, manifest and data bytes."""
+    _install(session)
+    examples = session.posargs[0] if session.posargs else "1000"
+    session.run(
+        "pytest", "tests/harness/test_fuzz.py", "-p", "no:randomly", "-q",
+        "--hypothesis-show-statistics",
+        env={"AIOLODE_FUZZ_EXAMPLES": examples},
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
+def harness_cancel(session: nox.Session) -> None:
+    """Cancellation at every store call of write, stream_write(_records), commit, stage_write_at."""
+    _install(session)
+    for backend in ("asyncio", "trio"):
+        session.run("python", "-m", "harness.cancel", "--backend", backend)
+
+
+@nox.session(python=PYTHONS)
+def harness(session: nox.Session) -> None:
+    """The CI-sized harness (what tests/harness/ runs), both backends, filesystem and S3."""
+    _install(session)
+    session.run("pytest", "tests/harness", "-p", "no:randomly", *session.posargs)

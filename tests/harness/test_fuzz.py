@@ -207,6 +207,12 @@ def _damaged(doc_bytes: bytes) -> st.SearchStrategy[bytes]:
     ).filter(lambda b: b != doc_bytes)
 
 
+async def _damaged_strategy(doc_bytes: bytes) -> st.SearchStrategy[bytes]:
+    # Building it describes lambdas (Hypothesis reads their source files):
+    # test tooling, not library I/O, so keep it off the event loop thread.
+    return await anyio.to_thread.run_sync(_damaged, doc_bytes)
+
+
 async def _two_snapshots() -> tuple[aiolode.MemoryStore, list[str], str]:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL(), checksum=aiolode.SHA256())
@@ -218,7 +224,7 @@ async def _two_snapshots() -> tuple[aiolode.MemoryStore, list[str], str]:
 @given(data=st.data())
 async def test_damaged_commit_records(data: st.DataObject) -> None:
     store, ids, key = await _two_snapshots()
-    damaged = data.draw(_damaged(await store.get(key)))
+    damaged = data.draw(await _damaged_strategy(await store.get(key)))
     await store.put(key, damaged, mode="overwrite")
     await store.delete("datasets/d/_log/_latest.json")  # force the readers onto the record
     errors = await _exercise_dataset(store, ids)
@@ -248,7 +254,7 @@ async def test_damaged_volume_documents(data: st.DataObject, which: str) -> None
         # uuids, so Hypothesis can replay its draws.
         infos = [i async for i in store.list("volumes/v/index/")]
         key = max(infos, key=lambda i: i.size).key
-    damaged = data.draw(_damaged(await store.get(key)))
+    damaged = data.draw(await _damaged_strategy(await store.get(key)))
     await store.put(key, damaged, mode="overwrite")
     fresh = aiolode.Volume("v", store, 256, checksum=aiolode.SHA256())
     errors: list[BaseException] = []
