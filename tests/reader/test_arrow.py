@@ -257,3 +257,30 @@ async def test_empty_dataset_gives_an_empty_arrow_dataset(memory: aiolode.Memory
     assert await anyio.to_thread.run_sync(adset.count_rows) == 0
     adset = await arrow_dataset(memory, [], schema=pa.schema([("x", pa.int64())]))
     assert adset.schema.names == ["x"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+async def test_iso_strings_stay_strings_like_the_dataset_api(kind: str, tmp_path: Any) -> None:
+    store: aiolode.Store = (
+        aiolode.MemoryStore() if kind == "memory" else aiolode.FileStore(tmp_path)
+    )
+    async with store:
+        ds = aiolode.Dataset(
+            "dated", store, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("day")
+        )
+        snap = await ds.write(
+            [
+                {"day": "2024-05-01", "at": "2024-05-01T10:00:00", "n": 1},
+                {"day": "2024-05-02", "at": "x", "n": 2},
+            ]
+        )
+        adset = await to_arrow_dataset(ds)
+        assert adset.schema.field("day").type == pa.string()
+        table = await anyio.to_thread.run_sync(adset.to_table)
+        assert sorted(table.to_pylist(), key=lambda r: r["n"]) == [
+            {k: r[k] for k in table.column_names} for r in await ds.read(snap)
+        ]
+        got = await anyio.to_thread.run_sync(
+            lambda: duckdb.connect().from_arrow(adset).filter("day = '2024-05-02'").fetchall()
+        )
+        assert len(got) == 1

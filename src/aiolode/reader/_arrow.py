@@ -151,6 +151,21 @@ def _partition_expr(schema: Any, partition: dict[str, str]) -> Any:
     return pc.scalar(True) if expr is None else expr
 
 
+def _json_strings(schema: Any) -> Any:
+    """``schema`` with pyarrow's inferred JSON timestamps turned back into strings.
+
+    JSON has no timestamp type: aiolode's JSONL codec writes datetimes as ISO
+    strings and the Dataset API reads strings back, so the Arrow view does the
+    same (pass ``schema=`` to read them as timestamps).
+    """
+    import pyarrow as pa
+
+    for i, f in enumerate(schema):
+        if pa.types.is_timestamp(f.type):
+            schema = schema.set(i, f.with_type(pa.string()))
+    return schema
+
+
 def _conform(table: Any, schema: Any) -> Any:
     """``table`` with exactly ``schema``'s columns (missing ones null), cast."""
     import pyarrow as pa
@@ -175,7 +190,13 @@ def _build(
     import pyarrow.dataset as pads
 
     if schema is None:
-        schemas = [fmt.inspect(p, fs) for fmt, fs, paths, _ in groups for p in paths]
+        schemas = [
+            _json_strings(fmt.inspect(p, fs))
+            if isinstance(fmt, pads.JsonFileFormat)
+            else fmt.inspect(p, fs)
+            for fmt, fs, paths, _ in groups
+            for p in paths
+        ]
         schemas += [t.schema for t in tables]
         schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
         if schema is None:
@@ -365,6 +386,11 @@ async def _decode_jsonl(store: Store, f: DataFile) -> Any:
         import pyarrow.json as pajson
 
         buf: Any = pa.BufferReader(data)
-        return pajson.read_json(buf)
+        table = pajson.read_json(buf)
+        schema = _json_strings(table.schema)
+        if schema.equals(table.schema):
+            return table
+        buf = pa.BufferReader(data)
+        return pajson.read_json(buf, parse_options=pajson.ParseOptions(explicit_schema=schema))
 
     return await anyio.to_thread.run_sync(parse)
