@@ -284,3 +284,23 @@ async def test_iso_strings_stay_strings_like_the_dataset_api(kind: str, tmp_path
             lambda: duckdb.connect().from_arrow(adset).filter("day = '2024-05-02'").fetchall()
         )
         assert len(got) == 1
+
+
+async def test_store_filesystem_refuses_the_event_loop_thread(memory: aiolode.MemoryStore) -> None:
+    from aiolode.reader._fs import store_filesystem
+
+    await memory.put("k", b"data")
+    fs = store_filesystem(memory)
+    # On the loop thread, waiting for the loop would deadlock: it raises instead.
+    with pytest.raises(Exception, match="event loop"):
+        fs.get_file_info("k")
+    info = await anyio.to_thread.run_sync(fs.get_file_info, "k")
+    assert info.size == 4
+    missing = await anyio.to_thread.run_sync(fs.get_file_info, "nope")
+    assert missing.type == pa.fs.FileType.NotFound
+    with pytest.raises(Exception, match="read-only"):
+        await anyio.to_thread.run_sync(fs.delete_file, "k")
+    listed = await anyio.to_thread.run_sync(
+        lambda: fs.get_file_info(pa.fs.FileSelector("", recursive=True))
+    )
+    assert [i.path for i in listed] == ["k"]
