@@ -185,3 +185,43 @@ async def test_random_faults_soak() -> None:
     assert len(snaps) >= len(done)
     for s in snaps:
         assert await ds.read(s.id) == b"%d" % s.metadata["i"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "fail"])
+async def test_unreadable_record_while_resolving_a_lost_ack(damage: str) -> None:
+    """The put lands, its reply is lost, and the read meant to resolve it comes
+    back damaged: the engine must read again, never assume "not committed" (and
+    delete the data of a commit that landed)."""
+    from aiolode.testing.faults import Corrupt, Truncate
+
+    mem = aiolode.MemoryStore()
+    action = {"truncate": Truncate(), "corrupt": Corrupt(bits=8), "fail": Fail()}[damage]
+    faulty = FaultInjectingStore(
+        mem,
+        [
+            Rule(op="put", key="*/_log/0000000000000001.json", nth=1, action=LoseAck()),
+            # get 1 is the cold probe (missing); get 2 is the first resolving read.
+            Rule(op="get", key="*/_log/0000000000000001.json", nth=2, action=action),
+        ],
+    )
+    ds = Dataset("d", faulty, retry=FAST, checksum=aiolode.SHA256())
+    snap = await ds.write(b"payload", {"tag": "new"})
+    snaps = await _verify(mem)
+    assert [s.id for s in snaps] == [snap.id]
+
+
+async def test_persistently_unreadable_record_is_an_unknown_outcome() -> None:
+    from aiolode.testing.faults import Truncate
+
+    mem = aiolode.MemoryStore()
+    faulty = FaultInjectingStore(mem)
+    ds = Dataset("d", faulty, retry=FAST)
+    faulty.add(
+        Rule(op="put", key="*/_log/0000000000000001.json", nth=1, action=LoseAck()),
+        Rule(op="get", key="*/_log/0000000000000001.json", action=Truncate()),
+    )
+    with pytest.raises(aiolode.TransientStorageError, match="unknown outcome"):
+        await ds.write(b"payload")
+    faulty.clear()
+    snaps = await _verify(mem)  # the commit landed and its data was kept
+    assert len(snaps) == 1

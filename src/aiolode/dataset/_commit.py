@@ -99,6 +99,8 @@ class Committer:
         self.static = static
         self._pending: deque[PendingSnapshot] = deque()
         self._lock: anyio.Lock | None = None
+        # Whether a record put of the running batch may have landed unseen.
+        self._ambiguous = False
 
     # ------------------------------------------------------------------ submit
     async def submit(self, entry: PendingSnapshot) -> Manifest:
@@ -186,11 +188,13 @@ class Committer:
     # ------------------------------------------------------------------- batch
     async def _run_batch(self, batch: list[PendingSnapshot]) -> CommitRecord | None:
         """Commit ``batch``; resolve every entry. Returns the record on success."""
+        self._ambiguous = False
         try:
             return await self._commit_loop(batch)
         except BaseException as exc:
-            # Reading the log failed (or a bug): nothing of this batch is
-            # committed unless an entry was already resolved.
+            # Reading the log failed (or a bug). If a record put of this batch
+            # may have landed, the outcome is unknown and the data must stay;
+            # otherwise nothing of this batch is committed.
             for e in batch:
                 if e.done is not None and not e.done.is_set():
                     self._finish(
@@ -200,6 +204,7 @@ class Committer:
                         else AiolodeError(
                             f"commit failed: {exc!r}", dataset_id=self.log.dataset_id
                         ),
+                        unknown=self._ambiguous,
                     )
             if not isinstance(exc, Exception):
                 raise
@@ -232,6 +237,7 @@ class Committer:
                 winners.extend(m.snapshot_id for m in other.snapshots)
                 losses += 1
             except TransientStorageError as exc:
+                self._ambiguous = True  # the put may have landed
                 other = await self._resolve(seq, batch, cause=exc)
                 if other is None:
                     return None
@@ -297,7 +303,10 @@ class Committer:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 rec = await self.log.fetch(seq)
-            except TransientStorageError as exc:
+            except AiolodeError as exc:
+                # Transient failures, but also a record read back truncated or
+                # corrupted in transit: either way we cannot tell whether our
+                # put landed, so read again; never guess "not committed".
                 last = exc
                 await anyio.sleep(self.retry.delay(attempt))
                 continue
