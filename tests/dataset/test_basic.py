@@ -136,6 +136,10 @@ async def test_metadata_rules(memory: aiolode.MemoryStore) -> None:
         await ds.write(b"x", {"nan": float("nan")})
     with pytest.raises(aiolode.InvalidInputError):
         await ds.write(b"x", ["not", "a", "mapping"])  # type: ignore[arg-type]
+    with pytest.raises(aiolode.InvalidInputError, match="non-str key"):
+        await ds.write(b"x", {"nested": [{1: "int key"}]})
+    with pytest.raises(aiolode.InvalidInputError, match="non-str key"):
+        await ds.write(b"x", {None: 1})  # type: ignore[dict-item]
     # Nothing was written by the refused calls.
     assert [k async for k in memory.list("")] == []
     s = await ds.write(b"x", {"t": (1, 2), "nested": {"k": [None, True]}})

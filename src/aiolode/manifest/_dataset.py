@@ -54,14 +54,27 @@ def check_metadata(metadata: object) -> dict[str, Any]:
                 f"metadata must be a mapping or None, not {type(metadata).__name__}"
             )
         metadata = dict(metadata)
+    _check_keys(metadata, "metadata")
     try:
         text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
-    out = json.loads(text)
-    if not all(isinstance(k, str) for k in metadata):
-        raise InvalidInputError("metadata keys must be strings")
-    return out  # type: ignore[no-any-return]
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _check_keys(value: object, path: str) -> None:
+    # json.dumps would turn int/float/bool/None keys into strings silently; a
+    # reader would then see other keys than the writer passed.
+    from collections.abc import Mapping
+
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(f"{path} has a non-str key {k!r}: JSON keys are strings")
+            _check_keys(v, f"{path}[{k!r}]")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_keys(v, f"{path}[{i}]")
 
 
 @attrs.frozen
