@@ -231,8 +231,8 @@ async def run(
     }
 
 
-async def _main_run(schedules: int, seed: int) -> dict[str, Any]:
-    return await run(schedules, seed, progress=True)
+async def _main_run(schedules: int, seed: int, read_faults: bool) -> dict[str, Any]:
+    return await run(schedules, seed, progress=True, read_faults=read_faults)
 
 
 def main() -> int:
@@ -240,9 +240,17 @@ def main() -> int:
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", default="asyncio", choices=("asyncio", "trio"))
+    parser.add_argument(
+        "--no-read-faults",
+        action="store_true",
+        help="leave out truncated and corrupted reads (fail-before and lost-ack faults only)",
+    )
     args = parser.parse_args()
-    res = anyio.run(_main_run, args.schedules, args.seed, backend=args.backend)
-    print(f"fault schedules: {res['schedules']} ({args.backend}, seeds {args.seed}..)")
+    res = anyio.run(
+        _main_run, args.schedules, args.seed, not args.no_read_faults, backend=args.backend
+    )
+    kinds = "all faults" if not args.no_read_faults else "no read faults"
+    print(f"fault schedules: {res['schedules']} ({args.backend}, {kinds}, seeds {args.seed}..)")
     print(
         f"acknowledged commits: {res['acked_commits']}, faults injected: {res['faults_injected']}"
     )
