@@ -132,6 +132,8 @@ async def test_commit_validation(mem: MemoryStore) -> None:
     with pytest.raises(InvalidInputError):
         await vol.commit([a], metadata={"bad": object()})
     with pytest.raises(InvalidInputError):
+        await vol.commit([a], metadata={"nested": [{1: "int key"}]})
+    with pytest.raises(InvalidInputError):
         await Volume("v", mem, N, checksum=SHA256()).commit([a])  # no checksum recorded
     with pytest.raises(NoSnapshotsError):
         await vol.latest()  # nothing above was committed
@@ -276,6 +278,13 @@ async def test_latest_without_hint_searches(mem: MemoryStore) -> None:
     assert m.counts["head"] <= 2 * 6 + 1  # gallop + bisect: O(log S)
     await mem.put("volumes/v/_latest", b"garbage", mode="overwrite")
     assert (await Volume("v", mem, N).latest()).id == snap.id
+    # A lying hint (past the truth) is never built upon: the search starts over.
+    await mem.put("volumes/v/_latest", b"99", mode="overwrite")
+    liar = Volume("v", mem, N)
+    assert (await liar.latest()).id == snap.id
+    nxt = await liar.commit([await liar.stage_write_at(500, b"z")])
+    assert nxt.id == f"{38:020d}"
+    assert nxt.parent_id == snap.id
 
 
 async def test_transient_staging_failure_is_retried(mem: MemoryStore) -> None:

@@ -194,8 +194,19 @@ def _check_metadata(metadata: object) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(f"metadata must be a mapping, not {type(metadata).__name__}")
     meta = dict(metadata)
-    if not all(isinstance(k, str) for k in meta):
-        raise InvalidInputError("metadata keys must be strings")
+
+    def check_keys(value: object, path: str) -> None:
+        # json.dumps would silently turn 1 into "1": readers would see other keys.
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise InvalidInputError(f"metadata key {k!r} at {path or '$'} is not a str")
+                check_keys(v, f"{path}.{k}")
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                check_keys(v, f"{path}[{i}]")
+
+    check_keys(meta, "")
     try:
         json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as exc:
