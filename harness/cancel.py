@@ -141,9 +141,12 @@ async def _dataset_case(cfg: Any, kind: str, warm: bool) -> tuple[int, list[str]
     return await cancel_at_each_call(setup, op, check)
 
 
-async def volume_cases() -> dict[str, tuple[int, list[str]]]:
+async def volume_cases(
+    *, commit: bool = True, stage: bool = True
+) -> dict[str, tuple[int, list[str]]]:
     """stage_write_at (bytes, stream) and commit, cold and warm, with and without checksums."""
     out: dict[str, tuple[int, list[str]]] = {}
+    do_commit = commit
     total = 16 * SLOT
     for checksum in (True, False):
         for warm in (False, True):
@@ -159,7 +162,7 @@ async def volume_cases() -> dict[str, tuple[int, list[str]]]:
                     v = vol(store)
                     await v.commit([await v.stage_write_at(0, block_bytes(0, SLOT))])
 
-            async def commit(store: aiolode.Store, vol: Any = vol) -> Any:
+            async def commit_op(store: aiolode.Store, vol: Any = vol) -> Any:
                 v = vol(store)
                 refs = [
                     await v.stage_write_at(off, block_bytes(off, SLOT))
@@ -189,7 +192,12 @@ async def volume_cases() -> dict[str, tuple[int, list[str]]]:
                     bad.append("the returned snapshot is not the head")
                 return bad
 
-            out[f"volume commit {label}"] = await cancel_at_each_call(setup, commit, check_commit)
+            if do_commit:
+                out[f"volume commit {label}"] = await cancel_at_each_call(
+                    setup, commit_op, check_commit
+                )
+            if not stage:
+                continue
 
             for streamed in (False, True):
 

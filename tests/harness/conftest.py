@@ -5,4 +5,4 @@ from __future__ import annotations
 import os
 
 #: Hypothesis examples per fuzz property and backend; the long run sets more.
-FUZZ_EXAMPLES = int(os.environ.get("AIOLODE_FUZZ_EXAMPLES", "20"))
+FUZZ_EXAMPLES = int(os.environ.get("AIOLODE_FUZZ_EXAMPLES", "15"))

@@ -30,8 +30,7 @@ async def test_dataset_write_paths(cfg: DatasetConfig) -> None:
 
 
 async def test_volume_stage_write_at() -> None:
-    cases = await cancel.volume_cases()
-    staged = {k: v for k, v in cases.items() if "stage_write_at" in k}
+    staged = await cancel.volume_cases(commit=False)
     assert len(staged) == 8
     for name, (points, violations) in staged.items():
         assert violations == [], name
@@ -47,8 +46,7 @@ async def test_volume_stage_write_at() -> None:
     "Volume._commit_locked as Committer.submit does",
 )
 async def test_volume_commit_outcome_is_never_ambiguous() -> None:
-    cases = await cancel.volume_cases()
-    commits = {k: v for k, v in cases.items() if k.startswith("volume commit")}
+    commits = await cancel.volume_cases(stage=False)
     assert len(commits) == 4
     violations = [v for _, vs in commits.values() for v in vs]
     assert violations == []
