@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -13,6 +14,7 @@ from aiolode import (
     PermissionDeniedError,
     Retry,
     SnapshotConflictError,
+    Store,
     TransientStorageError,
     Volume,
 )
@@ -210,3 +212,21 @@ async def test_ambiguous_root_failure_keeps_what_a_landed_root_needs(mem: Memory
     fresh = Volume("v", mem, N)
     snap = await fresh.latest()
     assert await fresh.read_at(snap.id, 0, 3) == b"abc"
+
+
+async def test_cancelled_stream_staging_leaves_no_block(store: Store) -> None:
+    started = anyio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"a" * 100
+        started.set()
+        await anyio.sleep_forever()
+        yield b"never"
+
+    vol = Volume("v", store, N)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(vol.stage_write_at, 0, slow())
+        await started.wait()
+        tg.cancel_scope.cancel()
+    async with aclosing(store.list("volumes/")) as it:
+        assert [i.key async for i in it] == []
