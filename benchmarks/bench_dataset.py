@@ -64,7 +64,11 @@ async def bench_calls() -> None:
     cold_store = CountingStore(counting.inner)
     with cold_store.measure() as cold:
         await Dataset("d", cold_store, codec=aiolode.JSONL()).write(batch_rows(10))
-    print("| commit | calls | of which data puts | beyond data (contract: <= 3) |")
+    print(
+        "Sequential round trips of a warm commit: the data put and the hint put run "
+        "concurrently, then the record put.\n"
+    )
+    print("| commit | calls | of which data puts | beyond data (contract, warm: <= 3) |")
     print("|---|---|---|---|")
     for label, m in (("warm", warm), ("cold (new Dataset object)", cold)):
         total = m.counts.total_calls
