@@ -48,10 +48,15 @@ async def memory() -> AsyncIterator[aiolode.MemoryStore]:
         yield s
 
 
-# S3 combinations that take the same code path as another S3 case (native
-# S3FileSystem, uncompressed) run only with the slow tests: moto is slow and
-# serialised, and the whole suite shares a time budget.
-_SLOW_ON_S3 = {"jsonl", "arrow"}
+# Combinations that take the same code path as another, faster one run only
+# with the slow tests (the suite shares a time budget; moto is slow):
+# memory JSONL is decoded eagerly whatever the compressor, file Arrow IPC goes
+# native like Parquet, and S3 keeps one lazy (Parquet) and one eager (zstd) case.
+_SLOW = {
+    "memory": {"jsonl-gzip", "jsonl-zstd"},
+    "file": {"arrow"},
+    "s3": {"jsonl", "arrow", "jsonl-gzip"},
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,5 +65,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if spec is None or "tests/reader/" not in item.nodeid.replace("\\", "/"):
             continue
         params = spec.params
-        if params.get("store_spec") == "s3" and params.get("codec") in _SLOW_ON_S3:
+        if params.get("codec") in _SLOW.get(params.get("store_spec", ""), ()):
             item.add_marker(pytest.mark.slow)
