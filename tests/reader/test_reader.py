@@ -280,3 +280,23 @@ async def test_reader_validates_arguments(memory: aiolode.MemoryStore) -> None:
     with pytest.raises(aiolode.InvalidInputError):
         await files_of("events")  # type: ignore[arg-type]
     assert "DatasetReader" in repr(DatasetReader(memory))
+
+
+async def test_a_writer_dying_before_its_commit_leaves_files_no_reader_returns(
+    memory: aiolode.MemoryStore,
+) -> None:
+    from aiolode.testing.faults import Crash, FaultInjectingStore, Rule, SimulatedCrash
+
+    faulty = FaultInjectingStore(memory, [Rule(op="put", key="*/_log/*2.json", action=Crash())])
+    ds = aiolode.Dataset("events", faulty, codec=aiolode.JSONL(), layout=HIVE)
+    first = await ds.write(events("a", "d1", 2))
+    with pytest.raises(SimulatedCrash):
+        await ds.write(events("zz", "d9", 3))
+    # The crashed writer's data file is there, under the dataset's prefix...
+    keys = [i.key async for i in memory.list("datasets/events/data/")]
+    assert any("source=zz" in k for k in keys)
+    # ...and nothing a reader hands out mentions it.
+    reader = DatasetReader(memory)
+    assert [f.key for f in await reader.files("events")] == [f.key for f in first.files]
+    assert await collect(reader.list_partitions("events")) == [{"source": "a", "day": "d1"}]
+    assert [r.snapshot_id for r in await collect(reader.list_snapshots("events"))] == [first.id]
