@@ -279,12 +279,14 @@ async def arrow_dataset(
         ``"store"``: always read through the store (range requests with a page
         cache, counted by ``dataset.filesystem.handler.stats`` on the handler).
     verify
-        Read every file once through the store and check its recorded checksum
-        first (files handed to pyarrow bypass aiolode's verify-on-read;
-        compressed JSONL is always verified as it is decoded).
+        Read every file pyarrow will read directly once through the store and
+        check its recorded checksum first (those bypass aiolode's
+        verify-on-read). Files aiolode decodes itself (JSONL not read natively,
+        anything compressed read through the store) are always verified.
 
-    Cost: store calls: none to build with ``schema`` given (plus the
-    verification pass: one streamed read per checksummed file); inspection
+    Cost: store calls: none to build with ``schema`` given, except one
+    ``get`` per JSONL file decoded eagerly (plus the verification pass: one
+    streamed read per checksummed file pyarrow reads directly); inspection
     reads each file's footer or first block. Scanning reads through pyarrow:
     with the store filesystem, one ``get_range`` per cache-missing run, or one
     ``get`` per compressed file. Memory: the fragment list; scans are pyarrow's.
@@ -314,8 +316,6 @@ async def arrow_dataset(
                 key=f.key,
                 snapshot_id=f.snapshot_id,
             )
-    if verify:
-        await _verify_all(store, files)
     from ..compression import compressor_from_name
 
     native = None
@@ -339,6 +339,8 @@ async def arrow_dataset(
             direct.append(f)  # pyarrow undoes gzip itself (by the .gz suffix)
         else:
             through.append(f)
+    if verify:
+        await _verify_all(store, direct + [f for f in through if f.compressor is None])
     handler_fs = None
     if through:
         from ._fs import DecodedFile, store_filesystem
