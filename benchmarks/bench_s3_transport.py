@@ -12,7 +12,9 @@ markdown section. Contenders, all doing the same work in the same run:
 Workloads: 1 KiB put ops/s, sequential and 32-way; a streamed 64 MiB put (8 MiB
 parts, 8 in flight) in MiB/s. Median of several interleaved rounds, with spread.
 
-Usage: ``.venv/bin/python benchmarks/bench_s3_transport.py [--quick]``
+Usage: ``.venv/bin/python benchmarks/bench_s3_transport.py [--quick] [--paired]``
+(``--paired``: only alternating bursts of sequential puts, S3Store vs raw aioboto3,
+which is robust to machine load drifting during the run).
 """
 
 from __future__ import annotations
@@ -196,11 +198,55 @@ CONTENDERS = [
 ]
 
 
+async def _paired(endpoint: str, bucket: str, rounds: int, n: int) -> list[tuple[float, float]]:
+    """Alternate short bursts of sequential 1 KiB puts: raw aioboto3, then S3Store."""
+    import aioboto3
+    from aiobotocore.config import AioConfig
+
+    payload = os.urandom(1024)
+    out: list[tuple[float, float]] = []
+    async with (
+        aioboto3.Session().client("s3", endpoint_url=endpoint, config=AioConfig(**_CFG)) as c,
+        S3Store(bucket, endpoint_url=endpoint) as s,
+    ):
+        for r in range(rounds):
+            t = time.perf_counter()
+            for i in range(n):
+                await c.put_object(Bucket=bucket, Key=f"a/{r}/{i}", Body=payload)
+            raw = n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            for i in range(n):
+                await s.put(f"s/{r}/{i}", payload, mode="overwrite")
+            out.append((raw, n / (time.perf_counter() - t)))
+    return out
+
+
+def paired(rounds: int) -> None:
+    """Paired sequential-put comparison: robust to load that drifts during the run."""
+    with run_moto_server() as endpoint:
+        _boto3_client(endpoint).create_bucket(Bucket="paired")
+        pairs = anyio.run(_paired, endpoint, "paired", rounds, 40, backend="asyncio")
+    ratios = sorted(b / a for a, b in pairs)
+    print("### S3Store (threads) vs raw aioboto3: paired sequential 1 KiB puts (asyncio)\n")
+    print(f"{rounds} alternating bursts of 40 puts; ratio = S3Store ops/s / raw aioboto3 ops/s.\n")
+    print("| raw aioboto3 ops/s | S3Store ops/s | median paired ratio | min-max ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| {statistics.median(a for a, _ in pairs):.0f} "
+        f"| {statistics.median(b for _, b in pairs):.0f} "
+        f"| {statistics.median(ratios):.2f}x | {ratios[0]:.2f}-{ratios[-1]:.2f}x |\n"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--paired", action="store_true", help="only the paired sequential test")
     args = ap.parse_args()
+    if args.paired:
+        paired(args.rounds or (5 if args.quick else 15))
+        return
     rounds = args.rounds or (2 if args.quick else 5)
     ops_n = 64 if args.quick else 256
     size = (16 if args.quick else 64) * MiB
