@@ -248,21 +248,25 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         return Prepared(files=[], row_count=0)
     groups = await anyio.to_thread.run_sync(_split, spec.layout, records)
     written: list[str] = []
+    streaming = spec.codec.streaming
 
-    async def one(group: tuple[dict[str, str], Any]) -> FileRef:
+    async def one(group: tuple[dict[str, str], Any]) -> Any:
         partition, recs = group
+        if _is_arrow(recs) and recs.nbytes >= _PIPELINE_BYTES and streaming:
+            return await _pipelined_arrow(spec, partition, recs, written)
         ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
         key = spec.new_key(partition)
         written.append(key)
         await put_data(spec, key, body)
-        return FileRef(
+        ref = FileRef(
             key=key,
             size=len(body),
             checksum=digest,
             row_count=ef.row_count,
             partition=partition,
             stats=_stats(ef),
-        ), ef  # type: ignore[return-value]
+        )
+        return ref, ef
 
     try:
         results: list[Any] = await bounded_map(one, groups, limit=_PUT_CONCURRENCY)
@@ -280,6 +284,53 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         min_timestamp=lo,
         max_timestamp=hi,
     )
+
+
+#: Arrow data at least this large is encoded and uploaded as a pipeline.
+_PIPELINE_BYTES = 32 << 20
+#: Rows handed to the streaming encoder per worker-thread call.
+_PIPELINE_ROWS = 1 << 20
+
+
+async def _pipelined_arrow(
+    spec: FileSpec, partition: dict[str, str], table: Any, written: list[str]
+) -> tuple[FileRef, EncodedTail]:
+    """Encode a large Arrow table slice by slice while its bytes stream to the store.
+
+    Encoding (a worker thread) and the streamed put overlap, so a large Parquet
+    write costs about max(encode, upload) instead of their sum, in memory of
+    about one row group plus a few chunks instead of the whole encoded file.
+    """
+    pf = _PartitionFile(spec, partition)
+    written.append(pf.upload.key)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pf.upload.run)
+            for start in range(0, table.num_rows, _PIPELINE_ROWS):
+                out = await anyio.to_thread.run_sync(
+                    pf.encode_batch, table.slice(start, _PIPELINE_ROWS)
+                )
+                if out:
+                    await pf.upload.send.send(out)
+            out = await anyio.to_thread.run_sync(pf.finish)
+            if out:
+                await pf.upload.send.send(out)
+            await pf.upload.send.aclose()
+    except BaseExceptionGroup as eg:
+        with suppress(Exception):
+            pf.encoder.abort()
+        raise collapse_group(eg) from eg
+    tail = pf.tail
+    assert tail is not None
+    ref = FileRef(
+        key=pf.upload.key,
+        size=pf.upload.transform.size,
+        checksum=pf.upload.transform.digest(),
+        row_count=tail.row_count,
+        partition=partition,
+        stats=_stats(tail),
+    )
+    return ref, tail
 
 
 # --------------------------------------------------------------------- streaming
@@ -461,7 +512,7 @@ class _PartitionFile:
         self.buffer: list[Mapping[str, Any]] = []
         self.tail: EncodedTail | None = None
 
-    def encode_batch(self, batch: list[Mapping[str, Any]]) -> bytes:
+    def encode_batch(self, batch: Any) -> bytes:
         data = self.encoder.write(batch)
         return self.upload.transform.feed(data) if data else b""
 
