@@ -445,6 +445,22 @@ def test_bad_parameters(kwargs: dict[str, Any]) -> None:
         S3Store("bucket", **kwargs)
 
 
+def test_aioboto3_session_refused() -> None:
+    import aioboto3
+
+    with pytest.raises(InvalidInputError, match=r"boto3\.Session"):
+        S3Store("bucket", session=aioboto3.Session())
+
+
+async def test_boto3_session(s3_endpoint: str, s3_bucket: str) -> None:
+    import boto3
+
+    session = await anyio.to_thread.run_sync(boto3.Session)
+    async with S3Store(s3_bucket, session=session, endpoint_url=s3_endpoint) as store:
+        await store.put("via/session", b"s")
+        assert await store.get("via/session") == b"s"
+
+
 @pytest.mark.parametrize("bucket", ["", "a/b", None])
 def test_bad_bucket(bucket: Any) -> None:
     with pytest.raises(InvalidInputError):

@@ -321,6 +321,14 @@ class S3Store(Store):
             raise InvalidInputError("pass either client or session, not both")
         if client is not None:
             is_async_client(client)  # validates it looks like an S3 client
+        if session is not None and type(session).__module__.split(".")[0] in {
+            "aioboto3",
+            "aiobotocore",
+        }:
+            raise InvalidInputError(
+                "session must be a boto3.Session; to use aioboto3 (asyncio only), "
+                "create the client yourself and pass client="
+            )
         self.bucket = bucket
         self.prefix = prefix
         self.part_size = part_size
