@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..codecs import EncodedFile, EncodedTail, StreamEncoder
     from ..compression import CompressStream
     from ..types import ProgressCallback
+    from ._snapshot import Snapshot
 
 __all__ = [
     "FileSpec",
@@ -415,7 +416,7 @@ class BlobWriter:
         self._progress = progress
         self._written = 0
         self._closed = False
-        self._snapshot: Any = None
+        self._snapshot: Snapshot | None = None
 
     @property
     def bytes_written(self) -> int:
@@ -423,7 +424,7 @@ class BlobWriter:
         return self._written
 
     @property
-    def snapshot(self) -> Any:
+    def snapshot(self) -> Snapshot:
         """The committed :class:`~aiolode.Snapshot` (after a clean exit).
 
         Raises
