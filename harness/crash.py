@@ -2,7 +2,7 @@
 
 For each kill: start :mod:`harness._crash_writer` (three concurrent writers:
 raw blobs, streamed blobs, hive-partitioned gzip JSONL, volume commits), wait
-until it is writing, sleep a random 0-``max_delay`` seconds, SIGKILL it, then
+until it has acknowledged its first commit, sleep a random 0-``max_delay`` seconds, SIGKILL it, then
 run :mod:`harness._check` in a *fresh* process: ``verify`` finds no problem,
 the history is one linear chain, every snapshot reads back with the bytes its
 metadata implies, every acknowledged snapshot exists, no tag is committed
@@ -89,12 +89,22 @@ def run(kind: str, location: str, kills: int, seed: int, max_delay: float = 0.8)
                 violations.append(f"kill {i}: writer did not start: {first!r} {errf.read()!r}")
                 errf.close()
                 continue
+            # Kill only once the writer has committed at least once in this
+            # run, so every kill lands on a writer with history in flight.
+            early: list[str] = []
+            while True:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                early.append(line)
+                if line.startswith("ack "):
+                    break
             time.sleep(rng.uniform(0.0, max_delay))
             alive = proc.poll() is None
             os.kill(proc.pid, signal.SIGKILL)
             # Read through the same buffer as readline() above (communicate()
             # would bypass it and drop lines already buffered).
-            out = proc.stdout.read()
+            out = "".join(early) + proc.stdout.read()
             proc.wait()
             errf.seek(0)
             err = errf.read()
