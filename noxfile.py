@@ -106,7 +106,7 @@ def harness_fuzz(session: nox.Session) -> None:
     _install(session)
     examples = session.posargs[0] if session.posargs else "1000"
     session.run(
-        "pytest", "tests/harness/test_fuzz.py", "-p", "no:randomly", "-q",
+        "pytest", "tests/harness/test_fuzz.py", "-p", "no:randomly", "-q", "--tb=native",
         "--hypothesis-show-statistics",
         env={"AIOLODE_FUZZ_EXAMPLES": examples},
     )  # fmt: skip
