@@ -65,9 +65,9 @@ async def test_single_fault_at_every_call(case: str, path: str, action: str) -> 
     ops = [op for op, _ in counting.calls]
     n_data = 1 if case == "raw" else 2
     if path == "cold":
-        # data put(s); hint get, record 2, probe 3; record put; hint put (the
-        # hint would lag by two records otherwise)
-        assert sorted(ops) == sorted(["put"] * (n_data + 2) + ["get"] * 3)
+        # data put(s); hint get (seq 1), records 1 and 2, probe 3; record put;
+        # hint put (the hint would lag by two records otherwise)
+        assert sorted(ops) == sorted(["put"] * (n_data + 2) + ["get"] * 4)
     else:
         # data put(s) and the hint put (concurrently), record put
         assert ops == ["put"] * (n_data + 2)
@@ -225,3 +225,21 @@ async def test_persistently_unreadable_record_is_an_unknown_outcome() -> None:
     faulty.clear()
     snaps = await _verify(mem)  # the commit landed and its data was kept
     assert len(snaps) == 1
+
+
+@pytest.mark.parametrize("claimed", [0, 5])
+async def test_a_lying_hint_never_creates_a_gap(claimed: int) -> None:
+    """The hint is a pointer, never the truth: a hint naming a record that does
+    not exist (damaged at rest or in transit) is ignored, never built upon."""
+    import json
+
+    mem = aiolode.MemoryStore()
+    s1 = await Dataset("d", mem).write(b"a")
+    doc = json.loads(await mem.get("datasets/d/_log/0000000000000001.json"))
+    doc["seq"] = claimed
+    await mem.put("datasets/d/_log/_latest.json", json.dumps(doc).encode(), mode="overwrite")
+    assert (await Dataset("d", mem).latest()).id == s1.id
+    s2 = await Dataset("d", mem).write(b"b")
+    assert s2.id == "0000000000000002-0000"
+    snaps = await _verify(mem)
+    assert [s.id for s in snaps] == [s1.id, s2.id]

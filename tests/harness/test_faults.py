@@ -109,14 +109,6 @@ async def test_volume_does_not_write_forward_a_corrupted_segment_read() -> None:
     assert bad == [], bad
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dataset bug: CommitLog trusts the decoded latest hint as the head record "
-    "(SPEC: 'a hint, never the truth'); a hint that claims a later seq (corrupted in "
-    "transit or at rest) makes the next write create a record after a gap, and "
-    "snapshots() / a fresh reader stop at the gap (fault schedules 8642, 9328). Fix: "
-    "confirm the hint's seq (fetch that record) before building on it",
-)
 async def test_a_lying_hint_never_creates_a_gap() -> None:
     raw = aiolode.MemoryStore()
     cfg = faults.CONFIGS[0]

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ..errors import (
     FormatError,
     InvalidInputError,
@@ -141,13 +143,43 @@ class CommitLog:
         rec = self._cache.get(seq)
         if rec is not None:
             return rec
+        rec = await self._read(seq)
+        if rec is not None:
+            self.remember(rec)
+        return rec
+
+    async def _read(self, seq: int) -> CommitRecord | None:
+        """Get and decode record ``seq`` without caching it (``None``: missing)."""
         try:
             data = await self.store.get(self.key(seq))
         except ObjectNotFoundError:
             return None
-        rec = self.decode(data, seq)
-        self.remember(rec)
-        return rec
+        return self.decode(data, seq)
+
+    async def _confirm_hint(self, seq: int) -> bool:
+        """Read records ``seq`` and ``seq + 1`` concurrently; remember them if the
+        hint told the truth (record ``seq`` exists). One round trip."""
+        from .._concurrency import collapse_group
+
+        found: dict[int, CommitRecord | None] = {}
+
+        async def one(s: int) -> None:
+            found[s] = await self._read(s)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, seq)
+                tg.start_soon(one, seq + 1)
+        except BaseExceptionGroup as eg:
+            raise collapse_group(eg) from eg
+        base = found[seq]
+        if base is None:
+            return False  # a lying hint (corrupted, or the log was replaced)
+        self.remember(base)
+        nxt = found[seq + 1]
+        if nxt is not None:
+            self.remember(nxt)
+        return True
 
     async def require(self, seq: int, snapshot_id: str) -> CommitRecord:
         """Record ``seq`` or :class:`SnapshotNotFoundError` for ``snapshot_id``."""
@@ -216,8 +248,15 @@ class CommitLog:
         probe = True
         if not self.warm:
             hint = await self._read_hint()
-            if hint is not None:
-                self.remember(hint)
+            # The hint is only a pointer, never the truth: the record it names
+            # is read (with the next one, concurrently) before anything builds
+            # on it, so a damaged hint can never make a writer leave a gap.
+            confirmed = hint is not None and await self._confirm_hint(hint.seq)
+            if hint is not None and not confirmed:
+                self.hint_seq = 0  # it lied: writers will rewrite it
+            if confirmed:
+                if hint is not None and self.head_seq == hint.seq:
+                    probe = False  # record seq + 1 was just found missing
             elif await self.fetch(self.head_seq + 1) is not None:
                 # No usable hint and a non-empty log: O(log n) probes, not O(n).
                 last = await self._gallop()
