@@ -93,9 +93,10 @@ class Dataset:
     Notes
     -----
     Store calls per method (``docs/cost.md``): a warm ``write`` is the data
-    puts + 2 (commit record, latest hint); ``latest()`` warm is 1 ``get``, cold
-    2; ``snapshot(id)`` 1 (0 when cached); ``read`` 1 per file + the snapshot.
-    Nothing on a hot path lists.
+    puts + at most 2 (the hint put alongside the data, then the commit record:
+    one round trip beyond data); ``latest()`` warm is 1 ``get``, cold 3-4 in 2-3
+    round trips; ``snapshot(id)`` 1 (0 when cached); ``read`` 1 per file + the
+    snapshot. Nothing on a hot path lists.
     """
 
     def __init__(
@@ -214,9 +215,11 @@ class Dataset:
         one Dataset share commit records (group commit); a lost race with
         another process rebases automatically.
 
-        Cost: the data puts (concurrent, one per file) + 2 sequential calls when
-        warm (commit record ``put``, hint ``put``); a cold Dataset object adds 2
-        ``get`` calls (hint + probe). Memory: the data plus one encoded copy.
+        Cost: the data puts (concurrent, one per file; the ``latest`` hint put
+        runs alongside them when it lags) then the commit record ``put``: one
+        sequential round trip beyond the data when warm. A cold Dataset object
+        first reads the log's end: 3-4 ``get`` calls. Memory: the data plus one
+        encoded copy (large Arrow tables: about one row group).
 
         Parameters
         ----------
@@ -436,8 +439,9 @@ class Dataset:
         """The newest snapshot.
 
         Cost: warm (this object has seen the log) one ``get`` probing the next
-        record; cold two (the ``latest`` hint, then the probe), whatever the
-        history length. Each snapshot committed since adds one ``get``.
+        record; cold 3-4 ``get`` calls in 2-3 round trips (the ``latest`` hint,
+        then the record it names and the next one concurrently), whatever the
+        history length. Each record committed since adds one ``get``.
 
         Raises
         ------

@@ -235,8 +235,9 @@ class CommitLog:
         """Bring ``head`` up to the true end of the log and return it.
 
         Warm (head known): probe ``head + 1`` — one ``get`` when nothing new.
-        Cold: read the hint (one ``get``), then probe forward from it; without a
-        usable hint, gallop + binary search (O(log n) ``head`` calls).
+        Cold: read the hint (one ``get``), confirm the record it names while
+        probing the next (two concurrent ``get``), then probe forward; without
+        a usable hint, gallop + binary search (O(log n) ``head`` calls).
 
         Raises
         ------
