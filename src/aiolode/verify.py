@@ -524,6 +524,11 @@ def _validate_segment(seg: VolumeSegment, total: int) -> str | None:
     for name in seg.names:
         if not name or "/" in name:
             return f"block name {name!r} is not one key segment"
+    for recorded in seg.checksums or ():
+        try:
+            parse_recorded(recorded)
+        except FormatError as exc:
+            return f"unusable block checksum: {exc}"
     return None
 
 
@@ -609,8 +614,8 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
     segments: dict[str, _Segment] = {}
     lists: dict[str, tuple[SegmentRef, ...] | None] = {}
     checksum_name = vol.checksum.name if vol.checksum is not None else None
-    block_refs: dict[str, _ObjectRef] = {}
-    seen_blocks: set[str] = set()
+    block_refs: dict[tuple[str, int, str | None], _ObjectRef] = {}
+    seen_blocks: set[tuple[str, int, str | None]] = set()
     head: str | None = None
     checked_to: str | None = None
     snapshots_checked = 0
@@ -635,6 +640,8 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                 _doc_problem(acc, key, exc, "index segment", sid)
                 segments[key] = _Segment(None)
                 continue
+            # Even an invalid segment's blocks are not orphans: it references them.
+            referenced.update(f"{blocks_prefix}{n}" for n in seg.names)
             problem = None if seg.volume_id == vol.id else f"belongs to {seg.volume_id!r}"
             problem = problem or _validate_segment(seg, vol.total_length)
             if problem is None and (seg.checksums is None) != (checksum_name is None):
@@ -777,11 +784,12 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                 for i, name in enumerate(seg.names):
                     bkey = f"{blocks_prefix}{name}"
                     referenced.add(bkey)
-                    if in_range and bkey not in seen_blocks:
-                        seen_blocks.add(bkey)
-                        block_refs[bkey] = _ObjectRef(
-                            bkey, seg.lengths[i], None if cks is None else cks[i], sid
-                        )
+                    entry = (bkey, seg.lengths[i], None if cks is None else cks[i])
+                    # A block is checked once per distinct entry: segments that
+                    # copied it (merges) must agree with what is stored too.
+                    if in_range and entry not in seen_blocks:
+                        seen_blocks.add(entry)
+                        block_refs[entry] = _ObjectRef(*entry, snapshot_id=sid)
             if in_range:
                 snapshots_checked += 1
                 checked_to = sid

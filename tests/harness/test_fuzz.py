@@ -318,3 +318,24 @@ async def test_every_block_corruption_detected(
         ProblemKind.SIZE_MISMATCH if len(damaged) != block.length else ProblemKind.CHECKSUM_MISMATCH
     )
     assert {p.kind for p in report.problems} == {expected}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Dataset bug: a commit record whose 'snapshots' list is empty decodes, and "
+    "latest() then raises a bare IndexError (Dataset.latest: head.snapshots[-1]); the "
+    "record decoder should refuse it with ManifestFormatError (verify reports it as "
+    "INVALID_RECORD)",
+)
+async def test_an_empty_commit_record_is_a_typed_error() -> None:
+    store, ids, key = await _two_snapshots()
+    doc = json.loads(await store.get(key))
+    doc["snapshots"] = []
+    await store.put(key, json.dumps(doc).encode(), mode="overwrite")
+    await store.delete("datasets/d/_log/_latest.json")
+    errors = await _exercise_dataset(store, ids)
+    assert errors  # the damage is visible to readers, as typed errors only
+    report = await verify_dataset(
+        aiolode.Dataset("d", store, codec=aiolode.JSONL(), checksum=aiolode.SHA256())
+    )
+    assert ProblemKind.INVALID_RECORD in {p.kind for p in report.problems}
