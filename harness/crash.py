@@ -101,7 +101,8 @@ def run(kind: str, location: str, kills: int, seed: int, max_delay: float = 0.8)
                     break
             time.sleep(rng.uniform(0.0, max_delay))
             alive = proc.poll() is None
-            os.kill(proc.pid, signal.SIGKILL)
+            if alive:
+                os.kill(proc.pid, signal.SIGKILL)
             # Read through the same buffer as readline() above (communicate()
             # would bypass it and drop lines already buffered).
             out = "".join(early) + proc.stdout.read()
