@@ -134,3 +134,27 @@ async def test_corrupt_record_in_log(memory: aiolode.MemoryStore) -> None:
     await memory.put("datasets/d/_log/0000000000000002.json", rec, mode="overwrite")
     with pytest.raises(aiolode.ManifestFormatError):
         await Dataset("d", memory).latest()
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [("empty", "snapshots"), ("wrong-id", "snapshots[0].snapshot_id")],
+)
+async def test_inconsistent_record_is_refused(
+    memory: aiolode.MemoryStore, damage: str, field: str
+) -> None:
+    ds = Dataset("d", memory)
+    await ds.write(b"x")
+    key = "datasets/d/_log/0000000000000001.json"
+    doc = json.loads(await memory.get(key))
+    if damage == "empty":
+        doc["snapshots"] = []
+    else:
+        doc["snapshots"][0]["snapshot_id"] = "0000000000000007-0000"
+    await memory.put(key, json.dumps(doc).encode(), mode="overwrite")
+    await memory.delete("datasets/d/_log/_latest.json")
+    with pytest.raises(aiolode.ManifestFormatError) as ei:
+        await Dataset("d", memory).latest()
+    assert ei.value.field == field
+    with pytest.raises(aiolode.ManifestFormatError):
+        await Dataset("d", memory).snapshot("0000000000000001-0000")

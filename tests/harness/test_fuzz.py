@@ -320,13 +320,6 @@ async def test_every_block_corruption_detected(
     assert {p.kind for p in report.problems} == {expected}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dataset bug: a commit record whose 'snapshots' list is empty decodes, and "
-    "latest() then raises a bare IndexError (Dataset.latest: head.snapshots[-1]); the "
-    "record decoder should refuse it with ManifestFormatError (verify reports it as "
-    "INVALID_RECORD)",
-)
 async def test_an_empty_commit_record_is_a_typed_error() -> None:
     store, ids, key = await _two_snapshots()
     doc = json.loads(await store.get(key))

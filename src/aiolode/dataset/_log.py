@@ -128,6 +128,22 @@ class CommitLog:
                 dataset_id=self.dataset_id,
                 field="seq",
             )
+        if not rec.snapshots:
+            raise ManifestFormatError(
+                f"commit record {key!r} commits no snapshot",
+                key=key,
+                dataset_id=self.dataset_id,
+                field="snapshots",
+            )
+        for i, m in enumerate(rec.snapshots):
+            if m.snapshot_id != format_snapshot_id(seq, i) or m.dataset_id != self.dataset_id:
+                raise ManifestFormatError(
+                    f"commit record {key!r}: snapshot {i} is {m.dataset_id!r} "
+                    f"{m.snapshot_id!r}, expected {format_snapshot_id(seq, i)!r}",
+                    key=key,
+                    dataset_id=self.dataset_id,
+                    field=f"snapshots[{i}].snapshot_id",
+                )
         return rec
 
     async def fetch(self, seq: int) -> CommitRecord | None:
