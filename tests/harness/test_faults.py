@@ -1,10 +1,11 @@
 """CI version of the fault-schedule harness (``python -m harness.faults`` is the long run).
 
-Also pins integrity bugs the long run found (strict xfails until fixed): a
-Volume writes forward index entries it read corrupted, and a Dataset builds on
-a latest hint that lies about the head. (A corrupted read while resolving a
-lost acknowledgement used to make the Dataset delete the data files of a
-commit that landed; fixed in 3d74331, the test stays as a regression test.)
+Also keeps one test per integrity bug the long run found (docs/reliability.md,
+"Findings"): a strict xfail while open, a regression test once fixed. Open: a
+Volume writes forward index entries it read corrupted. Fixed: the Dataset
+deleted the data files of a commit that landed after a damaged read while
+resolving a lost acknowledgement (3d74331); the Dataset built on a latest
+hint that lied about the head (922e7b4).
 """
 
 from __future__ import annotations
