@@ -5,7 +5,8 @@ Also keeps one test per integrity bug the long run found (docs/reliability.md,
 Volume writes forward index entries it read corrupted. Fixed: the Dataset
 deleted the data files of a commit that landed after a damaged read while
 resolving a lost acknowledgement (3d74331); the Dataset built on a latest
-hint that lied about the head (922e7b4).
+hint that lied about the head (922e7b4), or on a record whose snapshot id was
+damaged in transit (8f30dd0).
 """
 
 from __future__ import annotations
@@ -121,4 +122,32 @@ async def test_a_lying_hint_never_creates_a_gap() -> None:
     await raw.put("datasets/h/_log/_latest.json", json.dumps(doc).encode(), mode="overwrite")
     s2 = await make_dataset(raw, cfg).write(faults.payload("b", 10), {"tag": "b", "n": 10})
     bad = await check_dataset(raw, cfg, acked={s1.id: "a", s2.id: "b"}, attempted={"a", "b"})
+    assert bad == [], bad
+
+
+class _DamageRecordIds(WrapperStore):
+    """Returns log reads with snapshot 1's id altered (valid JSON: a silent corruption)."""
+
+    async def _get(self, key: str) -> bytes:
+        data = await super()._get(key)
+        if "/_log/" in key:
+            data = data.replace(b"0000000000000001-0000", b"0000000000000001-0800")
+        return data
+
+
+async def test_dataset_does_not_build_on_a_corrupted_record_read() -> None:
+    # Fault schedules 1446 and 5848 once built the next snapshot on a damaged
+    # id (a broken chain); records are now checked against their position.
+    raw = aiolode.MemoryStore()
+    cfg = faults.CONFIGS[0]
+    s1 = await make_dataset(raw, cfg).write(faults.payload("a", 10), {"tag": "a", "n": 10})
+    acked = {s1.id: "a"}
+    try:
+        s2 = await make_dataset(_DamageRecordIds(raw), cfg).write(
+            faults.payload("b", 10), {"tag": "b", "n": 10}
+        )
+        acked[s2.id] = "b"
+    except aiolode.AiolodeError:
+        pass
+    bad = await check_dataset(raw, cfg, acked=acked, attempted={"a", "b"})
     assert bad == [], bad
