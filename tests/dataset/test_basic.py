@@ -140,6 +140,12 @@ async def test_metadata_rules(memory: aiolode.MemoryStore) -> None:
         await ds.write(b"x", {"nested": [{1: "int key"}]})
     with pytest.raises(aiolode.InvalidInputError, match="non-str key"):
         await ds.write(b"x", {None: 1})  # type: ignore[dict-item]
+    # A lone surrogate passes json.dumps but no UTF-8 record can hold it:
+    # refused up front, before any data file is written.
+    with pytest.raises(aiolode.InvalidInputError, match="UTF-8"):
+        await ds.write(b"x", {"a": "\ud800"})
+    with pytest.raises(aiolode.InvalidInputError, match="UTF-8"):
+        await ds.write(b"x", {"nested": ["ok", {"b": "x\udfff"}]})
     # Nothing was written by the refused calls.
     assert [k async for k in memory.list("")] == []
     s = await ds.write(b"x", {"t": (1, 2), "nested": {"k": [None, True]}})

@@ -128,6 +128,9 @@ async def test_duckdb_and_polars_read_what_the_dataset_api_reads(
     # Time travel and pruning together.
     old = await to_arrow_dataset(ds, as_of=snaps[0].id, where={"day": "d1"})
     assert await anyio.to_thread.run_sync(duck_groups, old) == await api_groups(ds, snaps[:1])
+    # The thin Dataset method gives the same view.
+    via_ds = await ds.to_arrow_dataset(as_of=snaps[0].id, where={"day": "d1"})
+    assert await anyio.to_thread.run_sync(duck_groups, via_ds) == await api_groups(ds, snaps[:1])
 
 
 async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.Store) -> None:
@@ -140,6 +143,11 @@ async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.
     }[store.name if store.name in ("memory", "s3") else "file"]
     assert type(adset.filesystem).__name__ == expected
     forced = await to_arrow_dataset(ds, filesystem="store")
+    assert type((await ds.to_arrow_dataset(filesystem="store")).filesystem).__name__ == (
+        "PyFileSystem"
+    )
+    with pytest.raises(aiolode.InvalidInputError, match="unexpected keyword"):
+        await ds.to_arrow_dataset(filesytem="store")
     assert type(forced.filesystem).__name__ == "PyFileSystem"
     assert await anyio.to_thread.run_sync(forced.count_rows) == 16
     assert forced.filesystem.handler.stats.requests > 0

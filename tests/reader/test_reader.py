@@ -147,6 +147,13 @@ async def test_files_time_travel_and_filters(store: aiolode.Store) -> None:
     assert await files_of(ds, as_of=snaps[1].id, where={"source": "a"}) == [
         f for f in every[:3] if f.partition["source"] == "a"
     ]
+    # ... and so do the thin Dataset methods.
+    assert await ds.files(as_of=snaps[1].id, where={"source": "a"}) == [
+        f for f in every[:3] if f.partition["source"] == "a"
+    ]
+    assert await ds.files() == every
+    with pytest.raises(aiolode.InvalidInputError, match="partition keys"):
+        await ds.files(where={"nope": "x"})
 
 
 async def test_files_as_of_datetime(memory: aiolode.MemoryStore) -> None:

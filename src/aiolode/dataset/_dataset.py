@@ -638,3 +638,62 @@ class Dataset:
                 async for batch in batches:
                     for rec in batch:
                         yield rec
+
+    # ------------------------------------------------------------- reader views
+    async def files(self, as_of: object = None, where: object = None) -> list[Any]:
+        """The committed data files up to ``as_of``, pruned by partition ``where``.
+
+        A thin delegate to :func:`aiolode.reader.files_of` (see
+        :meth:`aiolode.DatasetReader.files` for ``as_of`` and ``where``).
+        Returns :class:`aiolode.reader.DataFile` objects, oldest snapshot first.
+
+        Cost: the ``latest`` hint read cold (2 ``get``) + the manifest reads
+        of :meth:`aiolode.DatasetReader.files` (1 ``get`` per commit record up
+        to ``as_of``, 16 concurrent; see ``docs/cost.md``). Memory: the
+        records and the result.
+
+        Raises
+        ------
+        InvalidInputError
+            Bad ``as_of`` or ``where`` (e.g. a key that is not a partition key).
+        SnapshotNotFoundError, NoSnapshotsError
+            ``as_of`` designates no snapshot.
+        FormatError, StorageError
+            A manifest is unreadable or the store failed.
+        """
+        from ..reader import files_of
+
+        return await files_of(self, as_of=as_of, where=where)
+
+    async def to_arrow_dataset(
+        self, as_of: object = None, where: object = None, **kwargs: Any
+    ) -> Any:
+        """A ``pyarrow.dataset.Dataset`` over :meth:`files` ``(as_of, where)``.
+
+        A thin delegate to :func:`aiolode.reader.to_arrow_dataset`; keyword
+        arguments (``schema``, ``filesystem``, ``verify``) are passed through.
+
+        Cost: :meth:`files`, then building the Arrow dataset (see
+        :func:`aiolode.reader.arrow_dataset`: schema inspection reads each
+        file's footer or first block unless ``schema`` is given).
+
+        Raises
+        ------
+        ImportError
+            pyarrow is not installed.
+        UnsupportedOperationError
+            A raw dataset (no records).
+        InvalidInputError, SnapshotNotFoundError, NoSnapshotsError
+            As for :meth:`files`; unknown keyword arguments.
+        ChecksumMismatchError
+            ``verify=True`` and a file does not match its manifest.
+        """
+        from ..reader import to_arrow_dataset
+
+        unknown = set(kwargs) - {"schema", "filesystem", "verify"}
+        if unknown:
+            raise InvalidInputError(
+                f"to_arrow_dataset() got unexpected keyword arguments {sorted(unknown)}",
+                dataset_id=self._id,
+            )
+        return await to_arrow_dataset(self, as_of=as_of, where=where, **kwargs)

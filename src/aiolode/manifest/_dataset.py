@@ -42,7 +42,8 @@ def check_metadata(metadata: object) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        Not a mapping with string keys, or not JSON-serialisable (NaN included).
+        Not a mapping with string keys, not JSON-serialisable (NaN included),
+        or holding strings not encodable as UTF-8 (lone surrogates).
     """
     if metadata is None:
         return {}
@@ -57,6 +58,14 @@ def check_metadata(metadata: object) -> dict[str, Any]:
     _check_keys(metadata, "metadata")
     try:
         text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
+        # json.dumps accepts lone surrogates ("\ud800") that no UTF-8 document
+        # can hold: the record encode would then fail at commit time, after
+        # the data files were written. Refuse them here, before any I/O.
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"metadata is not encodable as UTF-8 (a lone surrogate?): {exc}"
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
     return json.loads(text)  # type: ignore[no-any-return]
