@@ -37,14 +37,6 @@ async def test_volume_stage_write_at() -> None:
         assert points >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Volume bug: after the shielded root put, commit() awaits the hint put "
-    "unshielded, so a cancellation that arrived during the root put (or at the hint "
-    "put) raises Cancelled from a commit that landed: the outcome is ambiguous (the "
-    "Dataset returns the snapshot instead). Fix: shield _write_hint in "
-    "Volume._commit_locked as Committer.submit does",
-)
 async def test_volume_commit_outcome_is_never_ambiguous() -> None:
     commits = await cancel.volume_cases(stage=False)
     assert len(commits) == 4

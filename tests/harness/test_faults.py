@@ -87,13 +87,6 @@ class _FlipFirstBlockName(WrapperStore):
         return super()._iter_bytes(key, chunk_size)  # type: ignore[return-value]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Volume bug: index segments carry no digest, so a segment read corrupted "
-    "in transit is merged into the next commit's segment and the committed snapshot "
-    "then references a block that does not exist (record each segment's checksum in "
-    "its SegmentRef and verify it on load)",
-)
 async def test_volume_does_not_write_forward_a_corrupted_segment_read() -> None:
     raw = aiolode.MemoryStore()
     total = 8 * SLOT

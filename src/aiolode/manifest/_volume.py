@@ -42,11 +42,15 @@ class SegmentRef:
 
     ``count`` is its number of blocks and ``nbytes`` the bytes they cover, so a
     root knows its totals and the merge policy can plan without reading segments.
+    ``digest`` (``"sha256:<hex>"`` of the segment's bytes) is verified on load, so
+    a segment corrupted in transit is never merged forward into a new commit;
+    ``None`` only in documents written before digests were recorded.
     """
 
     key: str
     count: int
     nbytes: int
+    digest: str | None = None
 
 
 @attrs.frozen
@@ -80,6 +84,8 @@ class VolumeRoot:
     frozen_key: str | None
     frozen_count: int
     segments: tuple[SegmentRef, ...]
+    #: ``"sha256:<hex>"`` of the segment list at ``frozen_key`` (verified on load).
+    frozen_digest: str | None = None
 
 
 @attrs.frozen

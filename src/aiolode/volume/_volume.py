@@ -30,7 +30,7 @@ import attrs
 from .._concurrency import bounded_map
 from .._keys import validate_key
 from .._retry import Retry
-from ..checksum import OFFLOAD_THRESHOLD, Checksum, check_checksum_arg, compute_checksum
+from ..checksum import OFFLOAD_THRESHOLD, SHA256, Checksum, check_checksum_arg, compute_checksum
 from ..checksum import verify_checksum as _verify
 from ..errors import (
     AiolodeError,
@@ -82,6 +82,9 @@ _STATE_CACHE = 8
 
 #: Segments with more entries than this are encoded/decoded in a worker thread.
 _OFFLOAD_ENTRIES = 4096
+# Index documents (segments, segment lists) are digested whatever the volume's
+# block checksum setting: they are few, small, and their damage would spread.
+_SEGMENT_DIGEST = SHA256()
 
 
 def _seq_id(seq: int) -> str:
@@ -414,6 +417,8 @@ class Volume:
         if cached is not None:
             return cached
         data = await self._get(ref.key)
+        # Verified before parsing: a damaged segment must never be merged forward.
+        await _verify(ref.digest, data, key=ref.key)
         total = self._total
         prefix = self._blocks_prefix
         key = ref.key
@@ -443,10 +448,12 @@ class Volume:
         self._runs[ref.key] = run
         return run
 
-    async def _load_list(self, key: str) -> tuple[SegmentRef, ...]:
+    async def _load_list(self, key: str, digest: str | None = None) -> tuple[SegmentRef, ...]:
         refs = self._lists.get(key)
         if refs is None:
-            doc = decode(await self._get(key), VolumeSegmentList, key=key)
+            data = await self._get(key)
+            await _verify(digest, data, key=key)
+            doc = decode(data, VolumeSegmentList, key=key)
             refs = self._lists[key] = doc.segments
         return refs
 
@@ -490,7 +497,9 @@ class Volume:
             self._states.move_to_end(seq)
             return state
         root = await self._read_root(seq)
-        frozen_refs = await self._load_list(root.frozen_key) if root.frozen_key else ()
+        frozen_refs = (
+            await self._load_list(root.frozen_key, root.frozen_digest) if root.frozen_key else ()
+        )
         if len(frozen_refs) != root.frozen_count:
             raise ManifestFormatError(
                 f"root {self._root_key(seq)!r} expects {root.frozen_count} frozen segments, "
@@ -856,7 +865,10 @@ class Volume:
             committed = outcome == "committed"
             if committed:
                 self._remember(state)
-                await self._write_hint(root.sequence)
+                # The commit landed: a cancellation arriving now must not hide that
+                # from the caller, so the (bounded) hint write is shielded too.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await self._write_hint(root.sequence)
                 return state.snapshot
             # Lost the race: catch up with every winner, then rebase.
             latest = await self._latest_seq()
@@ -912,6 +924,7 @@ class Volume:
         frozen_refs = base.frozen_refs if base else ()
         frozen_runs = base.frozen_runs if base else ()
         frozen_key = base.root.frozen_key if base else None
+        frozen_digest = base.root.frozen_digest if base else None
         k = _plan_merge([r.count for r in hot_refs], new_run.count)
         keep = len(hot_refs) - k
         parts = [*hot_runs[keep:], new_run]
@@ -933,7 +946,9 @@ class Volume:
         seg_key = self._new_index_key("seg")
         written.append(seg_key)
         await self._put_unique(seg_key, payload)
-        ref = SegmentRef(seg_key, merged.count, merged.nbytes)
+        ref = SegmentRef(
+            seg_key, merged.count, merged.nbytes, await compute_checksum(_SEGMENT_DIGEST, payload)
+        )
         new_hot_refs = hot_refs[:keep]
         new_hot_runs = hot_runs[:keep]
         if merged.count >= FREEZE_AT:
@@ -941,7 +956,9 @@ class Volume:
             frozen_runs = (*frozen_runs, merged)
             frozen_key = self._new_index_key("list")
             written.append(frozen_key)
-            await self._put_unique(frozen_key, encode(VolumeSegmentList(vid, frozen_refs)))
+            list_payload = encode(VolumeSegmentList(vid, frozen_refs))
+            await self._put_unique(frozen_key, list_payload)
+            frozen_digest = await compute_checksum(_SEGMENT_DIGEST, list_payload)
             self._lists[frozen_key] = frozen_refs
         else:
             new_hot_refs = (*new_hot_refs, ref)
@@ -963,6 +980,7 @@ class Volume:
             frozen_key=frozen_key,
             frozen_count=len(frozen_refs),
             segments=new_hot_refs,
+            frozen_digest=frozen_digest,
         )
         return root, self._make_state(root, frozen_refs, frozen_runs, new_hot_runs)
 
