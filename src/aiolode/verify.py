@@ -310,6 +310,40 @@ def _orphans(listing: dict[str, int], referenced: set[str]) -> tuple[tuple[str, 
 
 
 # ---------------------------------------------------------------------- dataset
+async def _partition_files(
+    store: Store,
+    parts: list[tuple[Any, Any, bool]],
+    referenced: set[str],
+    to_check: list[_ObjectRef],
+    acc: _Acc,
+) -> None:
+    """Read the partition manifests (format v2) records name: their data files
+    are referenced, and checked when their snapshot is in range."""
+    from .manifest._dataset import PartitionManifest
+
+    docs = await _fetch_docs(store, [ref.key for _, ref, _ in parts])
+    for (m, ref, in_range), raw in zip(parts, docs, strict=True):
+        if isinstance(raw, AiolodeError):
+            _doc_problem(acc, ref.key, raw, "partition manifest", m.snapshot_id)
+            continue
+        try:
+            pm = decode(raw, PartitionManifest, key=ref.key)
+        except FormatError as exc:
+            _doc_problem(acc, ref.key, exc, "partition manifest", m.snapshot_id)
+            continue
+        for f in pm.files:
+            referenced.add(f.key)
+        if pm.partition != ref.partition or len(pm.files) != ref.file_count:
+            acc.add(
+                ProblemKind.INVALID_RECORD,
+                f"partition manifest {ref.key!r} does not match snapshot {m.snapshot_id}'s summary",
+                key=ref.key,
+                snap=m.snapshot_id,
+            )
+        if in_range:
+            to_check.extend(_ObjectRef(f.key, f.size, f.checksum, m.snapshot_id) for f in pm.files)
+
+
 async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyReport:
     """Check a dataset's history and data files; report, never repair.
 
@@ -396,6 +430,8 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
             zip(present, await _fetch_docs(store, [records[s] for s in present]), strict=True)
         )
         to_check: list[_ObjectRef] = []
+        # Format v2 partition manifests named by records: (manifest, ref, in range).
+        parts: list[tuple[Any, Any, bool]] = []
         for seq in seqs:
             key = f"{log_prefix}{seq:016d}.json"
             first_id = format_snapshot_id(seq, 0)
@@ -439,6 +475,9 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
                 sid = format_snapshot_id(seq, idx)
                 for f in m.files:
                     referenced.add(f.key)
+                for pref in m.partition_manifests:
+                    referenced.add(pref.key)
+                    parts.append((m, pref, end is None or (seq, idx) <= end))
                 if m.snapshot_id != sid or m.dataset_id != ds.id:
                     acc.add(
                         ProblemKind.INVALID_RECORD,
@@ -485,6 +524,7 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
                 prev_time = m.created_at
                 expected_prev_readable = True
                 head = sid
+        await _partition_files(store, parts, referenced, to_check, acc)
         await _check_objects(store, to_check, acc)
     orphans, orphan_bytes = _orphans(listing, referenced)
     return VerifyReport(

@@ -21,7 +21,9 @@ async def _verify(mem: aiolode.MemoryStore) -> list[aiolode.Snapshot]:
     snaps = [s async for s in ds.snapshots()]
     for prev, cur in itertools.pairwise(snaps):
         assert cur.parent_id == prev.id
+    # Data files and (format v2) partition manifests of committed snapshots.
     referenced = {f.key for s in snaps for f in s.files}
+    referenced |= {p.key for s in snaps for p in s.manifest.partition_manifests}
     stored = {o.key async for o in mem.list("datasets/d/data/")}
     assert stored == referenced  # no orphan, nothing missing
     return snaps

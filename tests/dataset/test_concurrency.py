@@ -117,7 +117,10 @@ async def test_expected_parent_conflicts_only_on_overlap(memory: aiolode.MemoryS
     assert (await ds.write([{"p": "a"}], expected_parent=head.id)).parent_id == head.id
     # The refused writes left no data files behind.
     keys = {k.key async for k in memory.list("datasets/d/data/")}
-    referenced = {f.key async for s in ds.snapshots() for f in s.files}
+    snaps = [s async for s in ds.snapshots()]
+    # Data files and (format v2) partition manifests of committed snapshots.
+    referenced = {f.key for s in snaps for f in s.files}
+    referenced |= {p.key for s in snaps for p in s.manifest.partition_manifests}
     assert keys == referenced
 
 

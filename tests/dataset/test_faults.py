@@ -23,7 +23,9 @@ async def _verify(mem: aiolode.MemoryStore, dataset: str = "d") -> list[aiolode.
     snaps = [s async for s in ds.snapshots()]
     for prev, cur in itertools.pairwise(snaps):
         assert cur.parent_id == prev.id
+    # Data files and (format v2) partition manifests of committed snapshots.
     referenced = {f.key for s in snaps for f in s.files}
+    referenced |= {p.key for s in snaps for p in s.manifest.partition_manifests}
     stored = {o.key async for o in mem.list(ds.layout.data_prefix(dataset))}
     assert stored == referenced
     for s in snaps:
@@ -63,13 +65,15 @@ async def test_single_fault_at_every_call(case: str, path: str, action: str) -> 
     counting.reset()
     await dry.write(data)
     ops = [op for op, _ in counting.calls]
-    n_data = 1 if case == "raw" else 2
+    # Data put(s), plus (format v2, partitioned) one partition manifest each.
+    n_data = 1 if case == "raw" else 2 + 2
     if path == "cold":
         # data put(s); hint get (seq 1), records 1 and 2, probe 3; record put;
         # hint put (the hint would lag by two records otherwise)
         assert sorted(ops) == sorted(["put"] * (n_data + 2) + ["get"] * 4)
     else:
-        # data put(s) and the hint put (concurrently), record put
+        # data put(s) and the hint put (concurrently), partition manifests,
+        # record put
         assert ops == ["put"] * (n_data + 2)
     for n in range(1, len(ops) + 1):
         faulty = FaultInjectingStore(aiolode.MemoryStore())

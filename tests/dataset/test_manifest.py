@@ -1,4 +1,4 @@
-"""Manifest format v1: golden files read back, strict decoding, clear errors."""
+"""Manifest formats v1 and v2: golden files read back, strict decoding, clear errors."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import pytest
 
 import aiolode
 from aiolode import Dataset
 from aiolode.manifest import ColumnStats, CommitRecord, FileRef, Manifest, decode, encode
+from aiolode.manifest._dataset import PartitionManifest, PartitionRef
+from aiolode.reader import DatasetReader
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -48,11 +51,24 @@ def _expected_manifest() -> Manifest:
     )
 
 
+def _as_v2(doc: dict[str, object]) -> dict[str, object]:
+    """What a v1 document re-encodes to: version 2, inline files kept."""
+    out = {**doc, "format_version": 2}
+    if "snapshots" in doc:
+        snaps = doc["snapshots"]
+        assert isinstance(snaps, list)
+        out["snapshots"] = [{**s, "partition_manifests": []} for s in snaps]
+    else:
+        out["partition_manifests"] = []
+    return out
+
+
 def test_golden_manifest_v1() -> None:
     data = (DATA / "dataset-manifest-v1.json").read_bytes()
     m = decode(data, Manifest, key="golden")
     assert m == _expected_manifest()
-    assert json.loads(encode(m)) == json.loads(data)
+    assert m.files_loaded
+    assert json.loads(encode(m)) == _as_v2(json.loads(data))
 
 
 def test_golden_commit_record_v1() -> None:
@@ -64,7 +80,78 @@ def test_golden_commit_record_v1() -> None:
     assert rec.snapshots[1] == m2
     assert rec.snapshots[0].snapshot_id == "0000000000000002-0000"
     assert rec.snapshots[0].files == []
+    assert json.loads(encode(rec)) == _as_v2(json.loads(data))
+
+
+_PKEY = (
+    "datasets/events/data/day=2024-05-01/source=web%2Fa/_manifests/"
+    "9d8c7b6a5f4e3d2c1b0a99887766554f.json"
+)
+
+
+def _expected_v2() -> Manifest:
+    """The golden v2 snapshot: files in a partition manifest, a summary inline."""
+    m = _expected_manifest()
+    ref = PartitionRef(
+        partition={"day": "2024-05-01", "source": "web/a"},
+        key=_PKEY,
+        file_count=1,
+        row_count=10,
+        size=1234,
+    )
+    return attrs.evolve(m, files=[], partition_manifests=[ref])
+
+
+def test_golden_v2_documents() -> None:
+    m = decode((DATA / "dataset-manifest-v2.json").read_bytes(), Manifest, key="golden")
+    assert m == _expected_v2()
+    assert not m.files_loaded
+    assert m.file_count == 1
+    assert m.partitions == [{"day": "2024-05-01", "source": "web/a"}]
+    data = (DATA / "dataset-commit-v2.json").read_bytes()
+    rec = decode(data, CommitRecord, key="golden")
+    assert rec.snapshots[1] == _expected_v2()
+    assert rec.snapshots[0].files == []
+    assert rec.snapshots[0].partition_manifests == []
     assert json.loads(encode(rec)) == json.loads(data)
+    pdata = (DATA / "dataset-partition-v1.json").read_bytes()
+    pm = decode(pdata, PartitionManifest, key=_PKEY)
+    assert pm.files == _expected_manifest().files
+    assert pm.partition == {"day": "2024-05-01", "source": "web/a"}
+    assert json.loads(encode(pm)) == json.loads(pdata)
+
+
+async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:
+    """A v1 record followed by a v2 record with a partition manifest: one history."""
+    prefix = "datasets/events/_log/"
+    one = json.loads((DATA / "dataset-commit-v1.json").read_bytes())
+    one["seq"] = 1
+    one["snapshots"] = [
+        {**one["snapshots"][0], "snapshot_id": "0000000000000001-0000", "parent_id": None}
+    ]
+    await memory.put(prefix + "0000000000000001.json", json.dumps(one).encode())
+    await memory.put(
+        prefix + "0000000000000002.json", (DATA / "dataset-commit-v2.json").read_bytes()
+    )
+    await memory.put(_PKEY, (DATA / "dataset-partition-v1.json").read_bytes())
+    latest = await Dataset("events", memory).latest()
+    # The Dataset API returns the files, read from the partition manifest.
+    assert latest.manifest == attrs.evolve(_expected_v2(), files=_expected_manifest().files)
+    reader = DatasetReader(memory)
+    summary = await reader.get_manifest("events", latest.id)
+    assert summary == _expected_v2()
+    assert await reader.get_manifest("events", latest.id, with_files=True) == latest.manifest
+    assert [f.file for f in await reader.files("events")] == _expected_manifest().files
+    # A partition manifest that disagrees with its summary is refused.
+    bad = json.loads((DATA / "dataset-partition-v1.json").read_bytes())
+    bad["partition"] = {"day": "2024-05-02", "source": "web/a"}
+    await memory.put(_PKEY, json.dumps(bad).encode(), mode="overwrite")
+    with pytest.raises(aiolode.ManifestFormatError) as ei:
+        await Dataset("events", memory).latest()
+    assert ei.value.key == _PKEY
+    await memory.delete(_PKEY)
+    with pytest.raises(aiolode.ManifestFormatError, match="missing"):
+        await DatasetReader(memory).files("events")
 
 
 async def test_dataset_reads_golden_log(tmp_path: Path) -> None:
@@ -158,3 +245,44 @@ async def test_inconsistent_record_is_refused(
     assert ei.value.field == field
     with pytest.raises(aiolode.ManifestFormatError):
         await Dataset("d", memory).snapshot("0000000000000001-0000")
+
+
+async def test_partition_manifests_on_storage_and_verify(memory: aiolode.MemoryStore) -> None:
+    """Format v2 on storage: one partition manifest per touched partition,
+    under its prefix, named by the record; verify follows them."""
+    ds = Dataset("d", memory, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
+    snap = await ds.write([{"p": "a", "v": 1}, {"p": "b", "v": 2}, {"p": "a", "v": 3}])
+    refs = snap.manifest.partition_manifests
+    assert [r.partition for r in refs] == [{"p": "a"}, {"p": "b"}]
+    assert [r.key.rsplit("/", 2)[0] for r in refs] == ["datasets/d/data/p=a", "datasets/d/data/p=b"]
+    assert all("/_manifests/" in r.key for r in refs)
+    assert [(r.file_count, r.row_count) for r in refs] == [(1, 2), (1, 1)]
+    assert sum(r.size for r in refs) == sum(f.size for f in snap.files)
+    record = json.loads(await memory.get("datasets/d/_log/0000000000000001.json"))
+    assert record["format_version"] == 2
+    assert record["snapshots"][0]["files"] == []
+    # The summaries give totals and partitions without any partition manifest.
+    assert snap.row_count == 3
+    assert snap.manifest.file_count == 2
+    report = await aiolode.verify_dataset(ds)
+    assert report.ok, report.problems
+    assert report.orphans == ()
+    assert report.objects_checked == 2
+    # An aborted write's partition manifest is an orphan, never data.
+    stray = ds.layout.partition_manifest_key("d", {"p": "z"}, "0" * 32)
+    await memory.put(stray, (DATA / "dataset-partition-v1.json").read_bytes())
+    assert (await aiolode.verify_dataset(ds)).orphans == (stray,)
+    assert [f.key for f in await ds.files()] == [f.key for f in snap.files]
+    # A missing partition manifest is a reported problem.
+    await memory.delete(refs[1].key)
+    kinds = {p.kind for p in (await aiolode.verify_dataset(ds)).problems}
+    assert kinds == {aiolode.ProblemKind.MISSING_OBJECT}
+
+
+async def test_unpartitioned_keeps_files_inline(memory: aiolode.MemoryStore) -> None:
+    ds = Dataset("d", memory, codec=aiolode.JSONL())
+    snap = await ds.write([{"v": 1}])
+    assert snap.manifest.partition_manifests == []
+    record = json.loads(await memory.get("datasets/d/_log/0000000000000001.json"))
+    assert [f["key"] for f in record["snapshots"][0]["files"]] == [snap.files[0].key]
+    assert not [o.key async for o in memory.list("datasets/d/data/") if "_manifests" in o.key]

@@ -6,6 +6,7 @@ from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 import aiolode
@@ -108,11 +109,20 @@ async def test_get_manifest_is_one_store_call(memory: aiolode.MemoryStore) -> No
         manifest = await reader.get_manifest("events", snaps[1].id)
     assert m.counts.total_calls == 1, m.counts
     assert m.counts["get"] == 1
-    assert manifest == snaps[1].manifest
+    # Format v2: the record holds one summary per partition, not the files.
+    assert not manifest.files_loaded
+    assert manifest == attrs.evolve(snaps[1].manifest, files=[])
+    assert manifest.file_count == len(snaps[1].files) == 1
+    assert manifest.partitions == [{"source": "a", "day": "d2"}]
     with counting.measure() as m:
         again = await reader.get_manifest("events", snaps[1].id)
     assert m.counts.total_calls == 0, m.counts  # records are immutable: cached
     assert again == manifest
+    with counting.measure() as m:
+        full = await reader.get_manifest("events", snaps[1].id, with_files=True)
+    # The cached record + its one partition manifest.
+    assert m.counts.nonzero() == {"get": 1}, m.counts
+    assert full == snaps[1].manifest
     with pytest.raises(aiolode.SnapshotNotFoundError):
         await reader.get_manifest("events", "0000000000000002-0007")
     with pytest.raises(aiolode.SnapshotNotFoundError):
@@ -154,6 +164,50 @@ async def test_files_time_travel_and_filters(store: aiolode.Store) -> None:
     assert await ds.files() == every
     with pytest.raises(aiolode.InvalidInputError, match="partition keys"):
         await ds.files(where={"nope": "x"})
+
+
+async def test_pruning_reads_only_matching_partition_manifests(
+    memory: aiolode.MemoryStore,
+) -> None:
+    _, snaps = await crawl(memory)
+    counting = CountingStore(memory, record=True)
+
+    def manifest_gets() -> list[str]:
+        return [k for op, k in counting.calls if op == "get" and "/_manifests/" in k]
+
+    # Matching (snapshot, partition) pairs: (0, a/d1) and (1, a/d2).
+    reader = DatasetReader(counting)
+    got = await reader.files("events", where={"source": "a"})
+    assert [f.partition for f in got] == [
+        {"source": "a", "day": "d1"},
+        {"source": "a", "day": "d2"},
+    ]
+    assert len(manifest_gets()) == 2, counting.calls
+    assert all("source=a/" in k for k in manifest_gets())
+    # The commit records are read once each (plus the hint and the probe).
+    assert sum(1 for op, k in counting.calls if op == "get" and "/_log/0" in k) == 4
+    # A filter matching nothing reads no partition manifest at all.
+    counting.reset()
+    assert await DatasetReader(counting).files("events", where={"day": "d9"}) == []
+    assert manifest_gets() == []
+    # Time travel + filter: only snapshot 0's b/d1 partition.
+    counting.reset()
+    old = await DatasetReader(counting).files("events", as_of=snaps[0].id, where={"source": "b"})
+    assert [f.snapshot_id for f in old] == [snaps[0].id]
+    assert len(manifest_gets()) == 1
+    # Through the Dataset's thin method and the Arrow bridge: the same pruning.
+    counting.reset()
+    via = aiolode.Dataset("events", counting, codec=aiolode.JSONL(), layout=HIVE)
+    assert [f.key for f in await via.files(where={"day": "d2"})] == [snaps[1].files[0].key]
+    assert len(manifest_gets()) == 1
+    # list_partitions and list_snapshots use the record summaries only.
+    counting.reset()
+    reader = DatasetReader(counting)
+    assert len(await collect(reader.list_partitions("events"))) == 3
+    refs = await collect(reader.list_snapshots("events", {"source": "b"}))
+    assert [r.snapshot_id for r in refs] == [snaps[0].id, snaps[2].id]
+    assert [r.file_count for r in refs] == [2, 1]
+    assert manifest_gets() == []
 
 
 async def test_files_as_of_datetime(memory: aiolode.MemoryStore) -> None:
@@ -204,11 +258,9 @@ async def test_int_and_date_filter_values_match_path_form(memory: aiolode.Memory
 
 
 async def test_files_reads_only_the_records_up_to_as_of(memory: aiolode.MemoryStore) -> None:
-    """Cost contract of files(): one ``get`` per commit record up to ``as_of``.
-
-    A partition filter does not reduce it: a commit record holds the manifests
-    of every partition its snapshots touched, so there is no per-partition
-    manifest to skip (see docs/reader.md).
+    """Cost contract of files(): one ``get`` per commit record up to ``as_of``
+    + one per partition manifest matching the filter (format v2): a filter
+    skips the other partitions' manifests (see docs/reader.md).
     """
     ds = aiolode.Dataset("events", memory, codec=aiolode.JSONL(), layout=HIVE)
     snaps = [await ds.write(events(s, f"d{i}", 2)) for i in range(6) for s in ("a", "b")]
@@ -219,19 +271,21 @@ async def test_files_reads_only_the_records_up_to_as_of(memory: aiolode.MemorySt
         reader = DatasetReader(counting)
         with counting.measure() as m:
             files = await reader.files("events", as_of=target.id, where=where)
-        assert m.counts["get"] == seq, m.counts
-        assert m.counts.total_calls == seq, m.counts  # no listing, no data reads
-        assert len(files) == (6 if where is None else 3)
-    # A warm reader answers from its record cache.
+        parts = 6 if where is None else 3  # one partition per snapshot here
+        assert m.counts["get"] == seq + parts, m.counts
+        assert m.counts.total_calls == seq + parts, m.counts  # no listing, no data reads
+        assert len(files) == parts
+    # A warm reader answers from its record cache; only the (uncached)
+    # partition manifests are read again.
     with counting.measure() as m:
         await reader.files("events", as_of=target.id)
-    assert m.counts.total_calls == 0, m.counts
+    assert m.counts.total_calls == 6, m.counts
     # latest: the hint + a probe + the records not yet cached.
     reader = DatasetReader(counting)
     with counting.measure() as m:
         files = await reader.files("events")
     assert len(files) == 12
-    assert m.counts.total_calls <= 2 + len(snaps), m.counts
+    assert m.counts.total_calls <= 2 + 2 * len(snaps), m.counts
     assert m.counts["list"] == m.counts["list_dirs"] == 0
 
 

@@ -37,7 +37,7 @@ from ..errors import (
     TransientStorageError,
 )
 from ..manifest._converter import encode
-from ..manifest._dataset import CommitRecord, FileRef, Manifest
+from ..manifest._dataset import CommitRecord, FileRef, Manifest, PartitionRef
 from ._log import format_snapshot_id, parse_snapshot_id
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ class PendingSnapshot:
     min_timestamp: Any = None
     max_timestamp: Any = None
     expected_parent: str | None = None
+    #: Partition manifests already stored (format v2); the record then lists
+    #: these summaries instead of inlining ``files``.
+    partition_refs: list[PartitionRef] = attrs.field(factory=list)
     claimed: bool = False
     result: Manifest | None = None
     error: BaseException | None = None
@@ -78,7 +81,8 @@ def _claimed(entry: PendingSnapshot) -> bool:
 
 
 def _manifest_partitions(m: Manifest) -> set[tuple[tuple[str, str], ...]]:
-    return {tuple(sorted(f.partition.items())) for f in m.files}
+    # From the summaries (v2) or the inline files: no partition manifest read.
+    return {tuple(sorted(p.items())) for p in m.partitions}
 
 
 class Committer:
@@ -324,7 +328,8 @@ class Committer:
 
     def _succeed(self, batch: list[PendingSnapshot], record: CommitRecord) -> CommitRecord:
         for e, m in zip(batch, record.snapshots, strict=True):
-            self._finish(e, result=m)
+            # The writer knows its files: its snapshot comes back loaded.
+            self._finish(e, result=m if m.files_loaded else attrs.evolve(m, files=e.files))
         return record
 
     def _build(self, batch: list[PendingSnapshot], token: str) -> CommitRecord:
@@ -346,7 +351,8 @@ class Committer:
                     parent_id=parent,
                     created_at=now,
                     metadata=e.metadata,
-                    files=e.files,
+                    files=[] if e.partition_refs else e.files,
+                    partition_manifests=e.partition_refs,
                     row_count=e.row_count,
                     commit_token=token,
                     min_timestamp=e.min_timestamp,

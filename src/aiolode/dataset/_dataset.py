@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import uuid
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, final
@@ -22,6 +23,7 @@ from ..manifest._dataset import check_metadata
 from ..store import Store
 from ._commit import Committer, PendingSnapshot
 from ._log import CommitLog, format_snapshot_id, parse_snapshot_id
+from ._partitions import partition_manifest_keys, with_files, write_partition_manifests
 from ._read import components, iter_file_records, read_file, read_records, read_table
 from ._snapshot import Snapshot
 from ._write import (
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
     from ..codecs import Codec
     from ..compression import Compressor
+    from ..manifest._dataset import Manifest
     from ..types import ProgressCallback
 
 __all__ = ["Dataset"]
@@ -96,7 +99,11 @@ class Dataset:
     puts + at most 2 (the hint put alongside the data, then the commit record:
     one round trip beyond data); ``latest()`` warm is 1 ``get``, cold 3-4 in 2-3
     round trips; ``snapshot(id)`` 1 (0 when cached); ``read`` 1 per file + the
-    snapshot. Nothing on a hot path lists.
+    snapshot. Partitioned layouts (format v2) add one partition-manifest
+    ``put`` per touched partition to a write (concurrent: one more round trip)
+    and one ``get`` each to every call returning a snapshot (concurrent), so
+    that ``files(where=...)`` reads only matching partitions. Nothing on a hot
+    path lists.
     """
 
     def __init__(
@@ -217,7 +224,9 @@ class Dataset:
 
         Cost: the data puts (concurrent, one per file; the ``latest`` hint put
         runs alongside them when it lags) then the commit record ``put``: one
-        sequential round trip beyond the data when warm. A cold Dataset object
+        sequential round trip beyond the data when warm. Partitioned layouts
+        put one partition manifest per partition (concurrently) between the
+        two: two round trips beyond the data. A cold Dataset object
         first reads the log's end: 3-4 ``get`` calls. Memory: the data plus one
         encoded copy (large Arrow tables: about one row group).
 
@@ -311,15 +320,31 @@ class Dataset:
             max_timestamp=prepared.max_timestamp,
             expected_parent=expected_parent,
         )
+        garbage = [f.key for f in prepared.files]
         try:
+            if self._layout.partition_keys and prepared.files:
+                # Format v2: one partition manifest per touched partition, so
+                # readers filtering by partition read only matching ones. They
+                # are stored before the record (the only commit point) and
+                # named by a per-write token; unreferenced ones are orphans.
+                token = uuid.uuid4().hex
+                garbage += partition_manifest_keys(self._layout, self._id, token, prepared.files)
+                entry.partition_refs = await write_partition_manifests(
+                    self._spec, token, prepared.files
+                )
             manifest = await self._committer.submit(entry)
         except BaseException:
             if not entry.outcome_unknown and entry.result is None:
                 # Not committed (conflict, cancellation before the commit
-                # point, permanent error): the data files are orphans.
-                await delete_quietly(self._store, [f.key for f in prepared.files])
+                # point, permanent error): the data files and partition
+                # manifests are orphans.
+                await delete_quietly(self._store, garbage)
             raise
         return Snapshot(manifest)
+
+    async def _loaded(self, manifest: Manifest) -> Snapshot:
+        """A Snapshot with its files: partition manifests read concurrently."""
+        return Snapshot(await with_files(self._store, manifest))
 
     @asynccontextmanager
     async def stream_write(
@@ -441,7 +466,9 @@ class Dataset:
         Cost: warm (this object has seen the log) one ``get`` probing the next
         record; cold 3-4 ``get`` calls in 2-3 round trips (the ``latest`` hint,
         then the record it names and the next one concurrently), whatever the
-        history length. Each record committed since adds one ``get``.
+        history length. Each record committed since adds one ``get``. A
+        partitioned snapshot adds one ``get`` per partition it touched (its
+        partition manifests, concurrently: one round trip).
 
         Raises
         ------
@@ -453,12 +480,14 @@ class Dataset:
         head = await self._log.refresh()
         if head is None:
             raise NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
-        return Snapshot(head.snapshots[-1])
+        return await self._loaded(head.snapshots[-1])
 
     async def snapshot(self, snapshot_id: str) -> Snapshot:
         """The snapshot with this id.
 
-        Cost: one ``get`` of its commit record (0 if cached: records are immutable).
+        Cost: one ``get`` of its commit record (0 if cached: records are
+        immutable) + one ``get`` per partition manifest of a partitioned
+        snapshot (concurrent).
 
         Raises
         ------
@@ -475,7 +504,7 @@ class Dataset:
                 dataset_id=self._id,
                 snapshot_id=snapshot_id,
             )
-        return Snapshot(rec.snapshots[idx])
+        return await self._loaded(rec.snapshots[idx])
 
     async def snapshots(self, *, newest_first: bool = False) -> AsyncGenerator[Snapshot, None]:
         """Iterate over every snapshot, oldest first (newest first on request).
@@ -495,7 +524,7 @@ class Dataset:
             while seq >= 1:
                 rec = await self._log.require(seq, format_snapshot_id(seq, 0))
                 for m in reversed(rec.snapshots):
-                    yield Snapshot(m)
+                    yield await self._loaded(m)
                 seq -= 1
             return
         seq = 1
@@ -504,7 +533,7 @@ class Dataset:
             if found is None:
                 return
             for m in found.snapshots:
-                yield Snapshot(m)
+                yield await self._loaded(m)
             seq += 1
 
     async def snapshot_as_of(self, when: datetime) -> Snapshot:
@@ -528,7 +557,7 @@ class Dataset:
         if head is None:
             raise NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
         if head.created_at <= when:
-            return Snapshot(head.snapshots[-1])
+            return await self._loaded(head.snapshots[-1])
         lo, hi = 0, head.seq  # record lo is <= when (0: none), record hi is > when
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -543,7 +572,7 @@ class Dataset:
                 dataset_id=self._id,
             )
         rec = await self._log.require(lo, format_snapshot_id(lo, 0))
-        return Snapshot(rec.snapshots[-1])
+        return await self._loaded(rec.snapshots[-1])
 
     # --------------------------------------------------------------------- read
     async def _resolve(self, snapshot: str | Snapshot) -> Snapshot:
@@ -553,6 +582,9 @@ class Dataset:
                     f"snapshot {snapshot.id} belongs to dataset {snapshot.dataset_id!r}",
                     dataset_id=self._id,
                 )
+            if not snapshot.manifest.files_loaded:
+                # Built from a reader's get_manifest (summaries only).
+                return await self._loaded(snapshot.manifest)
             return snapshot
         return await self.snapshot(snapshot)
 
@@ -647,10 +679,10 @@ class Dataset:
         :meth:`aiolode.DatasetReader.files` for ``as_of`` and ``where``).
         Returns :class:`aiolode.reader.DataFile` objects, oldest snapshot first.
 
-        Cost: the ``latest`` hint read cold (2 ``get``) + the manifest reads
-        of :meth:`aiolode.DatasetReader.files` (1 ``get`` per commit record up
-        to ``as_of``, 16 concurrent; see ``docs/cost.md``). Memory: the
-        records and the result.
+        Cost: the ``latest`` hint read cold (2 ``get``) + 1 ``get`` per commit
+        record up to ``as_of`` (16 concurrent) + 1 ``get`` per partition
+        manifest **matching** ``where`` (partitioned datasets; the others are
+        never read; see ``docs/cost.md``). Memory: the records and the result.
 
         Raises
         ------

@@ -218,6 +218,19 @@ class Layout(abc.ABC):
             f"{self.data_prefix(dataset_id)}{self.partition_path(values)}{filename}"
         )
 
+    def partition_manifest_key(self, dataset_id: str, values: Mapping[str, str], token: str) -> str:
+        """The key of a partition manifest (format v2): beside the partition's
+        data files, ``<data prefix><partition path>_manifests/<token>.json``.
+
+        ``token`` is unique per write (the snapshot id is assigned at commit).
+
+        Raises
+        ------
+        InvalidKeyError
+            The resulting key is invalid (e.g. too long).
+        """
+        return self.data_key(dataset_id, values, f"_manifests/{token}.json")
+
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this layout (name + options)."""
         return {"name": self.name, "partition_keys": list(self.partition_keys)}

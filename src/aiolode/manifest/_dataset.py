@@ -1,11 +1,16 @@
 """Dataset manifest models: one snapshot's :class:`Manifest` and the commit
 record (:class:`CommitRecord`) that carries one or more consecutive snapshots.
 
-Format (``docs/spec/manifest-v1.md``): the commit log of a dataset is a
-sequence of create-only objects ``<root>_log/<seq:016d>.json``, each an
-``aiolode.dataset.commit`` v1 document holding the manifests of the snapshots it
-commits, in order. A standalone manifest (as returned to readers) is an
-``aiolode.dataset.manifest`` v1 document with the same fields.
+Format (``docs/spec/manifest-v2.md``; v1 still reads): the commit log of a
+dataset is a sequence of create-only objects ``<root>_log/<seq:016d>.json``,
+each an ``aiolode.dataset.commit`` v2 document holding the manifests of the
+snapshots it commits, in order. A standalone manifest (as returned to readers)
+is an ``aiolode.dataset.manifest`` v2 document with the same fields.
+
+Partitioned snapshots (v2) do not inline their files: each touched partition's
+files sit in one small ``aiolode.dataset.partition`` v1 document under that
+partition's prefix, and the snapshot lists a :class:`PartitionRef` summary per
+partition, so a reader filtering by partition reads only matching ones.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ from ._converter import converter, register
 __all__ = [
     "COMMIT_SCHEMA",
     "MANIFEST_SCHEMA",
+    "PARTITION_SCHEMA",
     "ColumnStats",
     "CommitRecord",
     "FileRef",
     "Manifest",
+    "PartitionManifest",
+    "PartitionRef",
     "check_metadata",
 ]
 
 MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
+PARTITION_SCHEMA = "aiolode.dataset.partition"
 
 
 def check_metadata(metadata: object) -> dict[str, Any]:
@@ -124,6 +133,42 @@ class FileRef:
 
 
 @attrs.frozen
+class PartitionRef:
+    """Summary of one partition manifest a (v2, partitioned) snapshot wrote.
+
+    Attributes
+    ----------
+    partition
+        The partition values (strings, as in the path).
+    key
+        Store key of the :class:`PartitionManifest` listing the files.
+    file_count, row_count, size
+        Totals over its files (``row_count`` ``None`` for raw blobs), so
+        snapshot totals need no extra read.
+    """
+
+    partition: dict[str, str]
+    key: str
+    file_count: int
+    row_count: int | None
+    size: int
+
+
+@attrs.frozen
+class PartitionManifest:
+    """The files one snapshot added to one partition (written before the commit).
+
+    Named by a per-write token (the snapshot id is only assigned at commit), so
+    it is trusted only when a committed record's :class:`PartitionRef` names it.
+    """
+
+    dataset_id: str
+    token: str
+    partition: dict[str, str]
+    files: list[FileRef]
+
+
+@attrs.frozen
 class Manifest:
     """Everything one snapshot commits.
 
@@ -136,7 +181,10 @@ class Manifest:
     metadata
         The caller's JSON mapping (``{}`` when none was given).
     files
-        Data files added by this snapshot.
+        Data files added by this snapshot. In a commit record of a partitioned
+        snapshot (v2) this is empty and ``partition_manifests`` lists where the
+        files are; :class:`aiolode.Dataset` returns manifests with the files
+        loaded (:attr:`files_loaded`).
     row_count
         Total records (``None`` for raw blobs).
     min_timestamp, max_timestamp
@@ -148,6 +196,9 @@ class Manifest:
     commit_token
         Unique per commit attempt; identifies the writer's own commit after a
         lost acknowledgement.
+    partition_manifests
+        Per touched partition, its :class:`PartitionRef` (partitioned v2
+        snapshots); ``[]`` when the files are inline.
     """
 
     dataset_id: str
@@ -165,10 +216,26 @@ class Manifest:
     compressor_options: dict[str, Any] = attrs.field(factory=dict)
     min_timestamp: Any = None
     max_timestamp: Any = None
+    partition_manifests: list[PartitionRef] = attrs.field(factory=list)
+
+    @property
+    def files_loaded(self) -> bool:
+        """Whether :attr:`files` holds every file (``False``: only the
+        partition summaries of a record were read)."""
+        return not self.partition_manifests or bool(self.files)
+
+    @property
+    def file_count(self) -> int:
+        """Data files added (from the summaries; no read needed)."""
+        if self.partition_manifests:
+            return sum(p.file_count for p in self.partition_manifests)
+        return len(self.files)
 
     @property
     def partitions(self) -> list[dict[str, str]]:
         """Distinct partition values touched by this snapshot, in file order."""
+        if self.partition_manifests:
+            return [dict(p.partition) for p in self.partition_manifests]
         seen: list[dict[str, str]] = []
         for f in self.files:
             if f.partition not in seen:
@@ -209,5 +276,10 @@ def _unstructure_any(value: Any) -> Any:
 converter.register_structure_hook(Any, lambda v, _: v)
 converter.register_unstructure_hook(Any, _unstructure_any)
 
+# v1 documents have no partition_manifests (the default): the same classes read
+# both versions; v2 is what is written.
 register(MANIFEST_SCHEMA, 1, Manifest)
 register(COMMIT_SCHEMA, 1, CommitRecord)
+register(MANIFEST_SCHEMA, 2, Manifest)
+register(COMMIT_SCHEMA, 2, CommitRecord)
+register(PARTITION_SCHEMA, 1, PartitionManifest)

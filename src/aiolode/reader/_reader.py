@@ -18,6 +18,8 @@ import anyio.to_thread
 from .._concurrency import bounded_map
 from ..checksum import parse_recorded
 from ..dataset._log import CommitLog, format_snapshot_id, parse_snapshot_id
+from ..dataset._partitions import load_partition
+from ..dataset._partitions import with_files as _loaded
 from ..dataset._snapshot import Snapshot
 from ..errors import (
     ChecksumMismatchError,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
     from ..manifest import FileRef, Manifest
-    from ..manifest._dataset import CommitRecord
+    from ..manifest._dataset import CommitRecord, PartitionRef
 
 __all__ = ["DatasetReader"]
 
@@ -200,11 +202,13 @@ class DatasetReader:
         seen: set[tuple[tuple[str, str], ...]] = set()
         async with aclosing(self._all_manifests(dataset)) as manifests:
             async for m in manifests:
-                for f in m.files:
-                    t = tuple(sorted(f.partition.items()))
+                # From the record (summaries or inline files): no partition
+                # manifest is read.
+                for p in m.partitions:
+                    t = tuple(sorted(p.items()))
                     if t not in seen:
                         seen.add(t)
-                        yield dict(f.partition)
+                        yield dict(p)
 
     def list_snapshots(
         self, dataset: str, partition: PartitionFilter = None
@@ -235,16 +239,26 @@ class DatasetReader:
     ) -> AsyncGenerator[SnapshotRef, None]:
         async with aclosing(self._all_manifests(dataset)) as manifests:
             async for m in manifests:
-                if match is not None and not any(match(f.partition) for f in m.files):
+                if match is not None and not any(match(p) for p in m.partitions):
                     continue
                 seq, _ = parse_snapshot_id(m.snapshot_id, dataset_id=dataset)
                 yield SnapshotRef.from_manifest(m, log.key(seq))
 
-    async def get_manifest(self, dataset: str, snapshot_id: str) -> Manifest:
-        """The manifest of one snapshot.
+    async def get_manifest(
+        self, dataset: str, snapshot_id: str, *, with_files: bool = False
+    ) -> Manifest:
+        """The manifest of one snapshot, as its commit record holds it.
+
+        For a partitioned snapshot written in format v2 the record holds one
+        summary per partition (:attr:`~aiolode.Manifest.partition_manifests`:
+        values, manifest key, file/row/byte counts) and ``files`` is empty
+        (``files_loaded`` is ``False``); ``with_files=True`` also reads the
+        partition manifests and returns the files. Unpartitioned snapshots and
+        v1 records always carry their files inline.
 
         Cost: **one** ``get`` (its commit record; snapshot ids map to their
-        record in O(1)), 0 when this reader has it cached.
+        record in O(1)), 0 when this reader has it cached; ``with_files=True``
+        adds one ``get`` per partition manifest (concurrent).
 
         Raises
         ------
@@ -266,7 +280,8 @@ class DatasetReader:
                 dataset_id=dataset,
                 snapshot_id=snapshot_id,
             )
-        return rec.snapshots[idx]
+        m = rec.snapshots[idx]
+        return await _loaded(self._store, m) if with_files else m
 
     # ---------------------------------------------------------------------- bytes
     def open_object(
@@ -355,7 +370,8 @@ class DatasetReader:
     # ---------------------------------------------------------------------- files
     async def resolve(self, dataset: str, as_of: object = None) -> Manifest | None:
         """The manifest ``as_of`` designates (``None``: the dataset is empty and
-        ``as_of`` is ``None``).
+        ``as_of`` is ``None``), as its commit record holds it (see
+        :meth:`get_manifest` for partition summaries vs files).
 
         Cost: a snapshot id or ref: 1 ``get`` (0 cached); ``None``: the
         ``latest`` hint + a probe (2 ``get``); a datetime: that + O(log n) ``get``.
@@ -438,11 +454,11 @@ class DatasetReader:
             (``dict[str, str]``) returning a bool.
 
         Cost: resolving ``as_of`` (see :meth:`resolve`) + 1 ``get`` per commit
-        record up to it (16 concurrent; cached records are free). Partition
-        filters do **not** reduce the records read: each commit record holds
-        the manifests of all partitions a commit touched, so the format has
-        no per-partition manifest to skip (see ``docs/reader.md``). Memory: the
-        records read (bounded by a 256-record cache) + the result.
+        record up to it (16 concurrent; cached records are free) + 1 ``get``
+        per partition manifest **matching** ``where`` (format v2 partitioned
+        snapshots, 16 concurrent): the records hold per-partition summaries,
+        so partitions filtered out are never read (see ``docs/reader.md``).
+        Memory: the records read (bounded by a 256-record cache) + the result.
 
         Raises
         ------
@@ -459,7 +475,7 @@ class DatasetReader:
         if target is None:
             return []
         seq, idx = parse_snapshot_id(target.snapshot_id, dataset_id=dataset)
-        out: list[DataFile] = []
+        picked: list[tuple[Manifest, PartitionRef | None]] = []
         checked = not keys
         for rec in await self._records(dataset, seq):
             for m in rec.snapshots if rec.seq < seq else rec.snapshots[: idx + 1]:
@@ -473,19 +489,33 @@ class DatasetReader:
                             dataset_id=dataset,
                         )
                     checked = True
-                for f in m.files:
-                    if match is None or match(f.partition):
-                        out.append(
-                            DataFile(
-                                file=f,
-                                snapshot_id=m.snapshot_id,
-                                codec=m.codec,
-                                compressor=m.compressor,
-                                codec_options=m.codec_options,
-                                compressor_options=m.compressor_options,
-                            )
-                        )
-        return out
+                if not m.partition_manifests:
+                    picked.append((m, None))
+                    continue
+                # Pruning: only the partition manifests the filter accepts.
+                picked.extend(
+                    (m, r) for r in m.partition_manifests if match is None or match(r.partition)
+                )
+
+        async def load(item: tuple[Manifest, PartitionRef | None]) -> list[FileRef]:
+            m, ref = item
+            if ref is None:
+                return [f for f in m.files if match is None or match(f.partition)]
+            return await load_partition(self._store, m, ref)
+
+        loaded = await bounded_map(load, picked, limit=_FETCH_CONCURRENCY)
+        return [
+            DataFile(
+                file=f,
+                snapshot_id=m.snapshot_id,
+                codec=m.codec,
+                compressor=m.compressor,
+                codec_options=m.codec_options,
+                compressor_options=m.compressor_options,
+            )
+            for (m, _), fs in zip(picked, loaded, strict=True)
+            for f in fs
+        ]
 
     async def to_arrow_dataset(
         self,

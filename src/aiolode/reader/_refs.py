@@ -62,7 +62,7 @@ class SnapshotRef:
             created_at=manifest.created_at,
             row_count=manifest.row_count,
             partitions=tuple(manifest.partitions),
-            file_count=len(manifest.files),
+            file_count=manifest.file_count,
             record_key=record_key,
         )
 
