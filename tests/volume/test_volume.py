@@ -323,3 +323,17 @@ async def test_read_and_stage_costs(mem: MemoryStore, checksum: CRC32 | None) ->
     else:  # whole blocks, so each can be verified
         assert m.counts.nonzero() == {"get": 3}
         assert m.counts.bytes_read == 300
+
+
+async def test_volume_verify_method(mem: MemoryStore) -> None:
+    vol = Volume("vv", mem, N)
+    snap = await vol.commit([await vol.stage_write_at(0, b"abcd")])
+    report = await vol.verify()
+    assert report.ok, report
+    await mem.put("volumes/vv/blocks/stray", b"junk")
+    block_key = snap.blocks()[0].key
+    await mem.delete(block_key)
+    report = await vol.verify()
+    assert not report.ok
+    assert "volumes/vv/blocks/stray" in report.orphans
+    assert any(p.key == block_key for p in report.problems)

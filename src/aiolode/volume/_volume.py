@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
     from ..store import Store
+    from ..verify import VerifyReport
     from ._reader import VolumeReader
 
 __all__ = ["Volume", "VolumeSnapshot"]
@@ -995,6 +996,33 @@ class Volume:
             await self._store.put(self._hint_key, str(seq).encode("ascii"), mode="overwrite")
 
     # ------------------------------------------------------------------ reads
+    async def verify(self, snapshot_id: str | None = None) -> VerifyReport:
+        """Check this volume's integrity and report what is wrong; repair nothing.
+
+        Every root is decoded and the chain checked for linearity; every index
+        document and every block referenced by the snapshots up to
+        ``snapshot_id`` (default: the latest) is checked for existence, size and
+        digest; unreferenced keys under the volume's prefix are listed as
+        orphans, never deleted. See :func:`aiolode.verify_volume` for the full
+        list of checks and the cost (one listing, one get per root and index
+        document, one get or head per distinct block; bounded concurrency).
+
+        Returns
+        -------
+        VerifyReport
+            ``.ok`` is true when no problem was found.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            ``snapshot_id`` does not exist.
+        StorageError
+            The store failed while listing.
+        """
+        from ..verify import verify_volume
+
+        return await verify_volume(self, snapshot_id)
+
     async def read_at(self, snapshot_id: str, offset: int, length: int) -> bytes:
         """Return exactly ``length`` bytes at ``offset`` as of ``snapshot_id``.
 
