@@ -6,6 +6,7 @@ from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio.to_thread
 import attrs
 import pytest
 
@@ -200,6 +201,10 @@ async def test_pruning_reads_only_matching_partition_manifests(
     via = aiolode.Dataset("events", counting, codec=aiolode.JSONL(), layout=HIVE)
     assert [f.key for f in await via.files(where={"day": "d2"})] == [snaps[1].files[0].key]
     assert len(manifest_gets()) == 1
+    counting.reset()
+    adset = await via.to_arrow_dataset(where={"source": "b"})
+    assert await anyio.to_thread.run_sync(adset.count_rows) == 3
+    assert len(manifest_gets()) == 2  # (0, b/d1) and (2, b/d1)
     # list_partitions and list_snapshots use the record summaries only.
     counting.reset()
     reader = DatasetReader(counting)
