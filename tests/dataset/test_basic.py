@@ -290,3 +290,18 @@ async def test_flat_layout(store: aiolode.Store) -> None:
     assert s.files[0].key.startswith("solo/data/")
     assert await store.exists("solo/_log/0000000000000001.json")
     assert await ds.read(s.id) == b"data"
+
+
+async def test_dataset_verify_method() -> None:
+    from aiolode import Dataset, MemoryStore
+
+    store = MemoryStore()
+    ds = Dataset("vd", store)
+    snap = await ds.write(b"payload")
+    report = await ds.verify()
+    assert report.ok, report
+    data_key = snap.manifest.files[0].key
+    await store.put(data_key, b"tampered", mode="overwrite")
+    report = await ds.verify()
+    assert not report.ok
+    assert any(p.key == data_key for p in report.problems)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ..compression import Compressor
     from ..manifest._dataset import Manifest
     from ..types import ProgressCallback
+    from ..verify import VerifyReport
 
 __all__ = ["Dataset"]
 
@@ -696,6 +697,34 @@ class Dataset:
         from ..reader import files_of
 
         return await files_of(self, as_of=as_of, where=where)
+
+    async def verify(self, snapshot_id: str | None = None) -> VerifyReport:
+        """Check this dataset's integrity and report what is wrong; repair nothing.
+
+        Every commit record is decoded and the history checked for one linear
+        chain; every object referenced by the snapshots up to ``snapshot_id``
+        (default: the latest) is checked for existence, recorded size and
+        checksum; unreferenced keys under the dataset's prefix (orphans of
+        aborted writes) are listed, never deleted. See
+        :func:`aiolode.verify_dataset` for the checks and the cost (one listing,
+        one get per record and partition manifest, one get or head per file;
+        bounded concurrency).
+
+        Returns
+        -------
+        VerifyReport
+            ``.ok`` is true when no problem was found.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            ``snapshot_id`` does not exist.
+        StorageError
+            The store failed while listing.
+        """
+        from ..verify import verify_dataset
+
+        return await verify_dataset(self, snapshot_id)
 
     async def to_arrow_dataset(
         self, as_of: object = None, where: object = None, **kwargs: Any
