@@ -26,7 +26,7 @@ import anyio
 import attrs
 
 from ._concurrency import bounded_map
-from .checksum import OFFLOAD_THRESHOLD, parse_recorded
+from .checksum import OFFLOAD_THRESHOLD, compute_checksum, parse_recorded
 from .errors import (
     AiolodeError,
     FormatError,
@@ -269,6 +269,28 @@ async def _fetch_docs(store: Store, keys: list[str]) -> list[bytes | AiolodeErro
             return exc
 
     return await bounded_map(one, keys, limit=_CONCURRENCY)
+
+
+async def _digest_problem(
+    acc: _Acc, key: str, raw: bytes, recorded: str | None, what: str, snap: str | None
+) -> bool:
+    """Check an index document against the digest its reference records.
+
+    Returns True (and records the problem) when they differ.
+    """
+    if recorded is None:
+        return False
+    algo, _ = parse_recorded(recorded)
+    actual = await compute_checksum(algo, raw)  # off the loop for large segments
+    if actual == recorded:
+        return False
+    acc.add(
+        ProblemKind.CHECKSUM_MISMATCH,
+        f"{what} {key!r} has digest {actual}, its reference records {recorded}",
+        key=key,
+        snap=snap,
+    )
+    return True
 
 
 def _doc_problem(acc: _Acc, key: str, err: AiolodeError, what: str, snap: str | None) -> None:
@@ -667,11 +689,21 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
 
     async def load_segments(refs: list[SegmentRef], sid: str) -> None:
         todo = list(dict.fromkeys(r.key for r in refs if r.key not in segments))
+        digests = {r.key: r.digest for r in refs}
         for key, raw in zip(todo, await _fetch_docs(store, todo), strict=True):
             referenced.add(key)
             acc.records += 1
             if isinstance(raw, AiolodeError):
                 _doc_problem(acc, key, raw, "index segment", sid)
+                segments[key] = _Segment(None)
+                continue
+            if await _digest_problem(acc, key, raw, digests.get(key), "index segment", sid):
+                # Its entries cannot be trusted, but it still references its blocks.
+                try:
+                    damaged = decode(raw, VolumeSegment, key=key)
+                    referenced.update(f"{blocks_prefix}{n}" for n in damaged.names)
+                except FormatError:
+                    pass
                 segments[key] = _Segment(None)
                 continue
             try:
@@ -772,6 +804,10 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                     lists[fk] = None
                     if isinstance(got, AiolodeError):
                         _doc_problem(acc, fk, got, "segment list", sid)
+                    elif await _digest_problem(
+                        acc, fk, got, root.frozen_digest, "segment list", sid
+                    ):
+                        pass
                     else:
                         try:
                             doc = decode(got, VolumeSegmentList, key=fk)
