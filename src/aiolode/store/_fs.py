@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import random
 import secrets
 import stat
 import threading
@@ -82,7 +83,18 @@ _LOCK_STRIPES: Final = 64
 _NAME_MAX: Final = 255
 # How often an operation restarts when a directory it was using is pruned under it
 # by a concurrent delete (each restart means another writer made progress).
-_DIR_RETRIES: Final = 16
+_DIR_RETRIES: Final = 1000
+
+
+def _dir_backoff(attempt: int) -> None:
+    """Sleep a little (in the worker thread) before restarting after a prune.
+
+    Each restart means another writer made progress, but under heavy put/delete
+    churn on one directory an unlucky writer can lose many times in a row;
+    a short jittered pause breaks the lockstep (a CI run lost 16 in a row).
+    """
+    if attempt >= 2:
+        time.sleep(random.uniform(0, min(0.02, 0.0002 * 2**attempt)))
 # Streamed puts gather small chunks up to this size before one threaded write.
 _SPOOL_BYTES: Final = 1 << 20
 # Linux returns at most this much from one read() (MAX_RW_COUNT).
@@ -378,11 +390,11 @@ class FileStore(Store):
         a symlink raises InvalidKeyError; one that is an object is migrated (see
         :meth:`_migrate`) when creating and raises ObjectNotFoundError when reading.
         """
-        for _ in range(_DIR_RETRIES):
+        for attempt in range(_DIR_RETRIES):
             try:
                 return self._open_dirs_once(key, dirs, create=create, keep=keep)
             except _DirGone:
-                continue  # a concurrent delete pruned a directory we stood in: restart
+                _dir_backoff(attempt)  # a concurrent delete pruned a directory we stood in
         raise StorageError(f"directory for {key!r} keeps disappearing", key=key)
 
     def _open_dirs_once(
@@ -483,7 +495,7 @@ class FileStore(Store):
     # --------------------------------------------------------------------- writes
     def _begin(self, key: str, dirs: Sequence[str], mode: PutMode) -> _Pending:
         """Open the target directory (creating it) and a temp file in it."""
-        for _ in range(_DIR_RETRIES):
+        for attempt in range(_DIR_RETRIES):
             dfd = self._open_dirs(key, dirs, create=True)[0]
             try:
                 if mode == "create" and self._use_tmpfile:
@@ -504,6 +516,7 @@ class FileStore(Store):
                 return _Pending(dfd, fd, tmpname)
             except _DirGone:
                 _close(dfd)
+                _dir_backoff(attempt)
             except BaseException:
                 _close(dfd)
                 raise
