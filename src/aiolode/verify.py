@@ -280,7 +280,17 @@ async def _digest_problem(
     """
     if recorded is None:
         return False
-    algo, _ = parse_recorded(recorded)
+    try:
+        algo, _ = parse_recorded(recorded)
+    except FormatError as exc:
+        # A damaged reference is a problem to report, not a reason to stop.
+        acc.add(
+            ProblemKind.INVALID_RECORD,
+            f"{what} {key!r}: its reference records an unusable digest ({exc})",
+            key=key,
+            snap=snap,
+        )
+        return True
     actual = await compute_checksum(algo, raw)  # off the loop for large segments
     if actual == recorded:
         return False
