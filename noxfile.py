@@ -33,8 +33,9 @@ def tests_s3(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check (ASYNC, TC, B, UP, …)."""
     session.install("ruff")
-    session.run("ruff", "format", "--check", "src", "tests", "examples", "benchmarks")
-    session.run("ruff", "check", "src", "tests", "examples", "benchmarks")
+    targets = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py"]
+    session.run("ruff", "format", "--check", *targets)
+    session.run("ruff", "check", *targets)
 
 
 @nox.session(python=PYTHONS)

@@ -28,7 +28,7 @@ def _run(*args: str) -> None:
     assert proc.returncode == 0, f"{' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
 
 
-TARGETS = ["src", "tests", "examples", "benchmarks"]
+TARGETS = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py"]
 
 
 def test_ruff_check() -> None:

@@ -156,14 +156,6 @@ class _DamageRootIds(WrapperStore):
         return data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Volume bug: _read_root checks a root's sequence but not its snapshot_id, so a "
-    "root read corrupted in transit (still valid JSON) is built upon: the next root's "
-    "parent_id is the damaged id and the chain is broken for good (fault schedule 5943). "
-    "Fix: refuse a root whose snapshot_id is not its sequence's id (or derive parent_id "
-    "from the sequence), as the Dataset does since 8f30dd0",
-)
 async def test_volume_does_not_build_on_a_corrupted_root_read() -> None:
     raw = aiolode.MemoryStore()
     total = 8 * SLOT

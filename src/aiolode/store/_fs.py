@@ -95,6 +95,8 @@ def _dir_backoff(attempt: int) -> None:
     """
     if attempt >= 2:
         time.sleep(random.uniform(0, min(0.02, 0.0002 * 2**attempt)))
+
+
 # Streamed puts gather small chunks up to this size before one threaded write.
 _SPOOL_BYTES: Final = 1 << 20
 # Linux returns at most this much from one read() (MAX_RW_COUNT).

@@ -397,6 +397,18 @@ class Volume:
                 key=key,
                 volume_id=self._id,
             )
+        # The ids are implied by the key: a root whose ids disagree was damaged (in
+        # storage or in transit) and must never be built upon, or the next commit
+        # would carry the damage into its parent_id and break the chain for good.
+        expected_parent = _seq_id(seq - 1) if seq > 1 else None
+        if root.snapshot_id != _seq_id(seq) or root.parent_id != expected_parent:
+            raise ManifestFormatError(
+                f"root {key!r} says snapshot {root.snapshot_id!r} with parent "
+                f"{root.parent_id!r}; its key implies {_seq_id(seq)!r} and {expected_parent!r}",
+                key=key,
+                volume_id=self._id,
+                field="snapshot_id" if root.snapshot_id != _seq_id(seq) else "parent_id",
+            )
         if root.total_length != self._total:
             raise InvalidInputError(
                 f"volume {self._id!r} has total_length {root.total_length}, "
