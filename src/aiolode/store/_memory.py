@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["MemoryStore"]
 
 _ETAG_COUNTER = itertools.count(1)
+#: Copies at least this large run in a worker thread (a memcpy holds the GIL).
+_COPY_OFFLOAD = 4 << 20
 
 
 @attrs.frozen
@@ -101,16 +103,33 @@ class MemoryStore(Store):
         self, key: str, data: bytes | bytearray | memoryview, mode: PutMode
     ) -> ObjectInfo:
         # docstring inherited
-        await anyio.lowlevel.checkpoint()
-        return self._commit(key, bytes(data), mode)
+        if isinstance(data, bytes):
+            await anyio.lowlevel.checkpoint()
+        elif len(data) >= _COPY_OFFLOAD:
+            # Copying hundreds of MiB holds the GIL for tens of ms: not on the loop.
+            data = await anyio.to_thread.run_sync(bytes, data)
+        else:
+            await anyio.lowlevel.checkpoint()
+            data = bytes(data)
+        return self._commit(key, data, mode)
 
     async def _put_stream(
         self, key: str, chunks: AsyncIterator[bytes], mode: PutMode
     ) -> ObjectInfo:
         # docstring inherited
-        parts = [bytes(c) async for c in chunks]
-        await anyio.lowlevel.checkpoint()
-        return self._commit(key, b"".join(parts), mode)
+        parts: list[bytes] = []
+        size = 0
+        async for c in chunks:
+            # Chunks are copied (the caller may reuse its buffer); big ones off-loop.
+            part = bytes(c) if len(c) < _COPY_OFFLOAD else await anyio.to_thread.run_sync(bytes, c)
+            parts.append(part)
+            size += len(part)
+        if size >= _COPY_OFFLOAD and len(parts) > 1:
+            data = await anyio.to_thread.run_sync(b"".join, parts)
+        else:
+            await anyio.lowlevel.checkpoint()
+            data = b"".join(parts)
+        return self._commit(key, data, mode)
 
     async def _get(self, key: str) -> bytes:
         # docstring inherited
@@ -119,8 +138,11 @@ class MemoryStore(Store):
 
     async def _get_range(self, key: str, offset: int, length: int) -> bytes:
         # docstring inherited
+        data = self._lookup(key).data
+        if min(length, len(data) - offset) >= _COPY_OFFLOAD:
+            return await anyio.to_thread.run_sync(lambda: data[offset : offset + length])
         await anyio.lowlevel.checkpoint()
-        return self._lookup(key).data[offset : offset + length]
+        return data[offset : offset + length]
 
     async def _iter_bytes(self, key: str, chunk_size: int) -> AsyncGenerator[bytes, None]:
         # docstring inherited
