@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -347,18 +347,26 @@ class _Transform:
         self.size = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
-        out = self._comp.compress(data) if self._comp is not None else bytes(data)
+        out: bytes | bytearray
+        if self._comp is not None:
+            out = self._comp.compress(data)
+        elif isinstance(data, bytes | bytearray):
+            # Handed over, not copied: a copy of a row group holds the GIL (loop stall).
+            out = data
+        else:
+            out = bytes(data)
         return self._out(out)
 
     def flush(self) -> bytes:
         return self._out(self._comp.flush() if self._comp is not None else b"")
 
-    def _out(self, out: bytes) -> bytes:
+    def _out(self, out: bytes | bytearray) -> bytes:
+        # A handed-over bytearray stands in for bytes: stores take bytes-like data.
         if out:
             self.size += len(out)
             if self._hasher is not None:
                 self._hasher.update(out)
-        return out
+        return cast("bytes", out)
 
     def digest(self) -> str | None:
         if self._hasher is None or self._checksum is None:
