@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, SchemaViolationError
 from ._base import EncodedTail, StreamEncoder
@@ -26,18 +26,19 @@ class DrainSink:
     """
 
     def __init__(self) -> None:
-        # One growing buffer, handed out whole by drain(): joining the parts of a
-        # row group there instead was a 20+ ms memcpy holding the GIL (it stalled
-        # the event loop while a large table encoded in a worker thread).
-        self._buf = bytearray()
+        # pyarrow hands each write over as a fresh ``bytes``: keep them as they
+        # are. Joining a row group's parts (or growing one buffer) is a memcpy of
+        # tens of MiB that holds the GIL and stalls the event loop while a large
+        # table encodes in a worker thread; drain_parts() avoids any copy.
+        self._parts: list[bytes] = []
         self._pos = 0
         self.closed = False
 
     def write(self, data: Any) -> int:
-        n = len(memoryview(data).cast("B"))
-        self._buf += data
-        self._pos += n
-        return n
+        b = data if type(data) is bytes else bytes(data)
+        self._parts.append(b)
+        self._pos += len(b)
+        return len(b)
 
     def tell(self) -> int:
         return self._pos
@@ -59,12 +60,14 @@ class DrainSink:
         return False
 
     def drain(self) -> bytes:
-        """Take the bytes written since the last drain (a ``bytearray``, not copied)."""
-        out = self._buf
-        self._buf = bytearray()
-        # A bytearray stands in for bytes (every consumer takes bytes-like data);
-        # nothing writes to it once it is handed out.
-        return cast("bytes", out)
+        """Take the bytes written since the last drain, as one object."""
+        parts = self.drain_parts()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def drain_parts(self) -> list[bytes]:
+        """Take the bytes written since the last drain, as written (no copy)."""
+        parts, self._parts = self._parts, []
+        return parts
 
 
 def unify(current: pa.Schema, new: pa.Schema) -> pa.Schema:
@@ -149,11 +152,23 @@ class ArrowStreamEncoder(StreamEncoder):
 
     def write(self, records: Records) -> bytes:
         # docstring inherited
+        self._accept(records)
+        return self._sink.drain()
+
+    def write_parts(self, records: Records) -> list[bytes]:
+        """Like :meth:`write`, but return the encoded bytes as the writer produced
+        them (several objects, none copied). The Dataset's large-table pipeline
+        uses it: joining a whole row group is a GIL-holding memcpy.
+        """
+        self._accept(records)
+        return self._sink.drain_parts()
+
+    def _accept(self, records: Records) -> None:
         if self._done:
             raise InvalidInputError(f"the {type(self).__name__} is already finished")
         table = to_table(records, self._fixed)
         if table.num_rows == 0 and table.num_columns == 0:
-            return b""
+            return
         inferred = None
         if self._fixed is None:
             inferred = (
@@ -172,7 +187,6 @@ class ArrowStreamEncoder(StreamEncoder):
         self._rows += table.num_rows
         if self._pending_rows >= self._flush_rows or self._pending_bytes >= self._flush_bytes:
             self._flush(final=False)
-        return self._sink.drain()
 
     def _concat_pending(self) -> pa.Table:
         pyarrow_module()

@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -308,10 +308,10 @@ async def _pipelined_arrow(
         async with anyio.create_task_group() as tg:
             tg.start_soon(pf.upload.run)
             for start in range(0, table.num_rows, _PIPELINE_ROWS):
-                out = await anyio.to_thread.run_sync(
-                    pf.encode_batch, table.slice(start, _PIPELINE_ROWS)
+                outs = await anyio.to_thread.run_sync(
+                    pf.encode_parts, table.slice(start, _PIPELINE_ROWS)
                 )
-                if out:
+                for out in outs:
                     await pf.upload.send.send(out)
             out = await anyio.to_thread.run_sync(pf.finish)
             if out:
@@ -347,26 +347,20 @@ class _Transform:
         self.size = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
-        out: bytes | bytearray
-        if self._comp is not None:
-            out = self._comp.compress(data)
-        elif isinstance(data, bytes | bytearray):
-            # Handed over, not copied: a copy of a row group holds the GIL (loop stall).
-            out = data
-        else:
-            out = bytes(data)
+        # bytes(b) of a bytes object is b itself: immutable data is passed on
+        # without a copy; mutable buffers (a caller may reuse them) are copied.
+        out = self._comp.compress(data) if self._comp is not None else bytes(data)
         return self._out(out)
 
     def flush(self) -> bytes:
         return self._out(self._comp.flush() if self._comp is not None else b"")
 
-    def _out(self, out: bytes | bytearray) -> bytes:
-        # A handed-over bytearray stands in for bytes: stores take bytes-like data.
+    def _out(self, out: bytes) -> bytes:
         if out:
             self.size += len(out)
             if self._hasher is not None:
                 self._hasher.update(out)
-        return cast("bytes", out)
+        return out
 
     def digest(self) -> str | None:
         if self._hasher is None or self._checksum is None:
@@ -524,6 +518,15 @@ class _PartitionFile:
     def encode_batch(self, batch: Any) -> bytes:
         data = self.encoder.write(batch)
         return self.upload.transform.feed(data) if data else b""
+
+    def encode_parts(self, batch: Any) -> list[bytes]:
+        """Encode a batch without joining its output (large-table pipeline)."""
+        write_parts = getattr(self.encoder, "write_parts", None)
+        if write_parts is None:
+            out = self.encode_batch(batch)
+            return [out] if out else []
+        feed = self.upload.transform.feed
+        return [o for o in (feed(p) for p in write_parts(batch) if p) if o]
 
     def finish(self) -> bytes:
         self.tail = self.encoder.finish()
