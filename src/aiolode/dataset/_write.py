@@ -507,6 +507,30 @@ async def run_blob_stream(
 
 
 # --------------------------------------------------------- streamed records
+#: Encoder output is regrouped into chunks of about this size: small enough that
+#: joining one holds the GIL for only a few ms, large enough that the store
+#: writes few, big chunks.
+_COALESCE_BYTES = 4 << 20
+
+
+def _coalesce(parts: list[bytes]) -> list[bytes]:
+    """Join consecutive small parts into chunks of at most ~_COALESCE_BYTES."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for p in parts:
+        if not p:
+            continue
+        if group and size + len(p) > _COALESCE_BYTES:
+            out.append(group[0] if len(group) == 1 else b"".join(group))
+            group, size = [], 0
+        group.append(p)
+        size += len(p)
+    if group:
+        out.append(group[0] if len(group) == 1 else b"".join(group))
+    return out
+
+
 class _PartitionFile:
     def __init__(self, spec: FileSpec, partition: dict[str, str]) -> None:
         assert spec.codec is not None
@@ -526,7 +550,7 @@ class _PartitionFile:
             out = self.encode_batch(batch)
             return [out] if out else []
         feed = self.upload.transform.feed
-        return [o for o in (feed(p) for p in write_parts(batch) if p) if o]
+        return [o for o in (feed(g) for g in _coalesce(write_parts(batch))) if o]
 
     def finish(self) -> bytes:
         self.tail = self.encoder.finish()
