@@ -535,38 +535,26 @@ class S3Store(Store):
     async def _get(self, key: str) -> bytes:
         # docstring inherited
         transport = await self._ensure_open()
-        resp = await self._call("get_object", key, Key=self._full(key))
-        body = resp["Body"]
-        try:
-            with map_s3_errors(key=key, bucket=self.bucket):
-                return await transport.read(body)
-        finally:
-            with anyio.CancelScope(shield=True), map_s3_errors(key=key, bucket=self.bucket):
-                await transport.close_body(body)
+        with map_s3_errors(key=key, bucket=self.bucket):
+            _, data = await transport.fetch(Bucket=self.bucket, Key=self._full(key))
+        return data
 
     async def _get_range(self, key: str, offset: int, length: int) -> bytes:
         # docstring inherited
         transport = await self._ensure_open()
         try:
-            resp = await self._call(
-                "get_object",
-                key,
-                Key=self._full(key),
-                Range=f"bytes={offset}-{offset + length - 1}",
-            )
+            with map_s3_errors(key=key, bucket=self.bucket):
+                resp, data = await transport.fetch(
+                    Bucket=self.bucket,
+                    Key=self._full(key),
+                    Range=f"bytes={offset}-{offset + length - 1}",
+                )
         except StorageError as exc:
             # S3 answers 416 InvalidRange when offset >= size (the key exists:
             # a missing key is NoSuchKey, mapped to ObjectNotFoundError above).
             if _code(exc) == "InvalidRange":
                 return b""
             raise
-        body = resp["Body"]
-        try:
-            with map_s3_errors(key=key, bucket=self.bucket):
-                data = await transport.read(body)
-        finally:
-            with anyio.CancelScope(shield=True), map_s3_errors(key=key, bucket=self.bucket):
-                await transport.close_body(body)
         if "ContentRange" not in resp:
             # A server that ignored Range sent the whole object.
             data = data[offset : offset + length]

@@ -84,6 +84,21 @@ class S3Transport:
         """Release a streaming body that may not have been read to the end."""
         raise NotImplementedError
 
+    async def fetch(self, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
+        """``get_object`` and read its whole body; the body is always released.
+
+        The default is three steps (call, read, close); transports that can do
+        it in one step override it.
+        """
+        resp = await self.call("get_object", **kwargs)
+        body = resp["Body"]
+        try:
+            data = await self.read(body)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close_body(body)
+        return resp, data
+
     async def aclose(self) -> None:
         """Close the client if this transport created it."""
         raise NotImplementedError
@@ -151,6 +166,23 @@ class ThreadTransport(S3Transport):
         # docstring inherited
         data: bytes = await self._run(functools.partial(body.read, amt))
         return data
+
+    async def fetch(self, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
+        # docstring inherited
+        # One worker-thread hop instead of three: a small GET was 0.87x raw
+        # aioboto3 with the call, the read and the close each crossing threads.
+        client = self._client
+
+        def run() -> tuple[dict[str, Any], bytes]:
+            resp = client.get_object(**kwargs)
+            body = resp["Body"]
+            try:
+                return resp, body.read()
+            finally:
+                body.close()
+
+        result: tuple[dict[str, Any], bytes] = await self._run(run)
+        return result
 
     async def close_body(self, body: Any) -> None:
         # docstring inherited
