@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
 
 import attrs
 
+from .._options import build_from_options
 from ..errors import CodecNotStreamableError, ManifestFormatError
 
 if TYPE_CHECKING:
@@ -209,14 +210,9 @@ class Codec(abc.ABC):
         ManifestFormatError
             An option has an invalid value.
         """
-        known = {k: v for k, v in options.items() if k in cls._option_names()}
-        try:
-            return cls(**known)
-        except (TypeError, ValueError) as exc:
-            raise ManifestFormatError(
-                f"invalid options for codec {cls.name!r}: {dict(options)!r} ({exc})",
-                field="codec_options",
-            ) from exc
+        return build_from_options(
+            cls, options, cls._option_names(), what=f"codec {cls.name!r}", field="codec_options"
+        )
 
     @classmethod
     def _option_names(cls) -> frozenset[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .._options import build_from_options
 from ..errors import ManifestFormatError
 
 if TYPE_CHECKING:
@@ -159,14 +160,13 @@ class Compressor(abc.ABC):
         ManifestFormatError
             An option has an invalid value.
         """
-        known = {k: v for k, v in options.items() if k in cls._option_names()}
-        try:
-            return cls(**known)
-        except (TypeError, ValueError) as exc:
-            raise ManifestFormatError(
-                f"invalid options for compressor {cls.name!r}: {dict(options)!r} ({exc})",
-                field="compressor_options",
-            ) from exc
+        return build_from_options(
+            cls,
+            options,
+            cls._option_names(),
+            what=f"compressor {cls.name!r}",
+            field="compressor_options",
+        )
 
     @classmethod
     def _option_names(cls) -> frozenset[str]:
