@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -413,6 +414,35 @@ async def test_stream_put_spools_large_and_small_chunks(store: FileStore) -> Non
     assert info.size == len(expected)
     assert await store.get("s") == expected
     assert info.etag == (await store.head("s")).etag
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_large_writes_start_writeback_per_8_mib(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    from aiolode.store import _fs
+
+    ranges: list[tuple[int, int]] = []
+    monkeypatch.setattr(_fs, "_start_writeback", lambda fd, off, n: ranges.append((off, n)))
+    sizes = (3 << 20, 7 << 20, 1, 9 << 20, 12345)
+    blob = b"".join(os.urandom(n) for n in sizes)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        pos = 0
+        for n in sizes:
+            yield blob[pos : pos + n]
+            pos += n
+
+    await store.put("big", chunks() if streamed else blob)
+    assert await store.get("big") == blob
+    # Contiguous ranges from 0, each at least 8 MiB, the tail left to fsync.
+    assert ranges
+    assert ranges[0][0] == 0
+    for (off, n), (nxt, _) in itertools.pairwise(ranges):
+        assert n >= _fs._WRITEBACK_BYTES
+        assert off + n == nxt
+    covered = ranges[-1][0] + ranges[-1][1]
+    assert len(blob) - _fs._WRITEBACK_BYTES < covered <= len(blob)
 
 
 _WORKER = """
