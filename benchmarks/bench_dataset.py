@@ -382,7 +382,7 @@ async def _stall(table: Any, root: str) -> tuple[float, float]:
     return worst, elapsed
 
 
-def bench_stall(mib: int) -> None:
+def bench_stall(mib: int, runs: int) -> None:
     import pyarrow as pa
 
     rows = mib * (1 << 20) // 16
@@ -399,18 +399,30 @@ def bench_stall(mib: int) -> None:
         "table in a worker thread (its own CPU pool competes with the loop for the cores).\n"
     )
     print(
+        f"Median of {runs} runs per backend (spread min-max); the anchors are measured "
+        "right after each run, so a spike from the machine shows in them too.\n"
+    )
+    print(
         "| backend | longest stall during Dataset.write (ms) | idle anchor (ms) "
         "| raw pq.write_table in a worker thread (ms) | write time (s) |"
     )
     print("|---|---|---|---|---|")
     for backend in ("asyncio", "trio"):
-        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-            worst, elapsed = anyio.run(_stall, table, tmp, backend=backend)
-        idle = anyio.run(_idle_stall, elapsed, backend=backend)
-        raw = anyio.run(_raw_stall, table, backend=backend)
+        worst: list[float] = []
+        idle: list[float] = []
+        raw: list[float] = []
+        elapsed: list[float] = []
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+                w, e = anyio.run(_stall, table, tmp, backend=backend)
+            worst.append(w * 1000)
+            elapsed.append(e)
+            idle.append(anyio.run(_idle_stall, e, backend=backend) * 1000)
+            raw.append(anyio.run(_raw_stall, table, backend=backend) * 1000)
         print(
-            f"| {backend} | {worst * 1000:.2f} | {idle * 1000:.2f} | {raw * 1000:.2f} "
-            f"| {elapsed:.2f} |"
+            f"| {backend} | {med(worst):.2f} ({spread(worst, '.1f')}) "
+            f"| {med(idle):.2f} ({spread(idle, '.1f')}) | {med(raw):.2f} ({spread(raw, '.1f')}) "
+            f"| {med(elapsed):.2f} |"
         )
     print()
 
@@ -429,7 +441,7 @@ def main() -> None:
     args = parser.parse_args()
     print("## Dataset\n")
     anyio.run(main_async, args)
-    bench_stall(32 if args.quick else 256)
+    bench_stall(32 if args.quick else 256, runs=1 if args.quick else 5)
 
 
 if __name__ == "__main__":
