@@ -20,7 +20,7 @@ import enum
 import heapq
 import re
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import anyio
 import attrs
@@ -38,15 +38,16 @@ from .manifest._converter import decode
 from .manifest._volume import VolumeSegment
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from .dataset import Dataset
-    from .manifest._dataset import CommitRecord
-    from .manifest._volume import SegmentRef, VolumeRoot
+    from .manifest._volume import SegmentRef
     from .store import Store
     from .volume import Volume
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "verify_dataset", "verify_volume"]
+
+T = TypeVar("T")
 
 #: Objects fetched (and hashed) at once.
 _CONCURRENCY = 8
@@ -303,6 +304,28 @@ async def _digest_problem(
     return True
 
 
+async def _fetch_window(
+    store: Store, seqs: list[int], keys: Mapping[int, str]
+) -> dict[int, bytes | AiolodeError]:
+    """Fetch the documents of the sequence numbers in ``seqs`` that have a key."""
+    present = [s for s in seqs if s in keys]
+    return dict(zip(present, await _fetch_docs(store, [keys[s] for s in present]), strict=True))
+
+
+def _decode_doc(
+    acc: _Acc, key: str, raw: bytes | AiolodeError, cls: type[T], what: str, snap: str | None
+) -> T | None:
+    """Decode a fetched document; record why it cannot be (and return None)."""
+    if isinstance(raw, AiolodeError):
+        _doc_problem(acc, key, raw, what, snap)
+        return None
+    try:
+        return decode(raw, cls, key=key)
+    except FormatError as exc:
+        _doc_problem(acc, key, exc, what, snap)
+        return None
+
+
 def _doc_problem(acc: _Acc, key: str, err: AiolodeError, what: str, snap: str | None) -> None:
     if isinstance(err, ObjectNotFoundError):
         acc.add(ProblemKind.MISSING_OBJECT, f"{what} {key!r} is missing", key=key, snap=snap)
@@ -355,13 +378,8 @@ async def _partition_files(
 
     docs = await _fetch_docs(store, [ref.key for _, ref, _ in parts])
     for (m, ref, in_range), raw in zip(parts, docs, strict=True):
-        if isinstance(raw, AiolodeError):
-            _doc_problem(acc, ref.key, raw, "partition manifest", m.snapshot_id)
-            continue
-        try:
-            pm = decode(raw, PartitionManifest, key=ref.key)
-        except FormatError as exc:
-            _doc_problem(acc, ref.key, exc, "partition manifest", m.snapshot_id)
+        pm = _decode_doc(acc, ref.key, raw, PartitionManifest, "partition manifest", m.snapshot_id)
+        if pm is None:
             continue
         for f in pm.files:
             referenced.add(f.key)
@@ -457,10 +475,7 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
 
     for start in range(1, last_seq + 1, _WINDOW):
         seqs = list(range(start, min(start + _WINDOW, last_seq + 1)))
-        present = [s for s in seqs if s in records]
-        docs = dict(
-            zip(present, await _fetch_docs(store, [records[s] for s in present]), strict=True)
-        )
+        docs = await _fetch_window(store, seqs, records)
         to_check: list[_ObjectRef] = []
         # Format v2 partition manifests named by records: (manifest, ref, in range).
         parts: list[tuple[Any, Any, bool]] = []
@@ -476,15 +491,7 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
                 )
                 expected_prev_readable = False
                 continue
-            raw = docs[seq]
-            rec: CommitRecord | None = None
-            if isinstance(raw, AiolodeError):
-                _doc_problem(acc, key, raw, "commit record", first_id)
-            else:
-                try:
-                    rec = decode(raw, CommitRecord, key=key)
-                except FormatError as exc:
-                    _doc_problem(acc, key, exc, "commit record", first_id)
+            rec = _decode_doc(acc, key, docs[seq], CommitRecord, "commit record", first_id)
             acc.records += 1
             if rec is None:
                 expected_prev_readable = False
@@ -716,10 +723,8 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                     pass
                 segments[key] = _Segment(None)
                 continue
-            try:
-                seg = decode(raw, VolumeSegment, key=key)
-            except FormatError as exc:
-                _doc_problem(acc, key, exc, "index segment", sid)
+            seg = _decode_doc(acc, key, raw, VolumeSegment, "index segment", sid)
+            if seg is None:
                 segments[key] = _Segment(None)
                 continue
             # Even an invalid segment's blocks are not orphans: it references them.
@@ -747,10 +752,7 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
 
     for start in range(1, last_seq + 1, _WINDOW):
         seqs = list(range(start, min(start + _WINDOW, last_seq + 1)))
-        present = [s for s in seqs if s in roots]
-        docs = dict(
-            zip(present, await _fetch_docs(store, [roots[s] for s in present]), strict=True)
-        )
+        docs = await _fetch_window(store, seqs, roots)
         for seq in seqs:
             sid = f"{seq:020d}"
             key = f"{log_prefix}{sid}.json"
@@ -763,15 +765,7 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                 )
                 prev_readable = False
                 continue
-            raw = docs[seq]
-            root: VolumeRoot | None = None
-            if isinstance(raw, AiolodeError):
-                _doc_problem(acc, key, raw, "root", sid)
-            else:
-                try:
-                    root = decode(raw, VolumeRoot, key=key)
-                except FormatError as exc:
-                    _doc_problem(acc, key, exc, "root", sid)
+            root = _decode_doc(acc, key, docs[seq], VolumeRoot, "root", sid)
             acc.records += 1
             if root is None:
                 prev_readable = False
@@ -812,18 +806,11 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                     (got,) = await _fetch_docs(store, [fk])
                     acc.records += 1
                     lists[fk] = None
-                    if isinstance(got, AiolodeError):
-                        _doc_problem(acc, fk, got, "segment list", sid)
-                    elif await _digest_problem(
+                    if isinstance(got, AiolodeError) or not await _digest_problem(
                         acc, fk, got, root.frozen_digest, "segment list", sid
                     ):
-                        pass
-                    else:
-                        try:
-                            doc = decode(got, VolumeSegmentList, key=fk)
-                        except FormatError as exc:
-                            _doc_problem(acc, fk, exc, "segment list", sid)
-                        else:
+                        doc = _decode_doc(acc, fk, got, VolumeSegmentList, "segment list", sid)
+                        if doc is not None:
                             lists[fk] = doc.segments
                 frozen = lists[root.frozen_key]
             if frozen is None:
