@@ -24,13 +24,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 import aiolode
 from aiolode import Dataset
 from aiolode.testing import CountingStore, LatencyStore
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 
 def med(values: list[float]) -> float:
@@ -335,14 +338,32 @@ async def bench_parquet(rows: int, runs: int) -> None:
 
 
 # -------------------------------------------------------------------- 5. stalls
-async def _idle_stall(seconds: float) -> float:
+async def _longest_stall(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Run ``work`` while a ticker sleeps 1 ms in a loop; return its longest
+    overshoot and how long ``work`` took."""
     worst = 0.0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    stop = anyio.Event()
+
+    async def ticker() -> None:
+        nonlocal worst
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await anyio.sleep(0.001)
+            worst = max(worst, time.perf_counter() - t0 - 0.001)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.sleep(0.05)
         t0 = time.perf_counter()
-        await anyio.sleep(0.001)
-        worst = max(worst, time.perf_counter() - t0 - 0.001)
-    return worst
+        await work()
+        elapsed = time.perf_counter() - t0
+        stop.set()
+    return worst, elapsed
+
+
+async def _idle_stall(seconds: float) -> float:
+    """Anchor: the ticker alone, on an otherwise idle loop."""
+    return (await _longest_stall(lambda: anyio.sleep(seconds)))[0]
 
 
 async def _raw_stall(table: Any) -> float:
@@ -350,50 +371,18 @@ async def _raw_stall(table: Any) -> float:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    worst = 0.0
-    stop = anyio.Event()
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            await anyio.sleep(0.001)
-            worst = max(worst, time.perf_counter() - t0 - 0.001)
-
     def write() -> None:
         pq.write_table(table, pa.BufferOutputStream(), compression="zstd")
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        await anyio.sleep(0.05)
-        await anyio.to_thread.run_sync(write)
-        stop.set()
-    return worst
+    return (await _longest_stall(lambda: anyio.to_thread.run_sync(write)))[0]
 
 
 async def _stall(table: Any, root: str) -> tuple[float, float]:
-    worst = 0.0
-    stop = anyio.Event()
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            await anyio.sleep(0.001)
-            worst = max(worst, time.perf_counter() - t0 - 0.001)
-
     async with aiolode.FileStore(root) as fs:
         ds = Dataset(
             "stall", fs, codec=aiolode.Parquet(compression="zstd"), checksum=aiolode.SHA256()
         )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ticker)
-            await anyio.sleep(0.05)
-            t0 = time.perf_counter()
-            await ds.write(table)
-            elapsed = time.perf_counter() - t0
-            stop.set()
-    return worst, elapsed
+        return await _longest_stall(lambda: ds.write(table))
 
 
 def bench_stall(mib: int, runs: int) -> None:
