@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+from _raw_s3 import mib_chunks, raw_multipart
 
 from aiolode import S3Store
 from aiolode.testing.moto_server import run_moto_server
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
 
 MiB = 1024 * 1024
 PART = 8 * MiB
@@ -46,12 +47,6 @@ _CFG = {
     "request_checksum_calculation": "when_required",
     "response_checksum_validation": "when_required",
 }
-
-
-async def _stream(total: int) -> AsyncIterator[bytes]:
-    block = os.urandom(MiB)
-    for _ in range(total // MiB):
-        yield block
 
 
 class Ops:
@@ -71,42 +66,7 @@ def _boto3_client(endpoint: str) -> Any:
 async def _raw_multipart(
     call: Callable[..., Awaitable[Any]], bucket: str, key: str, total: int
 ) -> None:
-    up = await call("create_multipart_upload", Bucket=bucket, Key=key)
-    uid = up["UploadId"]
-    parts: list[dict[str, Any]] = []
-    slots = anyio.Semaphore(CONC)
-
-    async def one(n: int, data: bytes) -> None:
-        try:
-            r = await call(
-                "upload_part", Bucket=bucket, Key=key, UploadId=uid, PartNumber=n, Body=data
-            )
-            parts.append({"ETag": r["ETag"], "PartNumber": n})
-        finally:
-            slots.release()
-
-    async with anyio.create_task_group() as tg:
-        buf = bytearray()
-        n = 0
-        async for chunk in _stream(total):
-            buf += chunk
-            if len(buf) >= PART:
-                n += 1
-                await slots.acquire()
-                tg.start_soon(one, n, bytes(buf[:PART]))
-                del buf[:PART]
-        if buf:
-            n += 1
-            await slots.acquire()
-            tg.start_soon(one, n, bytes(buf))
-    parts.sort(key=lambda p: p["PartNumber"])
-    await call(
-        "complete_multipart_upload",
-        Bucket=bucket,
-        Key=key,
-        UploadId=uid,
-        MultipartUpload={"Parts": parts},
-    )
+    await raw_multipart(call, bucket, key, mib_chunks(total), part_size=PART, concurrency=CONC)
 
 
 async def _measure(ops: Ops, ops_n: int, stream_size: int, tag: str) -> dict[str, float]:
@@ -170,7 +130,7 @@ async def run_contender(
             bucket, endpoint_url=endpoint, part_size=PART, max_concurrency=CONC
         ) as s:
             ops.put = lambda k, d: s.put(k, d, mode="overwrite")
-            ops.stream = lambda k, n: s.put(k, _stream(n), mode="overwrite")
+            ops.stream = lambda k, n: s.put(k, mib_chunks(n), mode="overwrite")
             return await _measure(ops, ops_n, size, tag)
     if name == "S3Store + aioboto3 client":
         import aioboto3
@@ -183,7 +143,7 @@ async def run_contender(
             S3Store(bucket, client=c, part_size=PART, max_concurrency=CONC) as s,
         ):
             ops.put = lambda k, d: s.put(k, d, mode="overwrite")
-            ops.stream = lambda k, n: s.put(k, _stream(n), mode="overwrite")
+            ops.stream = lambda k, n: s.put(k, mib_chunks(n), mode="overwrite")
             return await _measure(ops, ops_n, size, tag)
     raise AssertionError(name)
 

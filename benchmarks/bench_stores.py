@@ -40,13 +40,14 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+from _raw_s3 import mib_chunks, raw_multipart
 
 from aiolode import FileStore, IfMatch, MemoryStore, S3Store, Store
 
@@ -92,12 +93,6 @@ class Contender:
         raise NotImplementedError
 
 
-async def _chunks(total: int) -> AsyncIterator[bytes]:
-    block = os.urandom(MiB)
-    for _ in range(total // MiB):
-        yield block
-
-
 # ------------------------------------------------------------------- aiolode
 class StoreContender(Contender):
     def __init__(self, name: str, store: Store) -> None:
@@ -117,7 +112,7 @@ class StoreContender(Contender):
         return await self.store.get(key)
 
     async def stream(self, key: str, total: int) -> Any:
-        return await self.store.put(key, _chunks(total))
+        return await self.store.put(key, mib_chunks(total))
 
     async def etag(self, key: str) -> str:
         return (await self.store.head(key)).etag
@@ -160,7 +155,7 @@ class RawMemory(Contender):
         return self.d[key][0]
 
     async def stream(self, key: str, total: int) -> Any:
-        parts = [c async for c in _chunks(total)]
+        parts = [c async for c in mib_chunks(total)]
         await self.put(key, b"".join(parts))
 
     async def etag(self, key: str) -> str:
@@ -267,7 +262,7 @@ class RawFile(Contender):
         tmp = os.path.join(d, ".tmp-" + secrets.token_hex(8))
         fd = await self._run(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            async for chunk in _chunks(total):
+            async for chunk in mib_chunks(total):
                 await self._run(os.write, fd, chunk)
             await self._run(os.fsync, fd)
         finally:
@@ -323,46 +318,13 @@ class RawS3(Contender):
     async def stream(self, key: str, total: int) -> Any:
         # Same shape as S3Store's streamed put: part_size parts, CONC in flight,
         # completed create-only (If-None-Match: *).
-        up = await self.call("create_multipart_upload", Bucket=self.bucket, Key=key)
-        uid = up["UploadId"]
-        parts: list[dict[str, Any]] = []
-        slots = anyio.Semaphore(CONC)
-
-        async def one(n: int, data: bytes) -> None:
-            try:
-                r = await self.call(
-                    "upload_part",
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=uid,
-                    PartNumber=n,
-                    Body=data,
-                )
-                parts.append({"ETag": r["ETag"], "PartNumber": n})
-            finally:
-                slots.release()
-
-        async with anyio.create_task_group() as tg:
-            buf = bytearray()
-            n = 0
-            async for chunk in _chunks(total):
-                buf += chunk
-                if len(buf) >= PART:
-                    n += 1
-                    await slots.acquire()
-                    tg.start_soon(one, n, bytes(buf[:PART]))
-                    del buf[:PART]
-            if buf:
-                n += 1
-                await slots.acquire()
-                tg.start_soon(one, n, bytes(buf))
-        parts.sort(key=lambda p: p["PartNumber"])
-        await self.call(
-            "complete_multipart_upload",
-            Bucket=self.bucket,
-            Key=key,
-            UploadId=uid,
-            MultipartUpload={"Parts": parts},
+        await raw_multipart(
+            self.call,
+            self.bucket,
+            key,
+            mib_chunks(total),
+            part_size=PART,
+            concurrency=CONC,
             IfNoneMatch="*",
         )
 
