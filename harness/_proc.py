@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiolode
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["PY", "fake_aws_env", "open_location", "s3_location"]
+__all__ = ["PY", "fake_aws_env", "open_location", "run_checker", "s3_location"]
 
 PY = sys.executable
 
@@ -23,6 +25,24 @@ def open_location(kind: str, location: str) -> aiolode.Store:
         return aiolode.FileStore(location)
     endpoint, bucket = location.split("|")
     return aiolode.S3Store(bucket, endpoint_url=endpoint, region_name="us-east-1")
+
+
+def run_checker(kind: str, location: str, spec_path: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Write ``spec`` to ``spec_path`` and run ``harness._check`` on it in a fresh
+    process; return its JSON result (a checker that fails is one violation)."""
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    chk = subprocess.run(
+        [PY, "-m", "harness._check", kind, location, spec_path],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        result: dict[str, Any] = json.loads(chk.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"violations": [f"checker failed: {chk.stderr[-2000:]}"], "snapshots": {}}
+    return result
 
 
 def fake_aws_env() -> None:

@@ -15,7 +15,6 @@ every ``epoch`` kills the harness moves to fresh ids so checks stay short.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -25,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from ._proc import PY, s3_location
+from ._proc import PY, run_checker, s3_location
 
 _EPOCH = 10
 _WRITER_BACKENDS = ("asyncio", "trio")
@@ -127,19 +126,7 @@ def run(kind: str, location: str, kills: int, seed: int, max_delay: float = 0.8)
                     blocks = [[int(x) for x in b.split(",")] for b in parts[3].split(";")]
                     e["vol"].append([parts[2], blocks])
                     acks += 1
-            with open(spec_path, "w") as f:
-                json.dump(_spec(state, epoch), f)
-            chk = subprocess.run(
-                [PY, "-m", "harness._check", kind, location, spec_path],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            try:
-                result = json.loads(chk.stdout.strip().splitlines()[-1])
-            except (IndexError, ValueError):
-                violations.append(f"kill {i}: checker failed: {chk.stderr[-2000:]}")
-                continue
+            result = run_checker(kind, location, spec_path, _spec(state, epoch))
             violations += [f"kill {i}: {v}" for v in result["violations"]]
     return {
         "kind": kind,

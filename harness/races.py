@@ -12,7 +12,6 @@ and every block present in the final snapshot with the right bytes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from ._proc import PY, s3_location
+from ._proc import PY, run_checker, s3_location
 
 
 def run_target(kind: str, location: str, target: str, procs: int, commits: int) -> dict[str, Any]:
@@ -92,18 +91,7 @@ def run_target(kind: str, location: str, target: str, procs: int, commits: int) 
                 ]
             }
         spec["expect_snapshots"] = total
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        chk = subprocess.run(
-            [PY, "-m", "harness._check", kind, location, spec_path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    try:
-        result = json.loads(chk.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        result = {"violations": [f"checker failed: {chk.stderr[-2000:]}"], "snapshots": {}}
+        result = run_checker(kind, location, spec_path, spec)
     violations += result["violations"]
     counts = result.get("snapshots", {})
     if counts.get("race") != total:
