@@ -39,6 +39,7 @@ from .manifest._volume import VolumeSegment
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from datetime import datetime
 
     from .dataset import Dataset
     from .manifest._volume import SegmentRef
@@ -326,6 +327,35 @@ def _decode_doc(
         return None
 
 
+def _link_problems(
+    acc: _Acc,
+    key: str,
+    sid: str,
+    parent_id: str | None,
+    created_at: datetime,
+    prev_id: str | None,
+    prev_time: datetime | None,
+    *,
+    check_parent: bool,
+) -> None:
+    """Report a snapshot that does not follow its predecessor in the chain."""
+    if check_parent and parent_id != prev_id:
+        acc.add(
+            ProblemKind.BROKEN_CHAIN,
+            f"snapshot {sid} has parent {parent_id!r}, expected {prev_id!r}",
+            key=key,
+            snap=sid,
+        )
+    if prev_time is not None and created_at < prev_time:
+        acc.add(
+            ProblemKind.BROKEN_CHAIN,
+            f"snapshot {sid} was created at {created_at.isoformat()}, before "
+            f"its predecessor ({prev_time.isoformat()})",
+            key=key,
+            snap=sid,
+        )
+
+
 def _doc_problem(acc: _Acc, key: str, err: AiolodeError, what: str, snap: str | None) -> None:
     if isinstance(err, ObjectNotFoundError):
         acc.add(ProblemKind.MISSING_OBJECT, f"{what} {key!r} is missing", key=key, snap=snap)
@@ -526,23 +556,12 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
                         snap=sid,
                     )
                 # The parent of the first snapshot of a record is the last
-                # snapshot of the previous record; skip the check when that
+                # snapshot of the previous record; the check is skipped when that
                 # record was unreadable (already reported).
-                if expected_prev_readable and m.parent_id != prev_id:
-                    acc.add(
-                        ProblemKind.BROKEN_CHAIN,
-                        f"snapshot {sid} has parent {m.parent_id!r}, expected {prev_id!r}",
-                        key=key,
-                        snap=sid,
-                    )
-                if prev_time is not None and m.created_at < prev_time:
-                    acc.add(
-                        ProblemKind.BROKEN_CHAIN,
-                        f"snapshot {sid} was created at {m.created_at.isoformat()}, before "
-                        f"its predecessor ({prev_time.isoformat()})",
-                        key=key,
-                        snap=sid,
-                    )
+                _link_problems(
+                    acc, key, sid, m.parent_id, m.created_at, prev_id, prev_time,
+                    check_parent=expected_prev_readable,
+                )  # fmt: skip
                 try:
                     # What a reader will follow: an unknown codec/compressor or
                     # invalid options make the snapshot unreadable.
@@ -782,20 +801,10 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
                 bad.append(f"checksum {root.checksum!r} != the volume's {checksum_name!r}")
             for msg in bad:
                 acc.add(ProblemKind.INVALID_RECORD, f"root {key!r} {msg}", key=key, snap=sid)
-            if prev_readable and root.parent_id != prev_id:
-                acc.add(
-                    ProblemKind.BROKEN_CHAIN,
-                    f"snapshot {sid} has parent {root.parent_id!r}, expected {prev_id!r}",
-                    key=key,
-                    snap=sid,
-                )
-            if prev_time is not None and root.created_at < prev_time:
-                acc.add(
-                    ProblemKind.BROKEN_CHAIN,
-                    f"snapshot {sid} was created before its predecessor",
-                    key=key,
-                    snap=sid,
-                )
+            _link_problems(
+                acc, key, sid, root.parent_id, root.created_at, prev_id, prev_time,
+                check_parent=prev_readable,
+            )  # fmt: skip
             prev_id, prev_time, prev_readable, head = sid, root.created_at, True, sid
 
             frozen: tuple[SegmentRef, ...] | None = ()
