@@ -6,12 +6,15 @@ Where pyarrow reads from:
 - :class:`~aiolode.S3Store` with its own client: ``pyarrow.fs.S3FileSystem``
   with the store's bucket, prefix, endpoint, region and credentials (resolved
   the way the store's botocore client resolves them);
-- any other store (memory, wrappers, an S3Store over a caller's client), or
+- a :class:`~aiolode.MemoryStore` (or a wrapper of one), or
+  ``filesystem="memory"``: each file fetched whole (checksum verified,
+  decompressed) into a pyarrow buffer; pyarrow never calls back into Python;
+- any other store (an S3Store over a caller's client, custom adapters), or
   ``filesystem="store"``: a :class:`~aiolode.reader._fs.StoreFileSystemHandler`
-  calling back into the event loop;
-- compressed JSONL (gzip, zstd), whatever the store: the handler, which
-  fetches each file, verifies its checksum and decompresses it (pyarrow's JSON
-  reader cannot undo zstd).
+  calling back into the event loop (lazy range reads; see the warning in
+  :func:`arrow_dataset` about ``Scanner.to_reader()``);
+- JSONL on a non-native store, and zstd JSONL anywhere: decoded by aiolode
+  into an in-memory table (pyarrow's JSON reader cannot undo zstd).
 
 Checksums: pyarrow reads uncompressed files directly, bypassing aiolode's
 verify-on-read; pass ``verify=True`` for a verification pass first.
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["arrow_dataset", "arrow_filesystem"]
 
 _VERIFY_CONCURRENCY = 8
-_FILESYSTEMS = ("auto", "native", "store")
+_FILESYSTEMS = ("auto", "native", "store", "memory")
 
 
 async def _native_filesystem(store: Store) -> tuple[Any, Callable[[str], str]] | None:
@@ -64,6 +67,35 @@ async def _native_filesystem(store: Store) -> tuple[Any, Callable[[str], str]] |
         base = f"{store.bucket}/{store.prefix}/" if store.prefix else f"{store.bucket}/"
         return fs, lambda key: base + key
     return None
+
+
+def _memory_backed(store: Store) -> bool:
+    """Whether ``store`` (through any wrappers) keeps its objects in memory."""
+    from ..store import MemoryStore
+
+    seen = 0
+    while seen < 64:  # wrappers of wrappers; never loop on a self-reference
+        if isinstance(store, MemoryStore):
+            return True
+        inner = getattr(store, "inner", None)
+        if inner is None or inner is store:
+            return False
+        store = inner
+        seen += 1
+    return False
+
+
+def _buffer_filesystem() -> Any:
+    """The filesystem of a dataset whose fragments read in-memory buffers.
+
+    pyarrow requires one but never uses it for buffer fragments; it refuses
+    every call, so nothing can silently read from elsewhere.
+    """
+    import pyarrow.fs as pafs
+
+    from ._fs import BufferFragmentsHandler
+
+    return pafs.PyFileSystem(BufferFragmentsHandler())
 
 
 def _s3_filesystem(store: Any) -> Any:
@@ -180,12 +212,16 @@ def _conform(table: Any, schema: Any) -> Any:
 
 
 def _build(
-    groups: list[tuple[Any, Any, list[str], list[dict[str, str]]]],
+    groups: list[tuple[Any, Any, list[Any], list[dict[str, str]]]],
     tables: list[Any],
     schema: Any,
     partition_keys: list[str],
 ) -> Any:
-    """Blocking: inspect schemas (reads footers / first blocks) and build the dataset."""
+    """Blocking: inspect schemas (reads footers / first blocks) and build the dataset.
+
+    Each group is (format, filesystem, paths, partition values); a ``None``
+    filesystem means the "paths" are in-memory pyarrow buffers.
+    """
     import pyarrow as pa
     import pyarrow.dataset as pads
 
@@ -204,16 +240,25 @@ def _build(
         for k in partition_keys:
             if schema.get_field_index(k) < 0:
                 schema = schema.append(pa.field(k, pa.string()))
-    parts: list[Any] = [
-        pads.FileSystemDataset.from_paths(
-            paths,
-            schema=schema,
-            format=fmt,
-            filesystem=fs,
-            partitions=[_partition_expr(schema, pv) for pv in pvs],
-        )
-        for fmt, fs, paths, pvs in groups
-    ]
+    parts: list[Any] = []
+    for fmt, fs, paths, pvs in groups:
+        exprs = [_partition_expr(schema, pv) for pv in pvs]
+        if fs is None:  # in-memory buffers: one fragment each
+            frags = [
+                fmt.make_fragment(buf, partition_expression=e)
+                for buf, e in zip(paths, exprs, strict=True)
+            ]
+            parts.append(
+                pads.FileSystemDataset(
+                    frags, schema=schema, format=fmt, filesystem=_buffer_filesystem()
+                )
+            )
+        else:
+            parts.append(
+                pads.FileSystemDataset.from_paths(
+                    paths, schema=schema, format=fmt, filesystem=fs, partitions=exprs
+                )
+            )
     if tables:
         mem: Any = pads.InMemoryDataset
         parts.append(mem([_conform(t, schema) for t in tables], schema=schema))
@@ -275,9 +320,14 @@ async def arrow_dataset(
         reads. Pass one to skip inspection.
     filesystem
         ``"auto"``: pyarrow's own filesystem where possible (files on disk,
-        S3), the store otherwise; ``"native"``: same, but refuse other stores;
-        ``"store"``: always read through the store (range requests with a page
-        cache, counted by ``dataset.filesystem.handler.stats`` on the handler).
+        S3); in-memory buffers for a store that keeps its objects in memory
+        (a :class:`~aiolode.MemoryStore`, also wrapped); the store filesystem
+        otherwise. ``"native"``: pyarrow's own filesystem, refusing other
+        stores. ``"memory"``: fetch every selected file whole (one ``get``
+        each, checksum verified, decompressed) into pyarrow buffers, on any
+        store: memory grows with the selected files, but pyarrow never calls
+        back into Python. ``"store"``: read lazily through the store (range
+        requests with a page cache, counted by ``dataset.filesystem.handler.stats``).
     verify
         Read every file pyarrow will read directly once through the store and
         check its recorded checksum first (those bypass aiolode's
@@ -285,7 +335,8 @@ async def arrow_dataset(
         anything compressed read through the store) are always verified.
 
     Cost: store calls: none to build with ``schema`` given, except one
-    ``get`` per JSONL file decoded eagerly (plus the verification pass: one
+    ``get`` per file loaded into memory (the ``"memory"`` route) and per JSONL
+    file decoded eagerly (plus the verification pass: one
     streamed read per checksummed file pyarrow reads directly); inspection
     reads each file's footer or first block. Scanning reads through pyarrow:
     with the store filesystem, one ``get_range`` per cache-missing run, or one
@@ -293,7 +344,12 @@ async def arrow_dataset(
 
     The result reads through the event loop when it uses the store filesystem:
     scan it from a worker thread (``anyio.to_thread.run_sync``) while the loop
-    runs.
+    runs. Warning: pyarrow's ``Scanner.to_reader()`` holds the GIL while it
+    starts a scan, and a scan over a Python filesystem takes a lock of
+    pyarrow's and then needs the GIL: the two can deadlock (pyarrow 26; DuckDB
+    scans datasets this way). The store filesystem is safe with pyarrow's own
+    ``to_table``/``to_batches``/``count_rows``/``head`` and Polars; give DuckDB
+    a ``"memory"`` or native dataset.
 
     Raises
     ------
@@ -303,9 +359,10 @@ async def arrow_dataset(
     InvalidInputError
         Bad ``filesystem``.
     ChecksumMismatchError
-        ``verify=True`` and a file does not match its manifest.
+        A file aiolode reads itself (``verify=True``, the ``"memory"`` route,
+        JSONL decoded eagerly) does not match its manifest.
     ObjectNotFoundError
-        ``verify=True`` and a data file is missing.
+        A data file aiolode reads itself (as above) is missing.
     """
     if filesystem not in _FILESYSTEMS:
         raise InvalidInputError(f"filesystem must be one of {_FILESYSTEMS}, not {filesystem!r}")
@@ -319,14 +376,19 @@ async def arrow_dataset(
     from ..compression import compressor_from_name
 
     native = None
-    if filesystem != "store":
+    if filesystem in ("auto", "native"):
         native = await _native_filesystem(store)
         if native is None and filesystem == "native":
             raise UnsupportedOperationError(
-                f"pyarrow has no filesystem for {store!r}; use filesystem='auto' or 'store'"
+                f"pyarrow has no filesystem for {store!r}; use filesystem='auto', "
+                "'memory' or 'store'"
             )
+    in_memory = filesystem == "memory" or (
+        filesystem == "auto" and native is None and _memory_backed(store)
+    )
     eager: list[DataFile] = []
     direct: list[DataFile] = []
+    loaded: list[DataFile] = []
     through: list[DataFile] = []
     for f in files:
         if f.codec == "jsonl" and (native is None or f.compressor not in (None, "gzip")):
@@ -337,6 +399,8 @@ async def arrow_dataset(
             eager.append(f)
         elif native is not None and (f.compressor is None or f.codec == "jsonl"):
             direct.append(f)  # pyarrow undoes gzip itself (by the .gz suffix)
+        elif in_memory:
+            loaded.append(f)
         else:
             through.append(f)
     if verify:
@@ -354,7 +418,7 @@ async def arrow_dataset(
         }
         sizes = {f.key: f.size for f in through if f.compressor is None}
         handler_fs = store_filesystem(store, sizes=sizes, decoded=decoded)
-    groups: dict[tuple[str, bool], tuple[Any, Any, list[str], list[dict[str, str]]]] = {}
+    groups: dict[tuple[str, object], tuple[Any, Any, list[Any], list[dict[str, str]]]] = {}
     for f, via_store in [(f, False) for f in direct] + [(f, True) for f in through]:
         assert f.codec is not None
         if via_store:
@@ -367,6 +431,15 @@ async def arrow_dataset(
             g = groups[(f.codec, via_store)] = (_format(f.codec), fs, [], [])
         g[2].append(path)
         g[3].append(f.partition)
+    if loaded:
+        buffers = await bounded_map(lambda f: _load(store, f), loaded, limit=_VERIFY_CONCURRENCY)
+        for f, buf in zip(loaded, buffers, strict=True):
+            assert f.codec is not None
+            g = groups.get((f.codec, "memory"))
+            if g is None:
+                g = groups[(f.codec, "memory")] = (_format(f.codec), None, [], [])
+            g[2].append(buf)
+            g[3].append(f.partition)
     tables = await bounded_map(lambda f: _decode_jsonl(store, f), eager, limit=_VERIFY_CONCURRENCY)
     partition_keys: list[str] = []
     for f in files:
@@ -374,6 +447,20 @@ async def arrow_dataset(
     return await anyio.to_thread.run_sync(
         _build, list(groups.values()), tables, schema, partition_keys
     )
+
+
+async def _load(store: Store, f: DataFile) -> Any:
+    """One file whole as a pyarrow buffer: one ``get``, verified, decompressed.
+
+    No copy for a MemoryStore's (immutable) bytes.
+    """
+    import pyarrow as pa
+
+    from ..compression import compressor_from_name
+    from ..dataset._read import read_file
+
+    data = await read_file(store, f.file, compressor_from_name(f.compressor, f.compressor_options))
+    return pa.py_buffer(data)
 
 
 async def _decode_jsonl(store: Store, f: DataFile) -> Any:

@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from ..manifest import FileRef
     from ..store import Store
 
-__all__ = ["DecodedFile", "StoreFileSystemHandler", "store_filesystem"]
+__all__ = [
+    "BufferFragmentsHandler",
+    "DecodedFile",
+    "StoreFileSystemHandler",
+    "store_filesystem",
+]
 
 _MAX_READERS = 256
 
@@ -336,6 +341,74 @@ class StoreFileSystemHandler(pafs.FileSystemHandler):
 
     def open_input_stream(self, path: str) -> Any:
         return self.open_input_file(path)
+
+
+class BufferFragmentsHandler(pafs.FileSystemHandler):
+    """The (unused) filesystem of a dataset whose fragments are in-memory buffers.
+
+    pyarrow's ``FileSystemDataset`` must name a filesystem even when every
+    fragment reads a buffer; this one refuses every call with
+    ``NotImplementedError``, so nothing can quietly read from somewhere else.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BufferFragmentsHandler)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, BufferFragmentsHandler)
+
+    def __hash__(self) -> int:
+        return hash(BufferFragmentsHandler)
+
+    def get_type_name(self) -> str:
+        return "aiolode+buffers"
+
+    def normalize_path(self, path: str) -> str:
+        return path
+
+    def _refuse(self) -> NoReturn:
+        raise NotImplementedError(
+            "this dataset reads in-memory buffers; its filesystem holds no files"
+        )
+
+    def get_file_info(self, paths: str | list[str]) -> list[Any]:
+        self._refuse()
+
+    def get_file_info_selector(self, selector: Any) -> list[Any]:
+        self._refuse()
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._refuse()
+
+    def delete_dir(self, path: str) -> None:
+        self._refuse()
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._refuse()
+
+    def delete_root_dir_contents(self) -> None:
+        self._refuse()
+
+    def delete_file(self, path: str) -> None:
+        self._refuse()
+
+    def move(self, src: str, dest: str) -> None:
+        self._refuse()
+
+    def copy_file(self, src: str, dest: str) -> None:
+        self._refuse()
+
+    def open_input_stream(self, path: str) -> Any:
+        self._refuse()
+
+    def open_input_file(self, path: str) -> Any:
+        self._refuse()
+
+    def open_output_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._refuse()
+
+    def open_append_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._refuse()
 
 
 def store_filesystem(store: Store, **options: Any) -> Any:

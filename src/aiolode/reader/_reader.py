@@ -537,7 +537,8 @@ class DatasetReader:
         InvalidInputError, SnapshotNotFoundError, NoSnapshotsError
             As for :meth:`files`.
         ChecksumMismatchError
-            ``verify=True`` and a file does not match its manifest.
+            A file aiolode reads itself (``verify=True``, the ``"memory"``
+            route, JSONL decoded eagerly) does not match its manifest.
         """
         from ._arrow import arrow_dataset
 
