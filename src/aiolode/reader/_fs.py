@@ -122,7 +122,44 @@ class _SyncRangeFile:
         pass
 
 
-class StoreFileSystemHandler(pafs.FileSystemHandler):
+class _ReadOnlyHandler(pafs.FileSystemHandler):
+    """A pyarrow filesystem handler that refuses every change with
+    ``NotImplementedError`` (the message is ``_REFUSAL``)."""
+
+    _REFUSAL = "an aiolode store filesystem is read-only"
+
+    def _refuse(self) -> NoReturn:
+        raise NotImplementedError(self._REFUSAL)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._refuse()
+
+    def delete_dir(self, path: str) -> None:
+        self._refuse()
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._refuse()
+
+    def delete_root_dir_contents(self) -> None:
+        self._refuse()
+
+    def delete_file(self, path: str) -> None:
+        self._refuse()
+
+    def move(self, src: str, dest: str) -> None:
+        self._refuse()
+
+    def copy_file(self, src: str, dest: str) -> None:
+        self._refuse()
+
+    def open_output_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._refuse()
+
+    def open_append_stream(self, path: str, metadata: dict[str, str]) -> Any:
+        self._refuse()
+
+
+class StoreFileSystemHandler(_ReadOnlyHandler):
     """A read-only :class:`pyarrow.fs.FileSystemHandler` over an aiolode Store.
 
     Wrap it with :func:`store_filesystem` (``pyarrow.fs.PyFileSystem(handler)``).
@@ -273,36 +310,6 @@ class StoreFileSystemHandler(pafs.FileSystemHandler):
 
         return self._call(collect)  # type: ignore[no-any-return]
 
-    def _read_only(self) -> NoReturn:
-        raise NotImplementedError("an aiolode store filesystem is read-only")
-
-    def create_dir(self, path: str, recursive: bool) -> None:
-        self._read_only()
-
-    def delete_dir(self, path: str) -> None:
-        self._read_only()
-
-    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
-        self._read_only()
-
-    def delete_root_dir_contents(self) -> None:
-        self._read_only()
-
-    def delete_file(self, path: str) -> None:
-        self._read_only()
-
-    def move(self, src: str, dest: str) -> None:
-        self._read_only()
-
-    def copy_file(self, src: str, dest: str) -> None:
-        self._read_only()
-
-    def open_output_stream(self, path: str, metadata: dict[str, str]) -> Any:
-        self._read_only()
-
-    def open_append_stream(self, path: str, metadata: dict[str, str]) -> Any:
-        self._read_only()
-
     def _open_decoded(self, d: DecodedFile) -> Any:
         from ..checksum import parse_recorded
 
@@ -343,13 +350,15 @@ class StoreFileSystemHandler(pafs.FileSystemHandler):
         return self.open_input_file(path)
 
 
-class BufferFragmentsHandler(pafs.FileSystemHandler):
+class BufferFragmentsHandler(_ReadOnlyHandler):
     """The (unused) filesystem of a dataset whose fragments are in-memory buffers.
 
     pyarrow's ``FileSystemDataset`` must name a filesystem even when every
     fragment reads a buffer; this one refuses every call with
     ``NotImplementedError``, so nothing can quietly read from somewhere else.
     """
+
+    _REFUSAL = "this dataset reads in-memory buffers; its filesystem holds no files"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BufferFragmentsHandler)
@@ -366,48 +375,16 @@ class BufferFragmentsHandler(pafs.FileSystemHandler):
     def normalize_path(self, path: str) -> str:
         return path
 
-    def _refuse(self) -> NoReturn:
-        raise NotImplementedError(
-            "this dataset reads in-memory buffers; its filesystem holds no files"
-        )
-
     def get_file_info(self, paths: str | list[str]) -> list[Any]:
         self._refuse()
 
     def get_file_info_selector(self, selector: Any) -> list[Any]:
         self._refuse()
 
-    def create_dir(self, path: str, recursive: bool) -> None:
-        self._refuse()
-
-    def delete_dir(self, path: str) -> None:
-        self._refuse()
-
-    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
-        self._refuse()
-
-    def delete_root_dir_contents(self) -> None:
-        self._refuse()
-
-    def delete_file(self, path: str) -> None:
-        self._refuse()
-
-    def move(self, src: str, dest: str) -> None:
-        self._refuse()
-
-    def copy_file(self, src: str, dest: str) -> None:
-        self._refuse()
-
     def open_input_stream(self, path: str) -> Any:
         self._refuse()
 
     def open_input_file(self, path: str) -> Any:
-        self._refuse()
-
-    def open_output_stream(self, path: str, metadata: dict[str, str]) -> Any:
-        self._refuse()
-
-    def open_append_stream(self, path: str, metadata: dict[str, str]) -> Any:
         self._refuse()
 
 
