@@ -73,15 +73,13 @@ def _memory_backed(store: Store) -> bool:
     """Whether ``store`` (through any wrappers) keeps its objects in memory."""
     from ..store import MemoryStore
 
-    seen = 0
-    while seen < 64:  # wrappers of wrappers; never loop on a self-reference
+    for _ in range(64):  # wrappers of wrappers, but never loop on a cycle
         if isinstance(store, MemoryStore):
             return True
         inner = getattr(store, "inner", None)
-        if inner is None or inner is store:
+        if inner is None:
             return False
         store = inner
-        seen += 1
     return False
 
 
@@ -418,28 +416,24 @@ async def arrow_dataset(
         }
         sizes = {f.key: f.size for f in through if f.compressor is None}
         handler_fs = store_filesystem(store, sizes=sizes, decoded=decoded)
-    groups: dict[tuple[str, object], tuple[Any, Any, list[Any], list[dict[str, str]]]] = {}
-    for f, via_store in [(f, False) for f in direct] + [(f, True) for f in through]:
+    buffers = await bounded_map(lambda f: _load(store, f), loaded, limit=_VERIFY_CONCURRENCY)
+    # (file, route, filesystem, path on it or in-memory buffer): one group per codec and route.
+    sources: list[tuple[DataFile, str, Any, Any]] = []
+    if native is not None:
+        sources += [(f, "native", native[0], native[1](f.key)) for f in direct]
+    sources += [
+        (f, "store", handler_fs, f.key if f.compressor is None else _virtual_path(f))
+        for f in through
+    ]
+    sources += [(f, "memory", None, buf) for f, buf in zip(loaded, buffers, strict=True)]
+    groups: dict[tuple[str, str], tuple[Any, Any, list[Any], list[dict[str, str]]]] = {}
+    for f, route, fs, source in sources:
         assert f.codec is not None
-        if via_store:
-            fs, path = handler_fs, (f.key if f.compressor is None else _virtual_path(f))
-        else:
-            assert native is not None
-            fs, path = native[0], native[1](f.key)
-        g = groups.get((f.codec, via_store))
+        g = groups.get((f.codec, route))
         if g is None:
-            g = groups[(f.codec, via_store)] = (_format(f.codec), fs, [], [])
-        g[2].append(path)
+            g = groups[(f.codec, route)] = (_format(f.codec), fs, [], [])
+        g[2].append(source)
         g[3].append(f.partition)
-    if loaded:
-        buffers = await bounded_map(lambda f: _load(store, f), loaded, limit=_VERIFY_CONCURRENCY)
-        for f, buf in zip(loaded, buffers, strict=True):
-            assert f.codec is not None
-            g = groups.get((f.codec, "memory"))
-            if g is None:
-                g = groups[(f.codec, "memory")] = (_format(f.codec), None, [], [])
-            g[2].append(buf)
-            g[3].append(f.partition)
     tables = await bounded_map(lambda f: _decode_jsonl(store, f), eager, limit=_VERIFY_CONCURRENCY)
     partition_keys: list[str] = []
     for f in files:

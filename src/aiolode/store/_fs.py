@@ -295,8 +295,9 @@ class FileStore(Store):
     ~1 MiB written, plus two); a durable write is two ``fsync`` calls (file and
     directory). Large writes start the kernel's write-back every 8 MiB as they
     go (Linux ``sync_file_range``), so the final ``fsync`` waits for the last
-    few MiB rather than the whole object. Listing stats one page of objects per hop; memory holds the page
-    and the sorted entry names of the directories on the current path.
+    few MiB rather than the whole object. Listing stats one page of objects per
+    hop; memory holds the page and the sorted entry names of the directories on
+    the current path.
 
     Parameters
     ----------
@@ -734,8 +735,9 @@ class FileStore(Store):
     ) -> ObjectInfo:  # fmt: skip
         p = self._begin(key, dirs, mode)
         try:
-            for start in range(0, len(data), _WRITEBACK_BYTES):
-                p.append(memoryview(data)[start : start + _WRITEBACK_BYTES])
+            view = memoryview(data)
+            for start in range(0, len(view), _WRITEBACK_BYTES):
+                p.append(view[start : start + _WRITEBACK_BYTES])
             return self._commit(p, key, dirs, name, mode)
         finally:
             self._abort(p)
