@@ -13,32 +13,7 @@ from aiolode import Problem, ProblemKind, VerifyReport, verify_dataset, verify_v
 from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Rule
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from pathlib import Path
-
-
-@pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Any]:
-    # Sync: the S3 server fixtures block while starting.
-    if request.param == "s3":
-        return (
-            "s3",
-            (request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")),
-        )
-    return (str(request.param), tmp_path)
-
-
-@pytest.fixture
-async def store(store_spec: tuple[str, Any]) -> AsyncIterator[aiolode.Store]:
-    kind, arg = store_spec
-    if kind == "memory":
-        s: aiolode.Store = aiolode.MemoryStore()
-    elif kind == "file":
-        s = aiolode.FileStore(arg)
-    else:
-        s = aiolode.S3Store(arg[1], endpoint_url=arg[0], region_name="us-east-1")
-    async with s:
-        yield s
+    pass
 
 
 def _kinds(report: VerifyReport) -> list[ProblemKind]:
