@@ -26,15 +26,18 @@ from .dataset import Snapshot as Snapshot
 from .errors import AiolodeError as AiolodeError
 from .errors import ChecksumMismatchError as ChecksumMismatchError
 from .errors import CodecNotStreamableError as CodecNotStreamableError
+from .errors import ConfigMismatchError as ConfigMismatchError
 from .errors import ConflictError as ConflictError
 from .errors import CorruptDataError as CorruptDataError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetsNotModeledError as DatasetsNotModeledError
 from .errors import FormatError as FormatError
+from .errors import HistoryGapError as HistoryGapError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import InvalidKeyError as InvalidKeyError
 from .errors import InvalidRangeError as InvalidRangeError
 from .errors import ManifestFormatError as ManifestFormatError
+from .errors import MissingDependencyError as MissingDependencyError
 from .errors import NoSnapshotsError as NoSnapshotsError
 from .errors import NotFoundError as NotFoundError
 from .errors import ObjectExistsError as ObjectExistsError
@@ -46,7 +49,9 @@ from .errors import PreconditionFailedError as PreconditionFailedError
 from .errors import RangeMissingError as RangeMissingError
 from .errors import SchemaViolationError as SchemaViolationError
 from .errors import SnapshotConflictError as SnapshotConflictError
+from .errors import SnapshotExpiredError as SnapshotExpiredError
 from .errors import SnapshotNotFoundError as SnapshotNotFoundError
+from .errors import StaleWriteError as StaleWriteError
 from .errors import StorageError as StorageError
 from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
@@ -104,6 +109,11 @@ __all__ = [
     "Gzip",
     "Zstd",
     "CorruptDataError",
+    "StaleWriteError",
+    "SnapshotExpiredError",
+    "MissingDependencyError",
+    "HistoryGapError",
+    "ConfigMismatchError",
     "CRC32",
     "MD5",
     "SHA256",

@@ -6,29 +6,34 @@ from::
     AiolodeError
     ├── NotFoundError (LookupError)         the thing is not there
     │   ├── ObjectNotFoundError             a store key is missing
-    │   ├── DatasetNotFoundError            no dataset with that id
     │   ├── SnapshotNotFoundError           no snapshot with that id
+    │   │   └── SnapshotExpiredError        it existed, but was expired
     │   ├── NoSnapshotsError                the dataset/volume has no commits yet
+    │   │   └── DatasetNotFoundError        no dataset with that id (never written, dropped)
     │   └── RangeMissingError               volume bytes never committed (.missing)
     ├── ConflictError                       someone else won: re-read and retry
     │   ├── ObjectExistsError               create-only put on an existing key
     │   ├── PreconditionFailedError         if-match put with a stale etag
-    │   └── SnapshotConflictError           a commit touched what you touched
+    │   ├── SnapshotConflictError           a commit touched what you touched
+    │   └── StaleWriteError                 a write outlived the GC grace period: redo it
     ├── InvalidInputError (ValueError)      the caller passed something wrong
     │   ├── InvalidKeyError                 malformed or escaping store key
     │   ├── InvalidRangeError               negative/out-of-bounds range
     │   ├── SchemaViolationError            records do not fit the codec/schema
+    │   ├── ConfigMismatchError             options contradict what the dataset recorded
     │   └── OverlappingBlocksError          volume blocks overlap (.ranges)
     ├── UnsupportedError                    the operation cannot be done here
     │   ├── UnsupportedOperationError
     │   ├── CodecNotStreamableError
-    │   ├── PartitioningNotSupportedError
-    │   └── DatasetsNotModeledError         layout cannot enumerate datasets
+    │   ├── PartitioningNotSupportedError   partitions asked of what has none
+    │   ├── DatasetsNotModeledError         layout cannot enumerate datasets
+    │   └── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── StorageError                        the backend failed
     │   ├── TransientStorageError           throttling, 5xx, timeouts: retryable
     │   └── PermissionDeniedError           credentials/ACL: not retryable
     └── FormatError                         bytes on storage are not what we expect
         ├── ManifestFormatError             invalid manifest document (.field)
+        │   └── HistoryGapError             a record below the head is missing
         ├── UnsupportedFormatVersionError   manifest written by a newer aiolode
         ├── ChecksumMismatchError           stored bytes do not match their digest
         └── CorruptDataError                data file undecodable (codec/compressor)
@@ -54,11 +59,14 @@ __all__ = [
     "CorruptDataError",
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
+    "ConfigMismatchError",
     "FormatError",
+    "HistoryGapError",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidRangeError",
     "ManifestFormatError",
+    "MissingDependencyError",
     "NoSnapshotsError",
     "NotFoundError",
     "ObjectExistsError",
@@ -70,7 +78,9 @@ __all__ = [
     "RangeMissingError",
     "SchemaViolationError",
     "SnapshotConflictError",
+    "SnapshotExpiredError",
     "SnapshotNotFoundError",
+    "StaleWriteError",
     "StorageError",
     "TransientStorageError",
     "UnsupportedError",
@@ -140,16 +150,25 @@ class ObjectNotFoundError(NotFoundError):
     """A store key does not exist (``.key``)."""
 
 
-class DatasetNotFoundError(NotFoundError):
-    """No dataset with this id (``.dataset_id``)."""
-
-
 class SnapshotNotFoundError(NotFoundError):
     """No snapshot with this id (``.snapshot_id``) in the dataset or volume."""
 
 
+class SnapshotExpiredError(SnapshotNotFoundError):
+    """The snapshot (``.snapshot_id``) existed but was expired: its data is gone
+    from every view (and from storage once garbage collection has run)."""
+
+
 class NoSnapshotsError(NotFoundError):
     """The dataset or volume has no committed snapshot yet."""
+
+
+class DatasetNotFoundError(NoSnapshotsError):
+    """No dataset with this id (``.dataset_id``): never written, or dropped.
+
+    A subclass of :class:`NoSnapshotsError`, so handlers written for an empty
+    dataset keep working; catch this one to tell "no such name" apart.
+    """
 
 
 class RangeMissingError(NotFoundError):
@@ -172,6 +191,11 @@ class ConflictError(AiolodeError):
 
 class ObjectExistsError(ConflictError):
     """A create-only put found the key already present (``.key``)."""
+
+
+class StaleWriteError(ConflictError):
+    """A write started before the fence a garbage collection set (its files may
+    have been collected): nothing was committed; write the data again."""
 
 
 class PreconditionFailedError(ConflictError):
@@ -225,6 +249,17 @@ class SchemaViolationError(InvalidInputError):
         self.field = field
 
 
+class ConfigMismatchError(InvalidInputError):
+    """Options given to open a dataset contradict the configuration it recorded
+    at its first write (``.field`` names the option)."""
+
+    field: str | None
+
+    def __init__(self, message: str = "", *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.field = field
+
+
 class OverlappingBlocksError(InvalidInputError):
     """Volume blocks overlap each other or committed data (``.ranges``)."""
 
@@ -256,6 +291,21 @@ class DatasetsNotModeledError(UnsupportedError):
     """The layout does not model datasets, so they cannot be enumerated."""
 
 
+class MissingDependencyError(UnsupportedError, ImportError):
+    """An optional dependency is not installed (``.package``; ``.extra`` is the
+    ``pip install aiolode[extra]`` that brings it)."""
+
+    package: str | None
+    extra: str | None
+
+    def __init__(
+        self, message: str = "", *, package: str | None = None, extra: str | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.package = package
+        self.extra = extra
+
+
 # ------------------------------------------------------------------------ storage
 class StorageError(AiolodeError):
     """The storage backend failed. Not retried unless transient."""
@@ -282,6 +332,18 @@ class ManifestFormatError(FormatError):
     def __init__(self, message: str = "", *, field: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.field = field
+
+
+class HistoryGapError(ManifestFormatError):
+    """A commit record (or volume root) between the oldest retained one and the
+    head is missing: the history was damaged by hand or by another tool.
+    ``.sequence`` is the missing position."""
+
+    sequence: int | None
+
+    def __init__(self, message: str = "", *, sequence: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.sequence = sequence
 
 
 class UnsupportedFormatVersionError(FormatError):
