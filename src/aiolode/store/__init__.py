@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._base import ArrowFilesystem as ArrowFilesystem
 from ._base import Store as Store
 from ._fs import FileStore as FileStore
 from ._memory import MemoryStore as MemoryStore
@@ -9,4 +10,12 @@ from ._open import open_store as open_store
 from ._s3 import S3Store as S3Store
 from ._wrapper import WrapperStore as WrapperStore
 
-__all__ = ["FileStore", "MemoryStore", "S3Store", "Store", "WrapperStore", "open_store"]
+__all__ = [
+    "ArrowFilesystem",
+    "FileStore",
+    "MemoryStore",
+    "S3Store",
+    "Store",
+    "WrapperStore",
+    "open_store",
+]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio.lowlevel
+import attrs
 
 from .._keys import validate_key, validate_prefix, validate_range
 from ..errors import InvalidInputError, ObjectNotFoundError
@@ -22,7 +23,25 @@ from ..types import IfMatch, ObjectInfo, ProgressCallback, PutMode
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Store", "check_mode", "is_bytes_like"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "ArrowFilesystem", "Store", "check_mode", "is_bytes_like"]
+
+
+@final
+@attrs.frozen
+class ArrowFilesystem:
+    """pyarrow's own filesystem over a store's objects (see :meth:`Store.arrow_filesystem`).
+
+    Attributes
+    ----------
+    filesystem
+        A ``pyarrow.fs.FileSystem`` (``LocalFileSystem``, ``S3FileSystem`` …).
+    path
+        Maps a store key to the path of that object on ``filesystem``.
+    """
+
+    filesystem: Any
+    path: Callable[[str], str]
+
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 """Default chunk size for streamed reads (1 MiB)."""
@@ -115,6 +134,38 @@ class Store(abc.ABC):
     async def aclose(self) -> None:
         """Release the store's resources. Called by ``async with``; idempotent."""
         await anyio.lowlevel.checkpoint()
+
+    # ---------------------------------------------------------------- capabilities
+    # Optional capabilities are methods with a conservative default, so every
+    # store (and every wrapper) answers them without isinstance checks on
+    # concrete classes or reads of private attributes.
+
+    async def arrow_filesystem(self) -> ArrowFilesystem | None:
+        """pyarrow's native filesystem reading this store's objects, if it has one.
+
+        ``None`` (the default) when pyarrow cannot read the objects directly;
+        readers then go through the store. Wrappers return ``None`` unless they
+        change nothing about the bytes (a direct read would bypass them).
+
+        Cost: no store calls (credentials may be resolved in a worker thread).
+
+        Raises
+        ------
+        MissingDependencyError
+            pyarrow is not installed.
+        """
+        await anyio.lowlevel.checkpoint()
+        return None
+
+    @property
+    def objects_in_memory(self) -> bool:
+        """Whether whole-object ``get`` calls are memory copies (no I/O at all).
+
+        Readers use it to prefer eager whole-object reads over lazy range reads.
+        Default ``False``; :class:`~aiolode.MemoryStore` says ``True`` and
+        wrappers forward their inner store's answer.
+        """
+        return False
 
     # ------------------------------------------------------------------ public API
     async def put(

@@ -69,6 +69,11 @@ class MemoryStore(Store):
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._objects)} objects>)"
 
+    @property
+    def objects_in_memory(self) -> bool:
+        # docstring inherited
+        return True
+
     def _commit(self, key: str, data: bytes, mode: PutMode) -> ObjectInfo:
         with self._lock:
             current = self._objects.get(key)

@@ -64,6 +64,14 @@ class WrapperStore(Store):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._inner!r})"
 
+    @property
+    def objects_in_memory(self) -> bool:
+        # docstring inherited
+        return self._inner.objects_in_memory
+
+    # arrow_filesystem() is deliberately not forwarded: pyarrow reading the
+    # inner store directly would bypass whatever this wrapper does to calls.
+
     async def aopen(self) -> None:
         # docstring inherited
         await self._inner.aopen()

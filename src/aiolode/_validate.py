@@ -1,0 +1,46 @@
+"""Argument checks shared by every public entry point (no I/O, no other aiolode imports
+but the error tree)."""
+
+from __future__ import annotations
+
+from .errors import InvalidInputError
+
+__all__ = ["check_int", "check_number"]
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) in ``[minimum, maximum]``.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else, naming ``name`` and the accepted range.
+    """
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise InvalidInputError(f"{name} must be an int {bound}, not {value!r}")
+    return value
+
+
+def check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
+    """``value`` as a float if it is a finite int or float (not a bool) ``>= minimum``.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else, naming ``name``.
+    """
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or value != value  # NaN
+        or value in (float("inf"), float("-inf"))
+        or value < minimum
+    ):
+        raise InvalidInputError(f"{name} must be a finite number >= {minimum}, not {value!r}")
+    return float(value)
