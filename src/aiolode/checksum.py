@@ -14,7 +14,7 @@ from typing import Protocol, final
 
 import anyio.to_thread
 
-from .errors import ChecksumMismatchError, InvalidInputError, ManifestFormatError
+from .errors import ChecksumMismatchError, CorruptDataError, InvalidInputError, ManifestFormatError
 
 __all__ = [
     "CRC32",
@@ -23,9 +23,11 @@ __all__ = [
     "Blake2b",
     "Checksum",
     "Hasher",
+    "StreamVerifier",
     "checksum_from_name",
     "compute_checksum",
     "verify_checksum",
+    "verify_object",
 ]
 
 #: Buffers at least this large are hashed off the event loop.
@@ -207,3 +209,151 @@ async def verify_checksum(
             expected=recorded,
             actual=actual,
         )
+
+
+class StreamVerifier:
+    """Checks one stored object, fed chunk by chunk, against what a manifest records.
+
+    The one place that decides whether bytes read back are the bytes that were
+    written: the recorded size (always, when known) and the recorded digest
+    (when there is one). Every read path feeds it and calls :meth:`check` at the
+    end of the object, before the last bytes are handed on as complete.
+
+    Parameters
+    ----------
+    key
+        The object's store key (carried by the errors).
+    size
+        Recorded size in bytes, or ``None`` if unknown.
+    checksum
+        Recorded ``"<name>:<hex>"`` digest, or ``None``.
+    dataset_id, snapshot_id, volume_id
+        Context carried by the errors.
+
+    Raises
+    ------
+    ManifestFormatError
+        ``checksum`` is malformed or names an unknown algorithm.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        size: int | None,
+        checksum: str | None,
+        dataset_id: str | None = None,
+        snapshot_id: str | None = None,
+        volume_id: str | None = None,
+    ) -> None:
+        self.key = key
+        self.size = size
+        self.checksum = checksum
+        self._ctx = {"dataset_id": dataset_id, "snapshot_id": snapshot_id, "volume_id": volume_id}
+        self._algo: Checksum | None = None
+        self._hasher: Hasher | None = None
+        if checksum is not None:
+            self._algo, _ = parse_recorded(checksum)
+            self._hasher = self._algo.hasher()
+        self.seen = 0
+
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Feed a chunk (sync, CPU only: call from a worker thread for large chunks).
+
+        Raises
+        ------
+        CorruptDataError
+            More bytes than the recorded size (raised as soon as it is known).
+        """
+        n = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        self.seen += n
+        if self.size is not None and self.seen > self.size:
+            raise self._size_error()
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+
+    async def aupdate(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Feed a chunk from the event loop (hashed in a worker thread when large).
+
+        Raises
+        ------
+        CorruptDataError
+            More bytes than the recorded size.
+        """
+        n = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        if self._hasher is not None and n >= OFFLOAD_THRESHOLD:
+            await anyio.to_thread.run_sync(self.update, chunk)
+        else:
+            self.update(chunk)
+
+    def check(self) -> None:
+        """Call at the end of the object: size first, then digest.
+
+        Raises
+        ------
+        CorruptDataError
+            The object's size differs from the recorded size.
+        ChecksumMismatchError
+            The digest differs from the recorded one.
+        """
+        if self.size is not None and self.seen != self.size:
+            raise self._size_error()
+        if self._hasher is None or self._algo is None or self.checksum is None:
+            return
+        actual = self._algo.format(self._hasher.hexdigest())
+        if actual != self.checksum:
+            raise ChecksumMismatchError(
+                f"checksum mismatch for {self.key!r}: expected {self.checksum}, got {actual}",
+                key=self.key,
+                algorithm=self._algo.name,
+                expected=self.checksum,
+                actual=actual,
+                **self._ctx,
+            )
+
+    def _size_error(self) -> CorruptDataError:
+        more = "at least " if self.size is not None and self.seen > self.size else ""
+        return CorruptDataError(
+            f"object {self.key!r} has {more}{self.seen} bytes; its manifest records {self.size}",
+            key=self.key,
+            **self._ctx,
+        )
+
+
+async def verify_object(
+    data: bytes | bytearray | memoryview,
+    *,
+    key: str,
+    size: int | None,
+    checksum: str | None,
+    dataset_id: str | None = None,
+    snapshot_id: str | None = None,
+    volume_id: str | None = None,
+) -> None:
+    """Check a whole object read back against its recorded size and digest.
+
+    Hashing runs in a worker thread for buffers over 256 KiB.
+
+    Raises
+    ------
+    CorruptDataError
+        The size differs from the recorded size.
+    ChecksumMismatchError
+        The digest differs.
+    ManifestFormatError
+        The recorded digest is malformed.
+    """
+    v = StreamVerifier(
+        key=key,
+        size=size,
+        checksum=checksum,
+        dataset_id=dataset_id,
+        snapshot_id=snapshot_id,
+        volume_id=volume_id,
+    )
+    n = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size is not None and n != size:
+        v.seen = n
+        raise v._size_error()
+    await v.aupdate(data)
+    v.check()
