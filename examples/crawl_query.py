@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 
 import aiolode
-from aiolode.reader import DatasetReader, to_arrow_dataset
+from aiolode.reader import DatasetReader
 
 SOURCES = ["news", "blogs", "forums", "shops"]
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
@@ -93,7 +93,7 @@ async def main() -> None:
             assert len(snapshots) == CRAWLERS * PAGES_PER_CRAWLER
 
             latest = await ds.latest()
-            now = await anyio.to_thread.run_sync(grouped, await to_arrow_dataset(ds))
+            now = await anyio.to_thread.run_sync(grouped, await ds.to_arrow_dataset())
             assert now == await expected(ds, latest), "DuckDB disagrees with the Dataset API"
             print(f"{len(snapshots)} snapshots; events per (source, day) now:")
             for (source, day), (n, total) in now.items():
@@ -103,20 +103,20 @@ async def main() -> None:
             ordered = sorted(snapshots, key=lambda s: s.id)
             halfway = ordered[len(ordered) // 2]
             then = await anyio.to_thread.run_sync(
-                grouped, await to_arrow_dataset(ds, as_of=halfway.id)
+                grouped, await ds.to_arrow_dataset(as_of=halfway.id)
             )
             assert then == await expected(ds, halfway)
             assert sum(n for n, _ in then.values()) < sum(n for n, _ in now.values())
             print(f"as of {halfway.id}: {sum(n for n, _ in then.values())} pages")
 
             # Pruning: only the 'news' files are handed to DuckDB.
-            news = await to_arrow_dataset(ds, where={"source": "news"})
+            news = await ds.to_arrow_dataset(where={"source": "news"})
             news_now = await anyio.to_thread.run_sync(grouped, news)
             assert news_now == {k: v for k, v in now.items() if k[0] == "news"}
 
             reader = DatasetReader(store)
             assert [d async for d in reader.list_datasets()] == ["crawl"]
-            partitions = [p async for p in reader.list_partitions("crawl")]
+            partitions = [p async for p in reader.dataset("crawl").partitions()]
             assert {(p["source"], p["day"]) for p in partitions} == set(now)
             print("ok")
 

@@ -15,7 +15,7 @@ import anyio
 
 import aiolode
 
-from ._common import CONFIGS, check_dataset, check_volume, make_dataset
+from ._common import CONFIGS, all_snapshots, check_dataset, check_volume, make_dataset
 from ._proc import open_location
 
 
@@ -34,7 +34,7 @@ async def main(kind: str, location: str, spec_path: str) -> dict[str, Any]:
             )
             violations += [f"{ds['id']}: {b}" for b in bad]
             ds_obj = make_dataset(store, cfg, ds_id=ds["id"])
-            snapshots[ds["id"]] = len([s async for s in ds_obj.snapshots()])
+            snapshots[ds["id"]] = len(await all_snapshots(ds_obj))
         for vol in spec.get("volumes", []):
             acked = [(sid, [tuple(b) for b in blocks]) for sid, blocks in vol["acked"]]
             bad = await check_volume(

@@ -138,6 +138,15 @@ def _read_matches(cfg: DatasetConfig, content: Any, tag: str, n: int) -> bool:
     return got == expected_records(tag, n)
 
 
+async def all_snapshots(ds: aiolode.Dataset) -> list[aiolode.Snapshot]:
+    """Every snapshot of ``ds``; ``[]`` when the dataset was never written (or
+    recorded): a writer cancelled or killed before its first commit leaves none."""
+    try:
+        return [s async for s in ds.snapshots()]
+    except aiolode.DatasetNotFoundError:
+        return []
+
+
 async def check_dataset(
     store: aiolode.Store,
     cfg: DatasetConfig,
@@ -163,7 +172,7 @@ async def check_dataset(
         bad.append(f"orphans left: {list(report.orphans)}")
     prev: str | None = None
     seen: dict[str, str] = {}
-    async for snap in ds.snapshots():
+    for snap in await all_snapshots(ds):
         if snap.parent_id != prev:
             bad.append(f"chain: {snap.id} has parent {snap.parent_id}, expected {prev}")
         prev = snap.id

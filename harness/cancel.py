@@ -39,6 +39,7 @@ from aiolode.testing import FaultInjectingStore, Hook, Rule
 from ._common import (
     CONFIGS,
     SLOT,
+    all_snapshots,
     block_bytes,
     check_dataset,
     check_volume,
@@ -133,7 +134,7 @@ async def _dataset_case(cfg: Any, kind: str, warm: bool) -> tuple[int, list[str]
             store, cfg, acked=acked, attempted={"t-0", tag}, allow_orphans=False
         )
         ds = make_dataset(store, cfg)
-        tags = [s.metadata["tag"] async for s in ds.snapshots()]
+        tags = [s.metadata["tag"] for s in await all_snapshots(ds)]
         if result is None and tag in tags:
             bad.append("the call raised the cancellation but its snapshot exists")
         return bad

@@ -66,7 +66,6 @@ from .manifest import FileRef as FileRef
 from .manifest import Manifest as Manifest
 from .reader import DataFile as DataFile
 from .reader import DatasetReader as DatasetReader
-from .reader import SnapshotRef as SnapshotRef
 from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
@@ -90,7 +89,6 @@ __version__ = "0.1.0"
 __all__ = [
     "DatasetReader",
     "DataFile",
-    "SnapshotRef",
     "Manifest",
     "FileRef",
     "TemplateLayout",

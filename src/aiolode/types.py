@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, final
 
 import attrs
 
-__all__ = ["IfMatch", "ObjectInfo", "ProgressCallback", "PutMode"]
+__all__ = ("IfMatch", "ObjectInfo", "ProgressCallback", "PutMode", "ReadStats")
 
 
 @attrs.frozen
@@ -54,3 +54,36 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: datetime | None = None
+
+
+@final
+@attrs.frozen
+class ReadStats:
+    """Counters of a reader (``statistics()`` of a RangeReader, a VolumeReader, the
+    Arrow store filesystem), or the sum over several: what reads cost.
+
+    Attributes
+    ----------
+    requests
+        Range requests sent to the store (``get_range`` calls).
+    bytes_fetched
+        Bytes those requests returned.
+    head_requests
+        ``head`` calls made to learn the object's size (0 when the size was given).
+    cache_hits, cache_misses
+        Pages found in / missing from the cache (reads larger than the cache
+        bypass it and count neither).
+    """
+
+    requests: int = 0
+    bytes_fetched: int = 0
+    head_requests: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    def __add__(self, other: ReadStats) -> ReadStats:
+        if not isinstance(other, ReadStats):
+            return NotImplemented
+        return ReadStats(
+            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+        )

@@ -472,9 +472,10 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
         Listing the dataset root failed (individual object failures are
         reported as :attr:`ProblemKind.STORAGE_ERROR`, not raised).
     """
-    from .dataset._log import format_snapshot_id, parse_snapshot_id
     from .dataset._read import components
     from .manifest._dataset import CommitRecord
+    from .manifest._ids import dataset_snapshot_id as format_snapshot_id
+    from .manifest._ids import parse_dataset_snapshot_id as parse_snapshot_id
 
     store = ds.store
     layout = ds.layout
@@ -494,7 +495,13 @@ async def verify_dataset(ds: Dataset, snapshot_id: str | None = None) -> VerifyR
             dataset_id=ds.id,
             snapshot_id=snapshot_id,
         )
-    referenced: set[str] = {hint_key, *records.values()}
+    # The hint, the low-water mark and the descriptor are the log's own objects.
+    referenced: set[str] = {
+        hint_key,
+        f"{log_prefix}_lwm.json",
+        f"{root}_dataset.json",
+        *records.values(),
+    }
     acc = _Acc()
     head: str | None = None
     checked_to: str | None = None
@@ -707,7 +714,7 @@ async def verify_volume(vol: Volume, snapshot_id: str | None = None) -> VerifyRe
             snapshot_id=snapshot_id,
         )
     last_seq = max(roots, default=0)
-    referenced: set[str] = {f"{prefix}_latest", *roots.values()}
+    referenced: set[str] = {f"{prefix}_latest", f"{prefix}_log/_lwm.json", *roots.values()}
     acc = _Acc()
     segments: dict[str, _Segment] = {}
     lists: dict[str, tuple[SegmentRef, ...] | None] = {}

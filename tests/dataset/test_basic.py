@@ -39,20 +39,50 @@ async def test_raw_round_trip(store: aiolode.Store) -> None:
         await other.iter_records(a.id).__anext__()
 
 
-async def test_empty_dataset(store: aiolode.Store) -> None:
+async def test_a_name_never_written_is_not_found(store: aiolode.Store) -> None:
     ds = Dataset("empty", store)
-    with pytest.raises(aiolode.NoSnapshotsError) as ei:
+    with pytest.raises(aiolode.DatasetNotFoundError) as ei:
         await ds.latest()
     assert ei.value.dataset_id == "empty"
-    assert [s async for s in ds.snapshots()] == []
-    assert [s async for s in ds.snapshots(newest_first=True)] == []
-    with pytest.raises(aiolode.SnapshotNotFoundError) as e2:
+    # Handlers written for an empty dataset keep working.
+    assert isinstance(ei.value, aiolode.NoSnapshotsError)
+    assert not await ds.exists()
+    with pytest.raises(aiolode.DatasetNotFoundError):
+        [s async for s in ds.snapshots()]
+    with pytest.raises(aiolode.DatasetNotFoundError):
+        [s async for s in ds.snapshots(newest_first=True)]
+    with pytest.raises(aiolode.DatasetNotFoundError):
         await ds.snapshot("0000000000000001-0000")
-    assert e2.value.snapshot_id == "0000000000000001-0000"
     with pytest.raises(aiolode.SnapshotNotFoundError):
         await ds.snapshot("not-an-id")
-    with pytest.raises(aiolode.NoSnapshotsError):
+    with pytest.raises(aiolode.DatasetNotFoundError):
         await ds.snapshot_as_of(datetime.now(UTC))
+    with pytest.raises(aiolode.DatasetNotFoundError):
+        await ds.files()
+    assert [o async for o in store.list("")] == []  # reads wrote nothing
+
+
+async def test_an_existing_empty_dataset_is_empty(store: aiolode.Store) -> None:
+    """A dataset whose first write recorded it but committed nothing (records
+    refused by a conflict, say) exists and is empty: not "not found"."""
+    ds = Dataset("empty", store, codec=aiolode.JSONL())
+    await ds.write([])
+    # A descriptor without a commit: what a first writer leaves if it stops
+    # between recording the dataset and committing.
+    prefix = "datasets/empty/_log/"
+    async for o in store.list(prefix):
+        await store.delete(o.key)
+    fresh = Dataset("empty", store)
+    assert await fresh.exists()
+    with pytest.raises(aiolode.NoSnapshotsError) as ei:
+        await fresh.latest()
+    assert not isinstance(ei.value, aiolode.DatasetNotFoundError)
+    assert [s async for s in fresh.snapshots()] == []
+    assert await fresh.files() == []
+    with pytest.raises(aiolode.SnapshotNotFoundError) as e2:
+        await fresh.snapshot("0000000000000001-0000")
+    assert not isinstance(e2.value, aiolode.DatasetNotFoundError)
+    assert e2.value.snapshot_id == "0000000000000001-0000"
 
 
 async def test_unknown_snapshot_index(memory: aiolode.MemoryStore) -> None:
@@ -118,20 +148,30 @@ async def test_parquet_refuses_outer_compressor(memory: aiolode.MemoryStore) -> 
 async def test_reads_follow_the_manifest(memory: aiolode.MemoryStore) -> None:
     w = Dataset("d", memory, codec=aiolode.JSONL(), compressor=aiolode.Zstd())
     s1 = await w.write([{"a": 1}])
+    # The configuration is recorded: a writer with other options is refused
+    # before it writes anything.
     w2 = Dataset("d", memory, codec=aiolode.Parquet())
-    s2 = await w2.write([{"a": 2}])
-    # A reader configured with neither still reads both correctly.
+    before = {o.key async for o in memory.list("")}
+    with pytest.raises(aiolode.ConfigMismatchError) as ei:
+        await w2.write([{"a": 2}])
+    assert ei.value.field == "codec"
+    assert {o.key async for o in memory.list("")} == before
+    # Readers follow each manifest, whatever they were opened with.
     r = Dataset("d", memory, codec=aiolode.JSONL(), compressor=aiolode.Gzip())
     assert await r.read(s1.id) == [{"a": 1}]
-    assert await r.read(s2.id) == [{"a": 2}]
     raw = Dataset("d", memory)
     assert await raw.read(s1.id) == [{"a": 1}]
+    # Opened by name alone, it writes with what it recorded.
+    s2 = await raw.write([{"a": 2}])
+    assert (s2.manifest.codec, s2.manifest.compressor) == ("jsonl", "zstd")
+    assert raw.codec is not None
+    assert raw.codec.name == "jsonl"
 
 
 async def test_metadata_rules(memory: aiolode.MemoryStore) -> None:
     ds = Dataset("d", memory)
-    with pytest.raises(aiolode.InvalidInputError):
-        await ds.write(b"x", {"when": datetime.now(UTC)})
+    with pytest.raises(aiolode.InvalidInputError, match="naive datetime"):
+        await ds.write(b"x", {"when": datetime.now()})
     with pytest.raises(aiolode.InvalidInputError):
         await ds.write(b"x", {"nan": float("nan")})
     with pytest.raises(aiolode.InvalidInputError):
@@ -149,9 +189,11 @@ async def test_metadata_rules(memory: aiolode.MemoryStore) -> None:
     # Nothing was written by the refused calls.
     assert [k async for k in memory.list("")] == []
     s = await ds.write(b"x", {"t": (1, 2), "nested": {"k": [None, True]}})
-    assert s.metadata == {"t": [1, 2], "nested": {"k": [None, True]}}
+    # Lists and tuples both come back as tuples, on the write path and the read path.
+    assert s.metadata == {"t": (1, 2), "nested": {"k": (None, True)}}
     again = await Dataset("d", memory).snapshot(s.id)
     assert again.metadata == s.metadata
+    assert type(again.metadata["t"]) is type(s.metadata["t"]) is tuple
     # None is persisted explicitly as {}.
     s2 = await ds.write(b"y")
     raw = await memory.get(ds.layout.log_prefix("d") + "0000000000000002.json")
@@ -168,10 +210,16 @@ async def test_input_validation(memory: aiolode.MemoryStore) -> None:
         Dataset("", memory)
     with pytest.raises(aiolode.InvalidInputError):
         Dataset("d", "not a store")  # type: ignore[arg-type]
+    with pytest.raises(aiolode.PartitioningNotSupportedError):
+        Dataset("d", memory, codec=None, layout=aiolode.HiveLayout("k"))  # raw cannot partition
     with pytest.raises(aiolode.InvalidInputError):
-        Dataset("d", memory, layout=aiolode.HiveLayout("k"))  # raw cannot partition
+        Dataset("d", memory, codec=None, timestamp_field="ts")
+    # Without a codec, the options may describe an existing dataset: a new one is
+    # refused at its first write, before anything is stored.
+    with pytest.raises(aiolode.PartitioningNotSupportedError):
+        await Dataset("d", memory, layout=aiolode.HiveLayout("k")).write(b"x")
     with pytest.raises(aiolode.InvalidInputError):
-        Dataset("d", memory, timestamp_field="ts")
+        await Dataset("d", memory, timestamp_field="ts").write(b"x")
     with pytest.raises(aiolode.InvalidInputError):
         Dataset("d", memory, checksum="sha256")
     with pytest.raises(aiolode.InvalidInputError):
@@ -200,7 +248,7 @@ async def test_empty_records_snapshot(memory: aiolode.MemoryStore) -> None:
     ds = Dataset("d", memory, codec=aiolode.JSONL())
     s = await ds.write([])
     assert s.row_count == 0
-    assert s.files == []
+    assert s.files == ()
     assert await ds.read(s.id) == []
     assert (await ds.read_table(s.id)).num_rows == 0
 

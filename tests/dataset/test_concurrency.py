@@ -59,7 +59,9 @@ async def _tasks_on_one_object(store: aiolode.Store, tasks: int, per_task: int) 
     hint_puts = [k for k in puts if k.endswith("_latest.json")]
     assert len(record_puts) == len(records)  # every record put won: no retries
     assert len(hint_puts) <= len(records)
-    assert len(puts) == total + len(record_puts) + len(hint_puts)
+    descriptor_puts = [k for k in puts if k.endswith("/_dataset.json")]
+    assert len(descriptor_puts) == 1
+    assert len(puts) == total + len(record_puts) + len(hint_puts) + 1
 
 
 async def test_32_tasks_on_one_object(store: aiolode.Store, store_spec: tuple[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Manifest formats v1 and v2: golden files read back, strict decoding, clear errors."""
+"""Manifest formats v1, v2 and v3: golden files read back, strict decoding, clear errors."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ def _expected_manifest() -> Manifest:
     )
 
 
-def _as_v2(doc: dict[str, object]) -> dict[str, object]:
-    """What a v1 document re-encodes to: version 2, inline files kept."""
-    out = {**doc, "format_version": 2}
+def _as_v3(doc: dict[str, object]) -> dict[str, object]:
+    """What a v1 document re-encodes to: version 3, inline files kept."""
+    out = {**doc, "format_version": 3}
     if "snapshots" in doc:
         snaps = doc["snapshots"]
         assert isinstance(snaps, list)
@@ -68,7 +68,7 @@ def test_golden_manifest_v1() -> None:
     m = decode(data, Manifest, key="golden")
     assert m == _expected_manifest()
     assert m.files_loaded
-    assert json.loads(encode(m)) == _as_v2(json.loads(data))
+    assert json.loads(encode(m)) == _as_v3(json.loads(data))
 
 
 def test_golden_commit_record_v1() -> None:
@@ -79,8 +79,8 @@ def test_golden_commit_record_v1() -> None:
     assert rec.token == m2.commit_token
     assert rec.snapshots[1] == m2
     assert rec.snapshots[0].snapshot_id == "0000000000000002-0000"
-    assert rec.snapshots[0].files == []
-    assert json.loads(encode(rec)) == _as_v2(json.loads(data))
+    assert rec.snapshots[0].files == ()
+    assert json.loads(encode(rec)) == _as_v3(json.loads(data))
 
 
 _PKEY = (
@@ -107,13 +107,13 @@ def test_golden_v2_documents() -> None:
     assert m == _expected_v2()
     assert not m.files_loaded
     assert m.file_count == 1
-    assert m.partitions == [{"day": "2024-05-01", "source": "web/a"}]
+    assert m.partitions == ({"day": "2024-05-01", "source": "web/a"},)
     data = (DATA / "dataset-commit-v2.json").read_bytes()
     rec = decode(data, CommitRecord, key="golden")
     assert rec.snapshots[1] == _expected_v2()
-    assert rec.snapshots[0].files == []
-    assert rec.snapshots[0].partition_manifests == []
-    assert json.loads(encode(rec)) == json.loads(data)
+    assert rec.snapshots[0].files == ()
+    assert rec.snapshots[0].partition_manifests == ()
+    assert json.loads(encode(rec)) == {**json.loads(data), "format_version": 3}
     pdata = (DATA / "dataset-partition-v1.json").read_bytes()
     pm = decode(pdata, PartitionManifest, key=_PKEY)
     assert pm.files == _expected_manifest().files
@@ -137,11 +137,10 @@ async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:
     latest = await Dataset("events", memory).latest()
     # The Dataset API returns the files, read from the partition manifest.
     assert latest.manifest == attrs.evolve(_expected_v2(), files=_expected_manifest().files)
-    reader = DatasetReader(memory)
-    summary = await reader.get_manifest("events", latest.id)
-    assert summary == _expected_v2()
-    assert await reader.get_manifest("events", latest.id, with_files=True) == latest.manifest
-    assert [f.file for f in await reader.files("events")] == _expected_manifest().files
+    assert latest.manifest.partition_manifests == _expected_v2().partition_manifests
+    ds = DatasetReader(memory).dataset("events")
+    assert (await ds.snapshot(latest.id)).manifest == latest.manifest
+    assert tuple(f.file for f in await ds.files()) == _expected_manifest().files
     # A partition manifest that disagrees with its summary is refused.
     bad = json.loads((DATA / "dataset-partition-v1.json").read_bytes())
     bad["partition"] = {"day": "2024-05-02", "source": "web/a"}
@@ -151,7 +150,7 @@ async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:
     assert ei.value.key == _PKEY
     await memory.delete(_PKEY)
     with pytest.raises(aiolode.ManifestFormatError, match="missing"):
-        await DatasetReader(memory).files("events")
+        await DatasetReader(memory).dataset("events").files()
 
 
 async def test_dataset_reads_golden_log(tmp_path: Path) -> None:
@@ -259,7 +258,7 @@ async def test_partition_manifests_on_storage_and_verify(memory: aiolode.MemoryS
     assert [(r.file_count, r.row_count) for r in refs] == [(1, 2), (1, 1)]
     assert sum(r.size for r in refs) == sum(f.size for f in snap.files)
     record = json.loads(await memory.get("datasets/d/_log/0000000000000001.json"))
-    assert record["format_version"] == 2
+    assert record["format_version"] == 3
     assert record["snapshots"][0]["files"] == []
     # The summaries give totals and partitions without any partition manifest.
     assert snap.row_count == 3
@@ -282,7 +281,66 @@ async def test_partition_manifests_on_storage_and_verify(memory: aiolode.MemoryS
 async def test_unpartitioned_keeps_files_inline(memory: aiolode.MemoryStore) -> None:
     ds = Dataset("d", memory, codec=aiolode.JSONL())
     snap = await ds.write([{"v": 1}])
-    assert snap.manifest.partition_manifests == []
+    assert snap.manifest.partition_manifests == ()
     record = json.loads(await memory.get("datasets/d/_log/0000000000000001.json"))
     assert [f["key"] for f in record["snapshots"][0]["files"]] == [snap.files[0].key]
     assert not [o.key async for o in memory.list("datasets/d/data/") if "_manifests" in o.key]
+
+
+def test_golden_commit_record_v3_metadata_types() -> None:
+    """v3 metadata keeps Python types through a documented tagging (spec v3)."""
+    import decimal
+    import uuid
+
+    data = (DATA / "dataset-commit-v3.json").read_bytes()
+    rec = decode(data, CommitRecord, key="golden")
+    meta = rec.snapshots[0].metadata
+    assert meta["fetched_at"] == datetime(2026, 11, 30, 1, 35, 0, 123456, tzinfo=UTC)
+    assert meta["fetched_at"].utcoffset() is not None
+    assert meta["day"] == datetime(2026, 11, 30).date()
+    assert meta["request"] == uuid.UUID("7d444840-9dc0-11d1-b245-5ffdce74fad2")
+    assert meta["price"] == decimal.Decimal("1.10")
+    assert str(meta["price"]) == "1.10"
+    assert meta["digest"] == b"\x00\xffaiolode"
+    assert meta["tags"] == ("a", "b")
+    # A user mapping that looks like a tag is escaped, never misread.
+    assert meta["literal"] == {"$datetime": "not a tag: escaped"}
+    assert json.loads(encode(rec)) == json.loads(data)
+
+
+def test_legacy_metadata_that_looks_like_a_tag_stays_a_mapping() -> None:
+    """Documents written before tags existed (v1/v2) read their metadata literally."""
+    doc = json.loads((DATA / "dataset-manifest-v2.json").read_bytes())
+    doc["metadata"] = {"$datetime": "2024-01-01T00:00:00+00:00", "x": {"$bytes": "AA=="}}
+    m = decode(json.dumps(doc).encode(), Manifest, key="golden")
+    assert m.metadata == {"$datetime": "2024-01-01T00:00:00+00:00", "x": {"$bytes": "AA=="}}
+    doc["metadata"] = {"$uuid": "not-a-uuid"}
+    assert decode(json.dumps(doc).encode(), Manifest, key="g").metadata == {"$uuid": "not-a-uuid"}
+
+
+def test_golden_descriptor_v1() -> None:
+    from aiolode.manifest._dataset import DatasetDescriptor
+
+    data = (DATA / "dataset-descriptor-v1.json").read_bytes()
+    d = decode(data, DatasetDescriptor, key="golden")
+    assert (d.codec, d.compressor, d.checksum) == ("jsonl", "zstd", "sha256")
+    assert d.layout == {"name": "hive", "partition_keys": ("day",)}
+    assert d.timestamp_field == "ts"
+    assert json.loads(encode(d)) == json.loads(data)
+
+
+async def test_dataset_opens_by_name_from_the_golden_descriptor(
+    memory: aiolode.MemoryStore,
+) -> None:
+    await memory.put(
+        "datasets/events/_dataset.json", (DATA / "dataset-descriptor-v1.json").read_bytes()
+    )
+    ds = Dataset("events", memory)
+    snap = await ds.write([{"day": "2026-11-30", "ts": "2026-11-30T00:00:00Z", "n": 1}])
+    assert (snap.manifest.codec, snap.manifest.compressor) == ("jsonl", "zstd")
+    assert snap.manifest.layout["partition_keys"] == ("day",)
+    assert (snap.files[0].checksum or "").startswith("sha256:")
+    assert snap.files[0].partition == {"day": "2026-11-30"}
+    with pytest.raises(aiolode.ConfigMismatchError) as ei:
+        await Dataset("events", memory, compressor=aiolode.Gzip()).write([{"day": "x"}])
+    assert ei.value.field == "compressor"

@@ -100,7 +100,7 @@ async def test_stream_records_sync_iterable_unpartitioned(memory: aiolode.Memory
 async def test_stream_records_empty_and_bad(memory: aiolode.MemoryStore) -> None:
     ds = Dataset("d", memory, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
     s = await ds.stream_write_records([])
-    assert s.files == []
+    assert s.files == ()
     assert s.row_count == 0
     with pytest.raises(aiolode.SchemaViolationError) as ei:
         await ds.stream_write_records([{"p": "a"}, {"q": 1}])

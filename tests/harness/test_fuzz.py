@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import aiolode
 from aiolode import ProblemKind, verify_dataset, verify_volume
 from aiolode.layout import stringify_partition_value
+from aiolode.manifest._metadata import freeze
 from aiolode.testing import strategies as lst
 
 from .conftest import FUZZ_EXAMPLES
@@ -173,7 +174,10 @@ async def test_metadata(meta: Any, good: None) -> None:
         assert not valid, f"valid metadata refused: {meta!r}"
         return
     fresh = aiolode.Dataset("m", store)
-    assert (await fresh.snapshot(snap.id)).metadata == json.loads(json.dumps(meta))
+    back = (await fresh.snapshot(snap.id)).metadata
+    assert back == snap.metadata  # the write path and the read path agree
+    if valid:
+        assert back == freeze(json.loads(json.dumps(meta)))  # frozen: lists as tuples
 
 
 async def _exercise_dataset(store: aiolode.Store, ids: list[str]) -> list[BaseException]:

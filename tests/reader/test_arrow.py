@@ -14,7 +14,7 @@ import anyio.to_thread
 import pytest
 
 import aiolode
-from aiolode.reader import DatasetReader, arrow_dataset, to_arrow_dataset
+from aiolode.reader import DatasetReader, arrow_dataset
 
 pa = pytest.importorskip("pyarrow")
 duckdb = pytest.importorskip("duckdb")
@@ -101,7 +101,7 @@ async def test_duckdb_and_polars_read_what_the_dataset_api_reads(
     ds, snaps = await crawl(store, codec)
     for upto in (0, len(snaps) - 1):
         as_of = None if upto == len(snaps) - 1 else snaps[upto].id
-        adset = await to_arrow_dataset(ds, as_of=as_of)
+        adset = await ds.to_arrow_dataset(as_of=as_of)
         expected = await api_groups(ds, snaps[: upto + 1])
         assert await anyio.to_thread.run_sync(duck_groups, adset) == expected
         assert await anyio.to_thread.run_sync(polars_groups, adset) == expected
@@ -109,7 +109,7 @@ async def test_duckdb_and_polars_read_what_the_dataset_api_reads(
         assert count == sum(c for c, _ in expected.values())
 
     everything = await api_groups(ds, snaps)
-    adset = await to_arrow_dataset(ds)
+    adset = await ds.to_arrow_dataset()
     # Filters on partition columns, in SQL, Polars and pyarrow.
     only_a_d1 = {k: v for k, v in everything.items() if k == ("a", "d1")}
     assert (
@@ -121,12 +121,12 @@ async def test_duckdb_and_polars_read_what_the_dataset_api_reads(
     assert await anyio.to_thread.run_sync(polars_groups, adset, expr) == b_or_c
 
     # where= prunes the files handed over.
-    pruned = await to_arrow_dataset(ds, where={"source": "a"})
+    pruned = await ds.to_arrow_dataset(where={"source": "a"})
     assert await anyio.to_thread.run_sync(duck_groups, pruned) == {
         k: v for k, v in everything.items() if k[0] == "a"
     }
     # Time travel and pruning together.
-    old = await to_arrow_dataset(ds, as_of=snaps[0].id, where={"day": "d1"})
+    old = await ds.to_arrow_dataset(as_of=snaps[0].id, where={"day": "d1"})
     assert await anyio.to_thread.run_sync(duck_groups, old) == await api_groups(ds, snaps[:1])
     # The thin Dataset method gives the same view.
     via_ds = await ds.to_arrow_dataset(as_of=snaps[0].id, where={"day": "d1"})
@@ -135,7 +135,7 @@ async def test_duckdb_and_polars_read_what_the_dataset_api_reads(
 
 async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.Store) -> None:
     ds, _ = await crawl(store, "parquet")
-    adset = await to_arrow_dataset(ds)
+    adset = await ds.to_arrow_dataset()
     expected = {
         "memory": "py::aiolode+buffers",  # the bytes are in memory already: no Python filesystem
         "file": "local",
@@ -144,12 +144,10 @@ async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.
     assert adset.filesystem.type_name == expected
     frags = await anyio.to_thread.run_sync(lambda: list(adset.get_fragments()))
     assert all((f.buffer is not None) == (store.name == "memory") for f in frags)
-    forced = await to_arrow_dataset(ds, filesystem="store")
+    forced = await ds.to_arrow_dataset(filesystem="store")
     assert type((await ds.to_arrow_dataset(filesystem="store")).filesystem).__name__ == (
         "PyFileSystem"
     )
-    with pytest.raises(aiolode.InvalidInputError, match="unexpected keyword"):
-        await ds.to_arrow_dataset(filesytem="store")
     assert type(forced.filesystem).__name__ == "PyFileSystem"
     assert await anyio.to_thread.run_sync(forced.count_rows) == 16
     assert forced.filesystem.handler.stats.requests > 0
@@ -157,7 +155,7 @@ async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.
 
 async def test_schema_types_and_partition_columns(memory: aiolode.MemoryStore) -> None:
     ds, _ = await crawl(memory, "parquet")
-    adset = await to_arrow_dataset(ds)
+    adset = await ds.to_arrow_dataset()
     assert adset.schema.field("source").type == pa.string()
     assert adset.schema.field("n").type == pa.int64()
     # Each fragment carries its partition values: pyarrow skips whole files.
@@ -170,7 +168,7 @@ async def test_schema_types_and_partition_columns(memory: aiolode.MemoryStore) -
     assert "d3" in str(frags[0].partition_expression)
     # A given schema skips inspection and is used as is.
     schema = pa.schema([("source", pa.string()), ("day", pa.string()), ("n", pa.int64())])
-    narrow = await to_arrow_dataset(ds, schema=schema)
+    narrow = await ds.to_arrow_dataset(schema=schema)
     assert narrow.schema == schema
     table = await anyio.to_thread.run_sync(narrow.to_table)
     assert table.num_rows == 16
@@ -228,15 +226,15 @@ async def test_store_filesystem_parquet_footer_costs_one_range_request(
 async def test_verify_catches_corruption_pyarrow_would_miss(tmp_path: Any) -> None:
     async with aiolode.FileStore(tmp_path) as store:
         ds, snaps = await crawl(store, "jsonl")
-        await to_arrow_dataset(ds, verify=True)  # intact: fine
+        await ds.to_arrow_dataset(verify=True)  # intact: fine
         f = snaps[1].files[0]
         data = await store.get(f.key)
         await store.put(f.key, data.replace(b"1", b"9"), mode="overwrite")
         with pytest.raises(aiolode.ChecksumMismatchError) as ei:
-            await to_arrow_dataset(ds, verify=True)
+            await ds.to_arrow_dataset(verify=True)
         assert ei.value.key == f.key
         # Without verification pyarrow reads the altered bytes as they are.
-        adset = await to_arrow_dataset(ds)
+        adset = await ds.to_arrow_dataset()
         assert await anyio.to_thread.run_sync(adset.count_rows) == 16
 
 
@@ -247,25 +245,28 @@ async def test_compressed_jsonl_is_always_verified(memory: aiolode.MemoryStore) 
     data[-5] ^= 0xFF
     await memory.put(f.key, bytes(data), mode="overwrite")
     with pytest.raises(aiolode.ChecksumMismatchError):
-        await to_arrow_dataset(ds)
+        await ds.to_arrow_dataset()
 
 
 async def test_unsupported_cases(memory: aiolode.MemoryStore) -> None:
     raw = aiolode.Dataset("raw", memory)
     await raw.write(b"blob")
     with pytest.raises(aiolode.UnsupportedOperationError):
-        await to_arrow_dataset(raw)
+        await raw.to_arrow_dataset()
     ds, _ = await crawl(memory, "parquet")
     with pytest.raises(aiolode.UnsupportedOperationError):
-        await to_arrow_dataset(ds, filesystem="native")
+        await ds.to_arrow_dataset(filesystem="native")
     with pytest.raises(aiolode.InvalidInputError):
-        await to_arrow_dataset(ds, filesystem="ftp")
+        await ds.to_arrow_dataset(filesystem="ftp")
 
 
 async def test_empty_dataset_gives_an_empty_arrow_dataset(memory: aiolode.MemoryStore) -> None:
-    reader = DatasetReader(memory)
-    adset = await reader.to_arrow_dataset("nothing")
+    empty = aiolode.Dataset("nothing", memory, codec=aiolode.JSONL())
+    await empty.write([])  # exists, with no rows
+    adset = await DatasetReader(memory).dataset("nothing").to_arrow_dataset()
     assert await anyio.to_thread.run_sync(adset.count_rows) == 0
+    with pytest.raises(aiolode.DatasetNotFoundError):
+        await DatasetReader(memory).dataset("never").to_arrow_dataset()
     adset = await arrow_dataset(memory, [], schema=pa.schema([("x", pa.int64())]))
     assert adset.schema.names == ["x"]
 
@@ -285,7 +286,7 @@ async def test_iso_strings_stay_strings_like_the_dataset_api(kind: str, tmp_path
                 {"day": "2024-05-02", "at": "x", "n": 2},
             ]
         )
-        adset = await to_arrow_dataset(ds)
+        adset = await ds.to_arrow_dataset()
         assert adset.schema.field("day").type == pa.string()
         table = await anyio.to_thread.run_sync(adset.to_table)
         assert sorted(table.to_pylist(), key=lambda r: r["n"]) == [
@@ -338,13 +339,13 @@ async def test_memory_route_reads_verified_buffers_on_any_store(store: aiolode.S
     data[len(data) // 2] ^= 0x01
     await store.put(f.key, bytes(data), mode="overwrite")
     with pytest.raises(aiolode.ChecksumMismatchError) as ei:
-        await to_arrow_dataset(ds, filesystem="memory")
+        await ds.to_arrow_dataset(filesystem="memory")
     assert ei.value.key == f.key
 
 
 async def test_buffer_filesystem_refuses_every_call(memory: aiolode.MemoryStore) -> None:
     ds, _ = await crawl(memory, "parquet")
-    adset = await to_arrow_dataset(ds)
+    adset = await ds.to_arrow_dataset()
     with pytest.raises(NotImplementedError, match="in-memory buffers"):
         await anyio.to_thread.run_sync(adset.filesystem.open_input_file, "anything")
     with pytest.raises(NotImplementedError, match="in-memory buffers"):
@@ -353,7 +354,7 @@ async def test_buffer_filesystem_refuses_every_call(memory: aiolode.MemoryStore)
     wrapped = aiolode.Dataset(
         ds.id, aiolode.testing.CountingStore(memory), codec=aiolode.Parquet(), layout=HIVE
     )
-    assert (await to_arrow_dataset(wrapped)).filesystem.type_name == "py::aiolode+buffers"
+    assert (await wrapped.to_arrow_dataset()).filesystem.type_name == "py::aiolode+buffers"
 
 
 async def test_duckdb_over_a_memory_store_never_deadlocks(memory: aiolode.MemoryStore) -> None:
@@ -363,7 +364,7 @@ async def test_duckdb_over_a_memory_store_never_deadlocks(memory: aiolode.Memory
     queries (CI hung for 90 min); buffers need no Python on pyarrow's threads.
     A hang here ends the run through faulthandler_timeout, with every stack."""
     ds, snaps = await crawl(memory, "parquet")
-    adset = await to_arrow_dataset(ds)
+    adset = await ds.to_arrow_dataset()
     expected = await api_groups(ds, snaps)
 
     def many() -> set[tuple[tuple[tuple[str, str], tuple[int, int]], ...]]:

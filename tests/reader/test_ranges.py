@@ -38,7 +38,7 @@ async def test_footer_probe_then_metadata_is_one_request(counting: CountingStore
         assert await reader.read(len(DATA) - 30_000, 29_992) == DATA[-30_000:-8]
     assert m.counts.total_calls == 1, m.counts
     assert m.counts["get_range"] == 1
-    stats = reader.stats
+    stats = reader.statistics()
     assert stats.requests == 1
     assert stats.head_requests == 0
     assert stats.cache_hits >= 1
@@ -51,7 +51,7 @@ async def test_reads_outside_the_tail_are_exact_and_uncached(counting: CountingS
         assert await reader.read(1000, 5000) == DATA[1000:6000]
         assert await reader.read(1000, 5000) == DATA[1000:6000]
     assert m.counts["get_range"] == 2
-    assert reader.stats.bytes_fetched == 10_000
+    assert reader.statistics().bytes_fetched == 10_000
     reader.clear()
 
 
@@ -64,7 +64,7 @@ async def test_size_is_learnt_once_with_head(counting: CountingStore) -> None:
         assert await reader.size() == len(DATA)
     assert m.counts["head"] == 1
     assert m.counts["get_range"] == 1
-    assert reader.stats.head_requests == 1
+    assert reader.statistics().head_requests == 1
     assert "obj" in repr(reader)
 
 
@@ -72,7 +72,7 @@ async def test_small_cache_evicts_but_stays_correct(counting: CountingStore) -> 
     reader = RangeReader(counting, "obj", page_size=1024, max_pages=2, tail_prefetch=8192)
     for off in range(len(DATA) - 8192, len(DATA), 512):
         assert await reader.read(off, 700) == DATA[off : off + 700]
-    assert reader.stats.requests > 1
+    assert reader.statistics().requests > 1
 
 
 async def test_reader_gives_range_readers_sized_from_manifests(

@@ -1,4 +1,5 @@
-"""DatasetReader: discovery, manifests, files(as_of, where), bytes; costs with CountingStore."""
+"""DatasetReader: discovery, read handles, verified bytes; Dataset files(as_of, where) and
+snapshot views through it; costs with CountingStore."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import attrs
 import pytest
 
 import aiolode
-from aiolode.reader import DataFile, DatasetReader, SnapshotRef, files_of
+from aiolode.reader import DataFile, DatasetReader
 from aiolode.testing import CountingStore
 
 HIVE = aiolode.HiveLayout("source", "day")
@@ -61,104 +62,98 @@ async def test_flat_layout_does_not_model_datasets(memory: aiolode.MemoryStore) 
     # Reading one flat dataset by id works.
     ds = aiolode.Dataset("solo", memory, layout=aiolode.FlatLayout())
     snap = await ds.write(b"x")
-    assert (await reader.get_manifest("solo", snap.id)) == snap.manifest
-    assert [f.key for f in await reader.files("solo")] == [f.key for f in snap.files]
+    assert (await reader.dataset("solo").snapshot(snap.id)).manifest == snap.manifest
+    assert [f.key for f in await reader.dataset("solo").files()] == [f.key for f in snap.files]
 
 
 async def test_partitions_and_snapshots_come_from_manifests(store: aiolode.Store) -> None:
     _, snaps = await crawl(store)
     reader = DatasetReader(store)
-    parts = await collect(reader.list_partitions("events"))
+    parts = await collect(reader.dataset("events").partitions())
     assert parts == [
         {"source": "a", "day": "d1"},
         {"source": "b", "day": "d1"},
         {"source": "a", "day": "d2"},
     ]
-    refs = await collect(reader.list_snapshots("events"))
-    assert [r.snapshot_id for r in refs] == [s.id for s in snaps]
-    assert all(isinstance(r, SnapshotRef) for r in refs)
+    refs = await collect(reader.dataset("events").snapshots())
+    assert [r.id for r in refs] == [s.id for s in snaps]
+    assert all(isinstance(r, aiolode.Snapshot) for r in refs)
     assert refs[1].parent_id == snaps[0].id
     assert refs[1].partitions == ({"source": "a", "day": "d2"},)
-    assert refs[0].file_count == 2
+    assert refs[0].manifest.file_count == len(refs[0].files) == 2
     assert refs[0].row_count == 5
-    b = await collect(reader.list_snapshots("events", {"source": "b"}))
-    assert [r.snapshot_id for r in b] == [snaps[0].id, snaps[2].id]
-    d2 = await collect(reader.list_snapshots("events", lambda p: p["day"] == "d2"))
-    assert [r.snapshot_id for r in d2] == [snaps[1].id]
+    b = await collect(reader.dataset("events").snapshots(where={"source": "b"}))
+    assert [r.id for r in b] == [snaps[0].id, snaps[2].id]
+    d2 = await collect(reader.dataset("events").snapshots(where=lambda p: p["day"] == "d2"))
+    assert [r.id for r in d2] == [snaps[1].id]
 
 
 async def test_empty_and_unknown_datasets(memory: aiolode.MemoryStore) -> None:
     reader = DatasetReader(memory)
     assert await collect(reader.list_datasets()) == []
-    assert await collect(reader.list_partitions("nothing")) == []
-    assert await collect(reader.list_snapshots("nothing")) == []
-    assert await reader.files("nothing") == []
-    with pytest.raises(aiolode.SnapshotNotFoundError) as ei:
-        await reader.get_manifest("nothing", "0000000000000001-0000")
-    assert ei.value.dataset_id == "nothing"
+    nothing = reader.dataset("nothing")
+    for call in (
+        lambda: collect(nothing.partitions()),
+        lambda: collect(nothing.snapshots()),
+        nothing.files,
+        lambda: nothing.snapshot("0000000000000001-0000"),
+        lambda: nothing.files(as_of=datetime.now(UTC)),
+    ):
+        with pytest.raises(aiolode.DatasetNotFoundError) as ei:
+            await call()
+        assert ei.value.dataset_id == "nothing"
     with pytest.raises(aiolode.InvalidKeyError):
-        reader.list_partitions("../escape")
-    with pytest.raises(aiolode.NoSnapshotsError):
-        await reader.files("nothing", as_of=datetime.now(UTC))
+        reader.dataset("../escape")
 
 
-async def test_get_manifest_is_one_store_call(memory: aiolode.MemoryStore) -> None:
+async def test_snapshot_costs_its_record_and_partition_manifests(
+    memory: aiolode.MemoryStore,
+) -> None:
     _, snaps = await crawl(memory)
     counting = CountingStore(memory)
-    reader = DatasetReader(counting)
+    ds = DatasetReader(counting).dataset("events")
     with counting.measure() as m:
-        manifest = await reader.get_manifest("events", snaps[1].id)
-    assert m.counts.total_calls == 1, m.counts
-    assert m.counts["get"] == 1
-    # Format v2: the record holds one summary per partition, not the files.
-    assert not manifest.files_loaded
-    assert manifest == attrs.evolve(snaps[1].manifest, files=[])
-    assert manifest.file_count == len(snaps[1].files) == 1
-    assert manifest.partitions == [{"source": "a", "day": "d2"}]
+        snap = await ds.snapshot(snaps[1].id)
+    # Its commit record, and the one partition manifest it wrote (format v2+).
+    assert m.counts.nonzero() == {"get": 2}, m.counts
+    assert snap.manifest == snaps[1].manifest
+    assert snap.manifest.file_count == len(snaps[1].files) == 1
+    assert snap.partitions == ({"source": "a", "day": "d2"},)
     with counting.measure() as m:
-        again = await reader.get_manifest("events", snaps[1].id)
-    assert m.counts.total_calls == 0, m.counts  # records are immutable: cached
-    assert again == manifest
-    with counting.measure() as m:
-        full = await reader.get_manifest("events", snaps[1].id, with_files=True)
-    # The cached record + its one partition manifest.
-    assert m.counts.nonzero() == {"get": 1}, m.counts
-    assert full == snaps[1].manifest
+        again = await ds.snapshot(snaps[1].id)
+    assert m.counts.nonzero() == {"get": 1}, m.counts  # the record is cached (immutable)
+    assert again == snap
     with pytest.raises(aiolode.SnapshotNotFoundError):
-        await reader.get_manifest("events", "0000000000000002-0007")
+        await ds.snapshot("0000000000000002-0007")
     with pytest.raises(aiolode.SnapshotNotFoundError):
-        await reader.get_manifest("events", "not-an-id")
+        await ds.snapshot("not-an-id")
 
 
 async def test_files_time_travel_and_filters(store: aiolode.Store) -> None:
     ds, snaps = await crawl(store)
     reader = DatasetReader(store)
-    every = await reader.files("events")
+    every = await reader.dataset("events").files()
     assert [f.snapshot_id for f in every] == [snaps[0].id] * 2 + [snaps[1].id, snaps[2].id]
     committed = {f.key for s in snaps for f in s.files}
     assert {f.key for f in every} == committed
     assert not any("orphan" in f.key for f in every)
     assert all(isinstance(f, DataFile) and f.codec == "jsonl" for f in every)
 
-    first = await reader.files("events", as_of=snaps[0].id)
+    first = await reader.dataset("events").files(as_of=snaps[0].id)
     assert {f.key for f in first} == {f.key for f in snaps[0].files}
-    assert await reader.files("events", as_of=snaps[1]) == every[:3]
-    refs = await collect(reader.list_snapshots("events"))
-    assert await reader.files("events", as_of=refs[1]) == every[:3]
+    assert await reader.dataset("events").files(as_of=snaps[1]) == every[:3]
+    refs = await collect(reader.dataset("events").snapshots())
+    assert await reader.dataset("events").files(as_of=refs[1]) == every[:3]
 
-    a = await reader.files("events", where={"source": "a"})
+    a = await reader.dataset("events").files(where={"source": "a"})
     assert [f.partition for f in a] == [{"source": "a", "day": "d1"}, {"source": "a", "day": "d2"}]
-    both = await reader.files("events", where={"source": {"a", "b"}, "day": "d1"})
+    both = await reader.dataset("events").files(where={"source": {"a", "b"}, "day": "d1"})
     assert [f.partition["source"] for f in both] == ["a", "b", "b"]
-    pred = await reader.files("events", where=lambda p: p["day"] != "d1")
+    pred = await reader.dataset("events").files(where=lambda p: p["day"] != "d1")
     assert [f.partition for f in pred] == [{"source": "a", "day": "d2"}]
-    assert await reader.files("events", as_of=snaps[0].id, where={"day": "d2"}) == []
+    assert await reader.dataset("events").files(as_of=snaps[0].id, where={"day": "d2"}) == []
 
-    # The Dataset-level function agrees with the reader.
-    assert await files_of(ds, as_of=snaps[1].id, where={"source": "a"}) == [
-        f for f in every[:3] if f.partition["source"] == "a"
-    ]
-    # ... and so do the thin Dataset methods.
+    # The writer's own Dataset object agrees with the reader's handle.
     assert await ds.files(as_of=snaps[1].id, where={"source": "a"}) == [
         f for f in every[:3] if f.partition["source"] == "a"
     ]
@@ -178,7 +173,7 @@ async def test_pruning_reads_only_matching_partition_manifests(
 
     # Matching (snapshot, partition) pairs: (0, a/d1) and (1, a/d2).
     reader = DatasetReader(counting)
-    got = await reader.files("events", where={"source": "a"})
+    got = await reader.dataset("events").files(where={"source": "a"})
     assert [f.partition for f in got] == [
         {"source": "a", "day": "d1"},
         {"source": "a", "day": "d2"},
@@ -189,11 +184,15 @@ async def test_pruning_reads_only_matching_partition_manifests(
     assert sum(1 for op, k in counting.calls if op == "get" and "/_log/0" in k) == 4
     # A filter matching nothing reads no partition manifest at all.
     counting.reset()
-    assert await DatasetReader(counting).files("events", where={"day": "d9"}) == []
+    assert await DatasetReader(counting).dataset("events").files(where={"day": "d9"}) == []
     assert manifest_gets() == []
     # Time travel + filter: only snapshot 0's b/d1 partition.
     counting.reset()
-    old = await DatasetReader(counting).files("events", as_of=snaps[0].id, where={"source": "b"})
+    old = (
+        await DatasetReader(counting)
+        .dataset("events")
+        .files(as_of=snaps[0].id, where={"source": "b"})
+    )
     assert [f.snapshot_id for f in old] == [snaps[0].id]
     assert len(manifest_gets()) == 1
     # Through the Dataset's thin method and the Arrow bridge: the same pruning.
@@ -205,46 +204,50 @@ async def test_pruning_reads_only_matching_partition_manifests(
     adset = await via.to_arrow_dataset(where={"source": "b"})
     assert await anyio.to_thread.run_sync(adset.count_rows) == 3
     assert len(manifest_gets()) == 2  # (0, b/d1) and (2, b/d1)
-    # list_partitions and list_snapshots use the record summaries only.
+    # partitions() uses the record summaries only; snapshots(where=...) skips
+    # the snapshots that do not match without reading their partition manifests.
     counting.reset()
     reader = DatasetReader(counting)
-    assert len(await collect(reader.list_partitions("events"))) == 3
-    refs = await collect(reader.list_snapshots("events", {"source": "b"}))
-    assert [r.snapshot_id for r in refs] == [snaps[0].id, snaps[2].id]
-    assert [r.file_count for r in refs] == [2, 1]
+    assert len(await collect(reader.dataset("events").partitions())) == 3
     assert manifest_gets() == []
+    refs = await collect(reader.dataset("events").snapshots(where={"source": "b"}))
+    assert [r.id for r in refs] == [snaps[0].id, snaps[2].id]
+    assert [len(r.files) for r in refs] == [2, 1]
+    assert len(manifest_gets()) == 3  # the matching snapshots, whole
 
 
 async def test_files_as_of_datetime(memory: aiolode.MemoryStore) -> None:
     _, snaps = await crawl(memory)
     reader = DatasetReader(memory)
-    at_last = await reader.files("events", as_of=snaps[-1].created_at)
+    at_last = await reader.dataset("events").files(as_of=snaps[-1].created_at)
     assert len(at_last) == 4
-    later = await reader.files("events", as_of=snaps[-1].created_at + timedelta(days=1))
+    later = await reader.dataset("events").files(as_of=snaps[-1].created_at + timedelta(days=1))
     assert later == at_last
     with pytest.raises(aiolode.SnapshotNotFoundError):
-        await reader.files("events", as_of=snaps[0].created_at - timedelta(days=1))
+        await reader.dataset("events").files(as_of=snaps[0].created_at - timedelta(days=1))
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", as_of=datetime(2024, 1, 1))  # naive
+        await reader.dataset("events").files(as_of=datetime(2024, 1, 1))  # naive
 
 
 async def test_bad_filters(memory: aiolode.MemoryStore) -> None:
     await crawl(memory)
     reader = DatasetReader(memory)
     with pytest.raises(aiolode.InvalidInputError, match="partition keys"):
-        await reader.files("events", where={"sauce": "a"})
+        await reader.dataset("events").files(where={"sauce": "a"})
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", where={"source": set()})
+        await reader.dataset("events").files(where={"source": set()})
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", where={"source": object()})
+        await reader.dataset("events").files(where={"source": object()})
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", where="source=a")
+        await reader.dataset("events").files(where="source=a")
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", as_of=3.5)
+        await reader.dataset("events").files(as_of=3.5)
     other = aiolode.Dataset("other", memory)
     snap = await other.write(b"x")
     with pytest.raises(aiolode.InvalidInputError):
-        await reader.files("events", as_of=snap)
+        await reader.dataset("events").files(as_of=snap)
+    with pytest.raises(aiolode.InvalidInputError):
+        await reader.dataset("events").files(since=3)
 
 
 async def test_int_and_date_filter_values_match_path_form(memory: aiolode.MemoryStore) -> None:
@@ -254,11 +257,11 @@ async def test_int_and_date_filter_values_match_path_form(memory: aiolode.Memory
     await ds.write([{"year": 2024, "day": "2024-01-02", "v": 1}])
     await ds.write([{"year": 2025, "day": "2025-01-03", "v": 2}])
     reader = DatasetReader(memory)
-    got = await reader.files("typed", where={"year": 2024})
+    got = await reader.dataset("typed").files(where={"year": 2024})
     assert [f.partition for f in got] == [{"year": "2024", "day": "2024-01-02"}]
     from datetime import date
 
-    got = await reader.files("typed", where={"day": {date(2025, 1, 3)}})
+    got = await reader.dataset("typed").files(where={"day": {date(2025, 1, 3)}})
     assert [f.partition["year"] for f in got] == ["2025"]
 
 
@@ -275,20 +278,22 @@ async def test_files_reads_only_the_records_up_to_as_of(memory: aiolode.MemorySt
     for where in (None, {"source": "a"}):
         reader = DatasetReader(counting)
         with counting.measure() as m:
-            files = await reader.files("events", as_of=target.id, where=where)
+            files = await reader.dataset("events").files(as_of=target.id, where=where)
         parts = 6 if where is None else 3  # one partition per snapshot here
         assert m.counts["get"] == seq + parts, m.counts
         assert m.counts.total_calls == seq + parts, m.counts  # no listing, no data reads
         assert len(files) == parts
-    # A warm reader answers from its record cache; only the (uncached)
+    # A warm handle answers from its record cache; only the (uncached)
     # partition manifests are read again.
+    warm = reader.dataset("events")
+    await warm.files(as_of=target.id)
     with counting.measure() as m:
-        await reader.files("events", as_of=target.id)
+        await warm.files(as_of=target.id)
     assert m.counts.total_calls == 6, m.counts
     # latest: the hint + a probe + the records not yet cached.
     reader = DatasetReader(counting)
     with counting.measure() as m:
-        files = await reader.files("events")
+        files = await reader.dataset("events").files()
     assert len(files) == 12
     assert m.counts.total_calls <= 2 + 2 * len(snaps), m.counts
     assert m.counts["list"] == m.counts["list_dirs"] == 0
@@ -308,34 +313,44 @@ async def test_list_datasets_cost_is_one_listing_plus_one_head_each(
     assert m.counts.total_calls == 4, m.counts
 
 
-async def test_open_object_and_read_range(store: aiolode.Store) -> None:
+async def test_iter_object_and_read_range(store: aiolode.Store) -> None:
     _, snaps = await crawl(store)
     reader = DatasetReader(store)
-    f = (await reader.files("events", as_of=snaps[1].id))[-1]
+    f = (await reader.dataset("events").files(as_of=snaps[1].id))[-1]
     whole = await store.get(f.key)
-    streamed = b"".join(await collect(reader.open_object(f, chunk_size=7)))
+    streamed = b"".join(await collect(reader.iter_object(f, chunk_size=7)))
     assert streamed == whole
-    assert b"".join(await collect(reader.open_object(f.key))) == whole
+    assert b"".join(await collect(reader.iter_object(f.file))) == whole
     assert await reader.read_range(f.key, 3, 10) == whole[3:13]
     assert await reader.read_range(f.key, len(whole) - 2, 10) == whole[-2:]
+    assert await reader.read_range(f, len(whole) - 2, 10) == whole[-2:]
+    missing = attrs.evolve(f.file, key="datasets/events/data/nope.jsonl")
     with pytest.raises(aiolode.ObjectNotFoundError):
-        await collect(reader.open_object("datasets/events/data/nope.jsonl"))
+        await collect(reader.iter_object(missing))
+    with pytest.raises(aiolode.InvalidInputError):
+        reader.iter_object(f.key)  # type: ignore[arg-type]
     with pytest.raises(aiolode.InvalidRangeError):
         await reader.read_range(f.key, -1, 2)
 
 
-async def test_open_object_verifies_checksums(memory: aiolode.MemoryStore) -> None:
+async def test_iter_object_verifies_size_and_checksum(memory: aiolode.MemoryStore) -> None:
     await crawl(memory)
     reader = DatasetReader(memory)
-    f = (await reader.files("events"))[0]
+    f = (await reader.dataset("events").files())[0]
     data = await memory.get(f.key)
     await memory.put(f.key, data.replace(b"1", b"7"), mode="overwrite")
     with pytest.raises(aiolode.ChecksumMismatchError) as ei:
-        await collect(reader.open_object(f))
+        await collect(reader.iter_object(f))
     assert ei.value.key == f.key
     assert ei.value.expected == f.checksum
-    # Raw access by key is not vouched for by a manifest: no check.
-    assert b"".join(await collect(reader.open_object(f.key))) == data.replace(b"1", b"7")
+    assert (ei.value.dataset_id, ei.value.snapshot_id) == ("events", f.snapshot_id)
+    # Truncated: a size mismatch, detected even without a checksum.
+    await memory.put(f.key, data[:-3], mode="overwrite")
+    unchecked = attrs.evolve(f.file, checksum=None)
+    with pytest.raises(aiolode.CorruptDataError):
+        await collect(reader.iter_object(unchecked))
+    with pytest.raises(aiolode.CorruptDataError):
+        await reader.read_range(f, 0, len(data))
 
 
 async def test_reader_validates_arguments(memory: aiolode.MemoryStore) -> None:
@@ -343,8 +358,6 @@ async def test_reader_validates_arguments(memory: aiolode.MemoryStore) -> None:
         DatasetReader("not a store")  # type: ignore[arg-type]
     with pytest.raises(aiolode.InvalidInputError):
         DatasetReader(memory, layout="hive")  # type: ignore[arg-type]
-    with pytest.raises(aiolode.InvalidInputError):
-        await files_of("events")  # type: ignore[arg-type]
     assert "DatasetReader" in repr(DatasetReader(memory))
 
 
@@ -363,6 +376,6 @@ async def test_a_writer_dying_before_its_commit_leaves_files_no_reader_returns(
     assert any("source=zz" in k for k in keys)
     # ...and nothing a reader hands out mentions it.
     reader = DatasetReader(memory)
-    assert [f.key for f in await reader.files("events")] == [f.key for f in first.files]
-    assert await collect(reader.list_partitions("events")) == [{"source": "a", "day": "d1"}]
-    assert [r.snapshot_id for r in await collect(reader.list_snapshots("events"))] == [first.id]
+    assert [f.key for f in await reader.dataset("events").files()] == [f.key for f in first.files]
+    assert await collect(reader.dataset("events").partitions()) == [{"source": "a", "day": "d1"}]
+    assert [r.id for r in await collect(reader.dataset("events").snapshots())] == [first.id]

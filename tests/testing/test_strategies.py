@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from aiolode import AiolodeError, InvalidInputError, InvalidKeyError, MemoryStore
 from aiolode._keys import validate_key, validate_prefix
 from aiolode.layout import HiveLayout, stringify_partition_value, validate_dataset_id
-from aiolode.manifest._dataset import check_metadata
+from aiolode.manifest._metadata import check_metadata, freeze
 from aiolode.store import Store
 from aiolode.testing import FaultInjectingStore, Rule, SimulatedCrash
 from aiolode.testing import strategies as ast
@@ -84,7 +84,8 @@ def test_partition_values_are_supported_and_round_trip(values: dict[str, Any]) -
 @given(ast.json_metadata())
 def test_json_metadata_round_trips(meta: dict[str, Any]) -> None:
     assert json.loads(json.dumps(meta, allow_nan=False)) == meta
-    assert check_metadata(meta) == meta
+    # Read back frozen: mappings refuse mutation, lists come back as tuples.
+    assert check_metadata(meta) == freeze(meta)
 
 
 @FAST

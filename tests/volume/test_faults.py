@@ -38,7 +38,7 @@ async def referenced_index_keys(store: MemoryStore) -> set[str]:
     keys: set[str] = set()
     async with aclosing(vol.snapshots()) as it:
         async for snap in it:
-            state = vol._states[int(snap.id)]
+            state = vol._index._states[int(snap.id)]
             keys.update(r.key for r in state.root.segments)
             keys.update(r.key for r in state.frozen_refs)
             if state.root.frozen_key:
@@ -202,13 +202,32 @@ async def test_cancellation_at_every_store_call() -> None:
     assert outcomes[-1] is True
 
 
-async def test_ambiguous_root_failure_keeps_what_a_landed_root_needs(mem: MemoryStore) -> None:
-    """The root put lands but every attempt reports failure: the caller sees the
-    error, yet the segment the landed root references must not be cleaned up."""
+async def test_lost_ack_of_the_root_is_recognised(mem: MemoryStore) -> None:
+    """The root put lands but reports failure: reading the slot back finds our
+    token, so the commit succeeds (not a conflict, not committed twice)."""
     faulty = FaultInjectingStore(mem, [Rule(op="put", key="*/_log/*", action=LoseAck())])
     vol = Volume("v", faulty, N, retry=Retry(attempts=1))
-    with pytest.raises(TransientStorageError):
-        await vol.commit([await vol.stage_write_at(0, b"abc")])
+    snap = await vol.commit([await vol.stage_write_at(0, b"abc")])
+    fresh = Volume("v", mem, N)
+    assert (await fresh.latest()).id == snap.id
+    assert await fresh.read_at(snap.id, 0, 3) == b"abc"
+
+
+async def test_ambiguous_root_failure_keeps_what_a_landed_root_needs(mem: MemoryStore) -> None:
+    """The root put lands but reports failure, and reading it back keeps failing:
+    the caller sees an unknown outcome, and the segment the landed root references
+    is not cleaned up."""
+    faulty = FaultInjectingStore(
+        mem,
+        [
+            Rule(op="put", key="*/_log/*", action=LoseAck()),
+            Rule(op="get", key="*/_log/0*", action=Fail()),
+        ],
+    )
+    vol = Volume("v", faulty, N, retry=Retry(attempts=2, base_delay=0, max_delay=0))
+    ref = await vol.stage_write_at(0, b"abc")
+    with pytest.raises(TransientStorageError, match="unknown outcome"):
+        await vol.commit([ref])
     fresh = Volume("v", mem, N)
     snap = await fresh.latest()
     assert await fresh.read_at(snap.id, 0, 3) == b"abc"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiolode import CRC32, MemoryStore, RangeMissingError, Volume
-from aiolode.volume import _volume
+from aiolode.volume import _index
 from aiolode.volume._blocks import BlockRef, Run, coalesce, complement, find_overlaps, lookup
 
 from .test_volume import payload
@@ -78,7 +78,7 @@ def test_merge_policy_is_a_binary_counter() -> None:
     counts: list[int] = []
     rewritten = 0
     for _ in range(1000):
-        k = _volume._plan_merge(counts, 1)
+        k = _index.plan_merge(counts, 1)
         merged = 1 + sum(counts[len(counts) - k :])
         rewritten += merged
         counts = [*counts[: len(counts) - k], merged]
@@ -98,8 +98,8 @@ async def test_frozen_segments_and_offloaded_merges(
     monkeypatch: pytest.MonkeyPatch, mem: MemoryStore
 ) -> None:
     """With tiny thresholds, exercise freezing, segment lists and thread offload."""
-    monkeypatch.setattr(_volume, "FREEZE_AT", 8)
-    monkeypatch.setattr(_volume, "_OFFLOAD_ENTRIES", 4)
+    monkeypatch.setattr(_index, "FREEZE_AT", 8)
+    monkeypatch.setattr(_index, "_OFFLOAD_ENTRIES", 4)
     total = 64 * 10
     vol = Volume("f", mem, total, checksum=CRC32())
     order = list(range(64))
@@ -112,7 +112,7 @@ async def test_frozen_segments_and_offloaded_merges(
         snaps.append(await vol.commit(refs))
     latest = snaps[-1]
     assert latest.is_complete
-    state = vol._states[int(latest.id)]
+    state = vol._index._states[int(latest.id)]
     assert len(state.frozen_runs) >= 2
     assert all(r.count < 8 for r in state.hot_runs)
     assert await vol.read_at(latest.id, 0, total) == payload(0, total)

@@ -201,7 +201,7 @@ async def test_corrupt_index_is_a_format_error(mem: MemoryStore) -> None:
 
     vol = Volume("v", mem, N)
     snap = await vol.commit([await vol.stage_write_at(0, b"xy")])
-    seg_key = vol._states[int(snap.id)].root.segments[0].key
+    seg_key = vol._index._states[int(snap.id)].root.segments[0].key
     name = (await vol.latest()).blocks()[0].key.rsplit("/", 1)[1]
     bad_segments = [
         VolumeSegment("v", [0, 1], [2, 2], [name, name], None),  # overlapping entries
@@ -219,7 +219,7 @@ async def test_corrupt_index_is_a_format_error(mem: MemoryStore) -> None:
     import attrs
 
     root_key = "volumes/v/_log/00000000000000000001.json"
-    root = vol._states[int(snap.id)].root
+    root = vol._index._states[int(snap.id)].root
     legacy = attrs.evolve(root, segments=tuple(attrs.evolve(r, digest=None) for r in root.segments))
     await mem.put(root_key, encode(legacy), mode="overwrite")
     for bad in bad_segments:
@@ -250,11 +250,13 @@ async def test_reader_page_cache_and_counters(mem: MemoryStore) -> None:
     async with vol.open_reader(page_size=100, cache_pages=2, read_ahead=1) as reader:
         assert reader.snapshot.id == snap.id
         assert await reader.read(10, 20) == payload(10, 20)
-        assert (reader.range_calls, reader.bytes_fetched) == (1, 200)  # page 0 + read-ahead 1
+        st = reader.statistics()
+        assert (st.requests, st.bytes_fetched) == (1, 200)  # page 0 + read-ahead 1
         assert await reader.read(150, 20) == payload(150, 20)
-        assert (reader.range_calls, reader.cache_hits) == (1, 1)
+        st = reader.statistics()
+        assert (st.requests, st.cache_hits) == (1, 1)
         assert await reader.read(250, 100) == payload(250, 100)  # pages 2-3 fetched at once
-        assert reader.range_calls == 2
+        assert reader.statistics().requests == 2
         with pytest.raises(RangeMissingError):
             await reader.read(390, 20)
     with pytest.raises(InvalidInputError):
@@ -269,11 +271,18 @@ async def test_warm_commit_and_latest_costs(mem: MemoryStore) -> None:
     ref = await vol.stage_write_at(1, b"y")
     with counting.measure() as m:
         await vol.commit([ref])
-    # segment + root + hint; no reads, no listing.
+    # segment ‖ hint (naming the previous root), then root; no reads, no listing.
     assert m.counts.nonzero() == {"put": 3}
     with counting.measure() as m:
         await vol.latest()
-    assert m.counts.nonzero() == {"get": 1, "head": 1}  # hint + probe of the next sequence
+    assert m.counts.nonzero() == {"get": 1}  # warm: a probe of the next sequence
+    cold = Volume("v", counting, N)
+    with counting.measure() as m:
+        await cold.latest()
+    # The hint (root 1), roots 1 and 2 concurrently, the probe of 3; root 2's one
+    # segment (the two one-block segments merged).
+    assert m.counts["get"] == 4 + 1, m.counts
+    assert m.counts["list"] == 0
 
 
 async def test_latest_without_hint_searches(mem: MemoryStore) -> None:

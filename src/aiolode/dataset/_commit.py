@@ -7,44 +7,35 @@ ever appear between them: the group is visible entirely or not at all.
 
 Within a process, writers enqueue prepared entries; whoever holds the commit
 lock (the leader) takes every pending entry (bounded batch) and commits them in
-one record; the others wait for their result. Across processes, the store's
-create-only put serialises commits: a loser reads the winning records forward,
-checks ``expected_parent`` entries against every snapshot since their parent,
-re-parents the rest and retries (jittered backoff after repeated losses).
-
-Every batch carries a unique token in its record. When a put fails with an
-unknown outcome (a transient error: the put may have landed), or a retry finds
-the slot taken, the engine reads the record at that slot: if it carries our
-token, it is our commit — success, never committed twice, never a conflict.
+one record; the others wait for their result. Across processes, the history
+layer (:meth:`aiolode._history.SequenceLog.append`) serialises commits through
+the create-only put, recognises lost acknowledgements by the batch token and
+calls back here after every lost race: the batch is rebuilt on the new head,
+``expected_parent`` entries are checked against every snapshot since their
+parent, and the rest are re-parented.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
-from ..errors import (
-    AiolodeError,
-    ObjectExistsError,
-    SnapshotConflictError,
-    SnapshotNotFoundError,
-    TransientStorageError,
-)
-from ..manifest._converter import encode
+from .._history import Draft
+from ..errors import AiolodeError, SnapshotConflictError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, FileRef, Manifest, PartitionRef
-from ._log import format_snapshot_id, parse_snapshot_id
+from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
+from ..manifest._metadata import Metadata
 
 if TYPE_CHECKING:
-    from .._retry import Retry
     from ._log import CommitLog
 
-__all__ = ["Committer", "PendingSnapshot"]
+__all__ = ["Committer", "ManifestStatics", "PendingSnapshot"]
 
 #: Most snapshots one commit record carries (ids leave room for 10,000).
 MAX_BATCH = 256
@@ -55,7 +46,7 @@ class PendingSnapshot:
     """A prepared snapshot waiting for its commit (data files already stored)."""
 
     files: list[FileRef]
-    metadata: dict[str, Any]
+    metadata: Metadata
     row_count: int | None
     min_timestamp: Any = None
     max_timestamp: Any = None
@@ -75,6 +66,17 @@ class PendingSnapshot:
         return {tuple(sorted(f.partition.items())) for f in self.files}
 
 
+@attrs.frozen
+class ManifestStatics:
+    """The manifest fields every snapshot of one Dataset object shares."""
+
+    codec: str | None
+    codec_options: Mapping[str, Any]
+    compressor: str | None
+    compressor_options: Mapping[str, Any]
+    layout: Mapping[str, Any]
+
+
 def _claimed(entry: PendingSnapshot) -> bool:
     # A function, not an attribute test, because other tasks flip it while we wait.
     return entry.claimed
@@ -88,23 +90,12 @@ def _manifest_partitions(m: Manifest) -> set[tuple[tuple[str, str], ...]]:
 class Committer:
     """Commits pending snapshots of one dataset; one per Dataset object."""
 
-    def __init__(
-        self,
-        log: CommitLog,
-        *,
-        retry: Retry,
-        partitioned: bool,
-        static: dict[str, Any],
-    ) -> None:
+    def __init__(self, log: CommitLog, *, partitioned: bool, statics: ManifestStatics) -> None:
         self.log = log
-        self.retry = retry
         self.partitioned = partitioned
-        # codec / compressor / layout fields shared by every manifest.
-        self.static = static
+        self.statics = statics
         self._pending: deque[PendingSnapshot] = deque()
         self._lock: anyio.Lock | None = None
-        # Whether a record put of the running batch may have landed unseen.
-        self._ambiguous = False
 
     # ------------------------------------------------------------------ submit
     async def submit(self, entry: PendingSnapshot) -> Manifest:
@@ -137,13 +128,13 @@ class Committer:
                     batch = self._take()
                     with anyio.CancelScope(shield=True):
                         committed = await self._run_batch(batch)
-                if committed is not None and self.log.hint_stale(committed):
+                if committed is not None and self.log.hint_stale(committed.seq):
                     # Writers normally refresh the hint alongside their next
                     # data puts; a writer that found it older than the record
                     # before its own (short-lived writers) refreshes it now, so
                     # the hint never lags the log by more than one record.
                     with anyio.CancelScope(shield=True):
-                        await self.log.write_hint(committed)
+                        await self.log.write_hint(committed.seq)
         except anyio.get_cancelled_exc_class():
             if not entry.claimed:
                 self._withdraw(entry)
@@ -192,139 +183,38 @@ class Committer:
     # ------------------------------------------------------------------- batch
     async def _run_batch(self, batch: list[PendingSnapshot]) -> CommitRecord | None:
         """Commit ``batch``; resolve every entry. Returns the record on success."""
-        self._ambiguous = False
-        try:
-            return await self._commit_loop(batch)
-        except BaseException as exc:
-            # Reading the log failed (or a bug). If a record put of this batch
-            # may have landed, the outcome is unknown and the data must stay;
-            # otherwise nothing of this batch is committed.
-            for e in batch:
-                if e.done is not None and not e.done.is_set():
-                    self._finish(
-                        e,
-                        error=exc
-                        if isinstance(exc, AiolodeError)
-                        else AiolodeError(
-                            f"commit failed: {exc!r}", dataset_id=self.log.dataset_id
-                        ),
-                        unknown=self._ambiguous,
-                    )
-            if not isinstance(exc, Exception):
-                raise
-            return None
-
-    async def _commit_loop(self, batch: list[PendingSnapshot]) -> CommitRecord | None:
-        log = self.log
         token = uuid.uuid4().hex
-        losses = 0
-        unknowns = 0
-        winners: list[str] = []
-        if not log.warm:
-            await self._refresh()
-        while True:
-            batch = await self._check_conflicts(batch)
-            if not batch:
-                return None
-            record = self._build(batch, token)
-            seq = record.seq
-            try:
-                await log.store.put(log.key(seq), encode(record), mode="create")
-            except ObjectExistsError:
-                other = await self._resolve(seq, batch)
-                if other is None:
-                    return None  # outcome unknown; entries resolved
-                if other is _ABSENT:
-                    continue  # the record vanished (deleted): simply retry
-                if other.token == token:
-                    return self._succeed(batch, other)
-                winners.extend(m.snapshot_id for m in other.snapshots)
-                losses += 1
-            except TransientStorageError as exc:
-                self._ambiguous = True  # the put may have landed
-                other = await self._resolve(seq, batch, cause=exc)
-                if other is None:
-                    return None
-                if other is _ABSENT:
-                    unknowns += 1
-                    if unknowns >= self.retry.attempts:
-                        for e in batch:
-                            self._finish(e, error=exc, unknown=False)
-                        return None
-                    await anyio.sleep(self.retry.delay(unknowns))
-                    continue
-                if other.token == token:
-                    return self._succeed(batch, other)
-                winners.extend(m.snapshot_id for m in other.snapshots)
-                losses += 1
-            except AiolodeError as exc:
-                # A permanent refusal (permissions, invalid key): not committed.
-                for e in batch:
-                    self._finish(e, error=exc)
-                return None
-            else:
-                log.remember(record)
-                return self._succeed(batch, record)
-            # Lost the race: read the winners forward, then rebase and retry.
-            if losses >= self.retry.attempts:
-                for e in batch:
-                    self._finish(
-                        e,
-                        error=SnapshotConflictError(
-                            f"gave up committing to dataset {log.dataset_id!r} after "
-                            f"{losses} lost races (raise Retry.attempts under heavy contention)",
-                            dataset_id=log.dataset_id,
-                            conflicting=winners[-100:],
-                        ),
-                    )
-                return None
-            await self._refresh()
-            if losses > 1:
-                await anyio.sleep(self.retry.delay(losses - 1))
+        current: list[PendingSnapshot] = batch
 
-    async def _refresh(self) -> None:
-        """Read the log forward, retrying transient read errors."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.log.refresh()
-                return
-            except TransientStorageError:
-                if attempt >= self.retry.attempts:
-                    raise
-                await anyio.sleep(self.retry.delay(attempt))
+        async def prepare(head: CommitRecord | None, seq: int) -> Draft[CommitRecord] | None:
+            nonlocal current
+            current = await self._check_conflicts(current)
+            if not current:
+                return None
+            return Draft(self._build(current, head, seq, token))
 
-    async def _resolve(
-        self, seq: int, batch: list[PendingSnapshot], cause: BaseException | None = None
-    ) -> Any:
-        """Read the record at ``seq`` after an ambiguous put.
-
-        Returns the record, ``_ABSENT`` if there is none, or ``None`` after
-        resolving every entry as "outcome unknown" (the store kept failing).
-        """
-        last: BaseException | None = cause
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                rec = await self.log.fetch(seq)
-            except AiolodeError as exc:
-                # Transient failures, but also a record read back truncated or
-                # corrupted in transit: either way we cannot tell whether our
-                # put landed, so read again; never guess "not committed".
-                last = exc
-                await anyio.sleep(self.retry.delay(attempt))
-                continue
-            return _ABSENT if rec is None else rec
-        for e in batch:
-            err = TransientStorageError(
-                f"commit to dataset {self.log.dataset_id!r} at seq {seq} has an unknown outcome "
-                "(the store kept failing); read latest() to find out",
-                key=self.log.key(seq),
-                dataset_id=self.log.dataset_id,
-            )
-            err.__cause__ = last
-            self._finish(e, error=err, unknown=True)
+        try:
+            outcome = await self.log.append(prepare, token=token)
+        except BaseException as exc:
+            # A bug (or a cancellation that got through): nothing is known.
+            for e in current:
+                self._fail(e, exc if isinstance(exc, AiolodeError) else None, unknown=True)
+            raise
+        if outcome.record is not None:
+            return self._succeed(current, outcome.record)
+        if outcome.error is not None:
+            for e in current:
+                self._fail(e, outcome.error, unknown=outcome.maybe_committed)
         return None
+
+    def _fail(self, e: PendingSnapshot, err: AiolodeError | None, *, unknown: bool) -> None:
+        if e.done is not None and not e.done.is_set():
+            self._finish(
+                e,
+                error=err
+                or AiolodeError("commit failed unexpectedly", dataset_id=self.log.spec.owner_id),
+                unknown=unknown,
+            )
 
     def _succeed(self, batch: list[PendingSnapshot], record: CommitRecord) -> CommitRecord:
         for e, m in zip(batch, record.snapshots, strict=True):
@@ -332,37 +222,38 @@ class Committer:
             self._finish(e, result=m if m.files_loaded else attrs.evolve(m, files=e.files))
         return record
 
-    def _build(self, batch: list[PendingSnapshot], token: str) -> CommitRecord:
-        head = self.log.head
-        seq = self.log.head_seq + 1
-        now = datetime.now(UTC)
-        if head is not None and head.created_at > now:
-            # Clock skew between writers: keep created_at monotonic along the
-            # log so snapshot_as_of() can binary-search it.
-            now = head.created_at
+    def _build(
+        self, batch: list[PendingSnapshot], head: CommitRecord | None, seq: int, token: str
+    ) -> CommitRecord:
+        now = self.log.created_at_after(head)
         parent = head.snapshots[-1].snapshot_id if head is not None else None
+        st = self.statics
         manifests: list[Manifest] = []
         for i, e in enumerate(batch):
-            sid = format_snapshot_id(seq, i)
+            sid = dataset_snapshot_id(seq, i)
             manifests.append(
                 Manifest(
-                    dataset_id=self.log.dataset_id,
+                    dataset_id=self.log.spec.owner_id,
                     snapshot_id=sid,
                     parent_id=parent,
                     created_at=now,
                     metadata=e.metadata,
-                    files=[] if e.partition_refs else e.files,
+                    files=() if e.partition_refs else e.files,
                     partition_manifests=e.partition_refs,
                     row_count=e.row_count,
                     commit_token=token,
                     min_timestamp=e.min_timestamp,
                     max_timestamp=e.max_timestamp,
-                    **self.static,
+                    codec=st.codec,
+                    codec_options=st.codec_options,
+                    compressor=st.compressor,
+                    compressor_options=st.compressor_options,
+                    layout=st.layout,
                 )
             )
             parent = sid
         return CommitRecord(
-            dataset_id=self.log.dataset_id,
+            dataset_id=self.log.spec.owner_id,
             seq=seq,
             token=token,
             created_at=now,
@@ -391,7 +282,7 @@ class Committer:
                         f"snapshot(s) {', '.join(conflicts)} committed since "
                         f"{e.expected_parent} touch the same "
                         + ("partitions" if self.partitioned else "dataset"),
-                        dataset_id=self.log.dataset_id,
+                        dataset_id=self.log.spec.owner_id,
                         snapshot_id=e.expected_parent,
                         conflicting=conflicts,
                     ),
@@ -413,34 +304,25 @@ class Committer:
     async def _conflicts_since(self, e: PendingSnapshot) -> list[str]:
         assert e.expected_parent is not None
         log = self.log
-        pseq, pidx = parse_snapshot_id(e.expected_parent, dataset_id=log.dataset_id)
+        dataset_id = log.spec.owner_id
+        pseq, pidx = parse_dataset_snapshot_id(e.expected_parent, dataset_id=dataset_id)
         if pseq > log.head_seq:
-            await self._refresh()
+            await log.refresh()
         rec = await log.require(pseq, e.expected_parent) if pseq <= log.head_seq else None
         if rec is None or pidx >= len(rec.snapshots):
             raise SnapshotNotFoundError(
                 f"expected_parent {e.expected_parent!r} is not a snapshot of dataset "
-                f"{log.dataset_id!r}",
-                dataset_id=log.dataset_id,
+                f"{dataset_id!r}",
+                dataset_id=dataset_id,
                 snapshot_id=e.expected_parent,
             )
         mine = e.partitions()
         out: list[str] = []
         later = list(rec.snapshots[pidx + 1 :])
         for s in range(pseq + 1, log.head_seq + 1):
-            r = await log.require(s, format_snapshot_id(s, 0))
+            r = await log.require(s, dataset_snapshot_id(s, 0))
             later.extend(r.snapshots)
         for m in later:
             if self._overlap(mine, _manifest_partitions(m)):
                 out.append(m.snapshot_id)
         return out
-
-
-class _Absent:
-    token = None
-
-    def __repr__(self) -> str:
-        return "<absent>"
-
-
-_ABSENT: Any = _Absent()

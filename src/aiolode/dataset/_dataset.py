@@ -10,19 +10,39 @@ from typing import TYPE_CHECKING, Any, final
 
 import anyio
 
+from .._concurrency import reraise
+from .._history import delete_quietly, put_unique, retrying
 from .._retry import Retry
-from ..checksum import check_checksum_arg
+from .._validate import check_int
 from ..errors import (
+    CodecNotStreamableError,
+    ConfigMismatchError,
+    DatasetNotFoundError,
     InvalidInputError,
     NoSnapshotsError,
+    NotFoundError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    SnapshotExpiredError,
     SnapshotNotFoundError,
     UnsupportedOperationError,
 )
-from ..layout import DefaultLayout, Layout, validate_dataset_id
-from ..manifest._dataset import check_metadata
+from ..layout import DefaultLayout, FlatLayout, Layout, validate_dataset_id
+from ..manifest._converter import decode, encode
+from ..manifest._dataset import DatasetDescriptor
+from ..manifest._ids import dataset_snapshot_id
+from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
-from ._commit import Committer, PendingSnapshot
-from ._log import CommitLog, format_snapshot_id, parse_snapshot_id
+from ._commit import Committer, ManifestStatics, PendingSnapshot
+from ._config import UNSET, DatasetConfig, Options, descriptor_key
+from ._files import (
+    collect_files,
+    compile_where,
+    manifest_at,
+    resolve_as_of,
+    snapshot_position,
+)
+from ._log import CommitLog, dataset_log
 from ._partitions import partition_manifest_keys, with_files, write_partition_manifests
 from ._read import components, iter_file_records, read_file, read_records, read_table
 from ._snapshot import Snapshot
@@ -31,7 +51,6 @@ from ._write import (
     FileSpec,
     Prepared,
     check_records,
-    delete_quietly,
     prepare_blob,
     prepare_records,
     run_blob_stream,
@@ -41,9 +60,11 @@ from ._write import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 
+    from ..checksum import Checksum
     from ..codecs import Codec
     from ..compression import Compressor
-    from ..manifest._dataset import Manifest
+    from ..manifest._dataset import CommitRecord, DataFile, Manifest
+    from ..manifest._metadata import Metadata
     from ..types import ProgressCallback
     from ..verify import VerifyReport
 
@@ -62,6 +83,14 @@ def _check_retry(retry: object) -> Retry:
 class Dataset:
     """A named, append-only history of immutable snapshots in a store.
 
+    A dataset describes itself: its first write records the configuration
+    (codec, compressor, checksum, layout and partition keys, timestamp field) in
+    a create-only descriptor, so ``Dataset("events", store)`` with no options
+    opens an existing dataset of any built-in layout, for reading and writing,
+    and options that contradict what it recorded are refused with
+    :class:`~aiolode.ConfigMismatchError` before anything is written. Options
+    left out of a *new* dataset take their defaults.
+
     Parameters
     ----------
     id
@@ -70,20 +99,26 @@ class Dataset:
         Where everything lives.
     codec
         ``None`` for raw blobs (``write(bytes)``); :class:`aiolode.JSONL`,
-        :class:`aiolode.Parquet` … for records.
+        :class:`aiolode.Parquet` … for records. Default: as recorded (new: ``None``).
     compressor
         ``None``, :class:`aiolode.Gzip` or :class:`aiolode.Zstd`; applied after
         the codec. Refused with codecs that compress internally (Parquet).
+        Default: as recorded (new: ``None``).
     checksum
         ``None`` or a :class:`aiolode.Checksum` (e.g. ``aiolode.SHA256()``):
-        recorded per file and verified on every read.
+        recorded per file and verified on every read. Default: as recorded.
     layout
-        :class:`aiolode.DefaultLayout` (default), :class:`aiolode.HiveLayout`,
-        :class:`aiolode.FlatLayout` or a custom :class:`aiolode.Layout`.
+        :class:`aiolode.DefaultLayout`, :class:`aiolode.HiveLayout`,
+        :class:`aiolode.FlatLayout` or a custom :class:`aiolode.Layout` (which
+        must be passed to open the dataset). Default (or ``None``): as recorded
+        (new: :class:`~aiolode.DefaultLayout`).
     retry
         Commit retry policy under contention (:class:`aiolode.Retry`).
     timestamp_field
         Record field whose min/max the manifest records (needs a codec).
+    max_metadata_bytes
+        Largest metadata a snapshot may carry, encoded (default 64 KiB): it is
+        copied into the commit record that every reader of the snapshot reads.
 
     Raises
     ------
@@ -91,20 +126,26 @@ class Dataset:
         The id is not a valid dataset id.
     InvalidInputError
         An argument has the wrong type, a compressor is paired with a codec
-        that compresses internally, a partitioned layout is used without a
-        codec, or ``timestamp_field`` is given without a codec.
+        that compresses internally, or ``timestamp_field`` is given with
+        ``codec=None``.
+    PartitioningNotSupportedError
+        A partitioned layout with ``codec=None`` (raw blobs have no fields).
 
     Notes
     -----
     Store calls per method (``docs/cost.md``): a warm ``write`` is the data
     puts + at most 2 (the hint put alongside the data, then the commit record:
-    one round trip beyond data); ``latest()`` warm is 1 ``get``, cold 3-4 in 2-3
-    round trips; ``snapshot(id)`` 1 (0 when cached); ``read`` 1 per file + the
-    snapshot. Partitioned layouts (format v2) add one partition-manifest
-    ``put`` per touched partition to a write (concurrent: one more round trip)
-    and one ``get`` each to every call returning a snapshot (concurrent), so
-    that ``files(where=...)`` reads only matching partitions. Nothing on a hot
-    path lists.
+    one round trip beyond data); the first write of a Dataset object reads the
+    descriptor once (+1 ``get``; a new dataset +1 ``put``). ``latest()`` warm
+    is 1 ``get``, cold 3-4 in 2-3 round trips; ``snapshot(id)`` 1 (0 when
+    cached); ``read`` 1 per file + the snapshot. Partitioned layouts (format
+    v2+) add one partition-manifest ``put`` per touched partition to a write
+    (concurrent: one more round trip) and one ``get`` each to every call
+    returning a snapshot (concurrent), so that ``files(where=...)`` reads only
+    matching partitions. Nothing on a hot path lists.
+
+    A Dataset object is bound to the event loop that first uses it (its
+    commit lock and caches); use one object per loop.
     """
 
     def __init__(
@@ -112,73 +153,42 @@ class Dataset:
         id: str,
         store: Store,
         *,
-        codec: Codec | None = None,
-        compressor: Compressor | None = None,
-        checksum: Any = None,
-        layout: Layout | None = None,
+        codec: Codec | None = UNSET,
+        compressor: Compressor | None = UNSET,
+        checksum: Checksum | None = UNSET,
+        layout: Layout | None = UNSET,
         retry: Retry | None = None,
-        timestamp_field: str | None = None,
+        timestamp_field: str | None = UNSET,
+        max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
     ) -> None:
-        from ..codecs import Codec
-        from ..compression import Compressor
-
         self._id = validate_dataset_id(id)
+        if layout is None:
+            layout = UNSET  # None: as recorded (the default layout for a new dataset)
         if not isinstance(store, Store):
             raise InvalidInputError(f"store must be an aiolode Store, not {store!r}")
-        if codec is not None and not isinstance(codec, Codec):
-            raise InvalidInputError(f"codec must be None or an aiolode codec, not {codec!r}")
-        if compressor is not None and not isinstance(compressor, Compressor):
-            raise InvalidInputError(
-                f"compressor must be None or an aiolode compressor, not {compressor!r}"
-            )
-        if codec is not None and compressor is not None and not codec.accepts_outer_compression:
-            raise InvalidInputError(
-                f"codec {codec.name!r} compresses internally; do not add compressor "
-                f"{compressor.name!r} (set the codec's own compression option instead)"
-            )
-        layout = DefaultLayout() if layout is None else layout
-        if not isinstance(layout, Layout):
-            raise InvalidInputError(f"layout must be an aiolode Layout, not {layout!r}")
-        if layout.partition_keys and codec is None:
-            raise InvalidInputError(
-                "a partitioned layout splits records by field: it needs a codec (raw blobs have "
-                "no fields)"
-            )
-        if timestamp_field is not None:
-            if not isinstance(timestamp_field, str) or not timestamp_field:
-                raise InvalidInputError(f"timestamp_field must be a str, not {timestamp_field!r}")
-            if codec is None:
-                raise InvalidInputError("timestamp_field needs a codec (raw blobs have no fields)")
-        self._store = store
-        self._codec = codec
-        self._compressor = compressor
-        self._checksum = check_checksum_arg(checksum)
-        self._layout = layout
-        self._retry = _check_retry(retry)
-        self._timestamp_field = timestamp_field
-        self._spec = FileSpec(
-            store=store,
-            dataset_id=self._id,
-            layout=layout,
+        self._given = Options(
             codec=codec,
             compressor=compressor,
-            checksum=self._checksum,
+            checksum=checksum,
+            layout=layout,
             timestamp_field=timestamp_field,
-            retry=self._retry,
         )
-        self._log = CommitLog(store, layout.log_prefix(self._id), self._id)
-        self._committer = Committer(
-            self._log,
-            retry=self._retry,
-            partitioned=bool(layout.partition_keys),
-            static={
-                "codec": codec.name if codec is not None else None,
-                "codec_options": codec.options() if codec is not None else {},
-                "compressor": compressor.name if compressor is not None else None,
-                "compressor_options": compressor.options() if compressor is not None else {},
-                "layout": layout.describe(),
-            },
-        )
+        self._given.check_types()
+        self._max_metadata = check_int("max_metadata_bytes", max_metadata_bytes, minimum=2)
+        self._store = store
+        self._retry = _check_retry(retry)
+        self._layout_given = layout is not UNSET
+        self._layout: Layout = layout if self._layout_given else DefaultLayout()
+        self._log: CommitLog = dataset_log(store, self._layout, self._id, self._retry)
+        # Resolved at the first write (or whatever needs the configuration).
+        self._config: DatasetConfig | None = None
+        self._spec: FileSpec | None = None
+        self._committer: Committer | None = None
+        self._config_lock: anyio.Lock | None = None
+        # True while the configuration in use still has to be recorded (a descriptor put).
+        self._unrecorded = False
+        # Whether the dataset's root is known (the layout may be found by name).
+        self._located = self._layout_given
 
     # ---------------------------------------------------------------- properties
     @property
@@ -193,21 +203,210 @@ class Dataset:
 
     @property
     def layout(self) -> Layout:
-        """The layout."""
-        return self._layout
+        """The layout (given, recorded, or the default until the dataset is found)."""
+        return self._config.layout if self._config is not None else self._layout
 
     @property
     def codec(self) -> Codec | None:
-        """The codec new snapshots are written with (reads follow each manifest)."""
-        return self._codec
+        """The codec new snapshots are written with (reads follow each manifest);
+        ``None`` for raw blobs, or before the configuration is known (no write yet
+        and no codec given)."""
+        if self._config is not None:
+            return self._config.codec
+        return None if self._given.codec is UNSET else self._given.codec
 
     def __repr__(self) -> str:
-        return (
-            f"Dataset({self._id!r}, {self._store!r}, codec={self._codec!r}, "
-            f"compressor={self._compressor!r}, layout={self._layout!r})"
+        return f"Dataset({self._id!r}, {self._store!r}, layout={self.layout!r})"
+
+    # ----------------------------------------------------------- configuration
+    async def _relocate(self, *, checked: bool = False) -> bool:
+        """Called when the assumed root looks empty and no layout was given: look
+        for the dataset under the flat layout's root. True if it moved there.
+
+        Cost: at most 2 ``head`` calls, once per object.
+        """
+        if self._located:
+            return False
+        self._located = True
+        if not checked and await self._store.exists(descriptor_key(self._layout, self._id)):
+            return False
+        flat = FlatLayout()
+        if not await self._store.exists(descriptor_key(flat, self._id)):
+            return False
+        self._layout = flat
+        self._log = dataset_log(self._store, flat, self._id, self._retry)
+        return True
+
+    async def _read_descriptor(self) -> DatasetDescriptor | None:
+        key = descriptor_key(self._layout, self._id)
+        try:
+            data = await retrying(self._retry, lambda: self._store.get(key))
+        except ObjectNotFoundError:
+            return None
+        return decode(data, DatasetDescriptor, key=key)
+
+    async def _descriptor_and_head(self) -> tuple[DatasetDescriptor | None, CommitRecord | None]:
+        """The descriptor and, concurrently, the end of the log (a cold writer needs
+        it before committing anyway): one round trip, one more call."""
+        if self._log.warm:
+            return await self._read_descriptor(), self._log.head
+        found: list[DatasetDescriptor | None] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._log.refresh)
+                found.append(await self._read_descriptor())
+        except BaseExceptionGroup as eg:
+            reraise(eg)
+        return found[0], self._log.head
+
+    async def _configure(self) -> DatasetConfig:
+        """The configuration to write with: the descriptor's (checked against the
+        options given), or — for a new dataset — the options given plus defaults,
+        recorded by a create-only descriptor put.
+
+        Raises
+        ------
+        ConfigMismatchError
+            Options contradict what the dataset recorded.
+        PartitioningNotSupportedError, InvalidInputError
+            The options cannot write.
+        FormatError, StorageError
+            The descriptor or the log is unreadable, or the store failed.
+        """
+        if self._config is not None:
+            return self._config
+        if self._config_lock is None:
+            self._config_lock = anyio.Lock()
+        async with self._config_lock:
+            done = self._resolved()
+            if done is not None:
+                return done  # another task configured it while we waited
+            desc, head = await self._descriptor_and_head()
+            if desc is None and await self._relocate(checked=True):
+                desc, head = await self._descriptor_and_head()
+            self._located = True
+            layout = self._layout if self._layout_given else None
+            key = descriptor_key(self._layout, self._id)
+            if desc is not None:
+                cfg = DatasetConfig.from_descriptor(desc, layout, key=key).reconcile(
+                    self._given, dataset_id=self._id
+                )
+            else:
+                if head is not None:
+                    # Written before descriptors: the newest manifest says what it is.
+                    cfg = DatasetConfig.from_manifest(head.snapshots[-1], layout).reconcile(
+                        self._given, dataset_id=self._id, legacy=True
+                    )
+                else:
+                    cfg = DatasetConfig.from_options(self._given, default_checksum=None)
+                # Recorded just before the first commit (nothing is written for a
+                # write whose data turns out to be invalid).
+                self._unrecorded = True
+            cfg.check()
+            self._install(cfg)
+            return cfg
+
+    async def _record_descriptor(self) -> None:
+        """Create the descriptor of a new (or pre-descriptor) dataset: create-only,
+        so of two first writers with different options exactly one wins and the
+        other gets :class:`ConfigMismatchError` before committing anything.
+
+        Cost: one ``put`` (and one ``get`` when another writer won), once.
+
+        Raises
+        ------
+        ConfigMismatchError
+            Another writer created the dataset first with other options.
+        StorageError
+            The store failed.
+        """
+        if not self._unrecorded:
+            return
+        assert self._config_lock is not None
+        async with self._config_lock:
+            if self._unrecorded:
+                await self._put_descriptor()
+
+    async def _put_descriptor(self) -> None:
+        cfg = self._config
+        assert cfg is not None
+        key = descriptor_key(cfg.layout, self._id)
+        try:
+            await put_unique(self._store, key, encode(cfg.descriptor(self._id)), self._retry)
+        except ObjectExistsError:
+            desc = await self._read_descriptor()
+            if desc is None:  # created and dropped meanwhile: try again next time
+                return
+            layout = cfg.layout if self._layout_given else None
+            recorded = DatasetConfig.from_descriptor(desc, layout, key=key).reconcile(
+                self._given, dataset_id=self._id
+            )
+            if recorded.fingerprint() != cfg.fingerprint():
+                # Compatible with what we were given, but not what we prepared
+                # (e.g. a default we filled in): the data must be written again.
+                self._install(recorded)
+                raise ConfigMismatchError(
+                    f"dataset {self._id!r} was created concurrently by another writer with "
+                    f"{recorded.fingerprint()!r}; this write used {cfg.fingerprint()!r} and "
+                    "was not committed: write it again",
+                    dataset_id=self._id,
+                ) from None
+        self._unrecorded = False
+
+    def _resolved(self) -> DatasetConfig | None:
+        return self._config
+
+    def _install(self, cfg: DatasetConfig) -> None:
+        if self._layout_given is False and cfg.layout.root(self._id) != self._layout.root(self._id):
+            self._log = dataset_log(self._store, cfg.layout, self._id, self._retry)
+        self._layout = cfg.layout
+        self._spec = FileSpec(
+            store=self._store,
+            dataset_id=self._id,
+            layout=cfg.layout,
+            codec=cfg.codec,
+            compressor=cfg.compressor,
+            checksum=cfg.checksum,
+            timestamp_field=cfg.timestamp_field,
+            retry=self._retry,
+        )
+        self._committer = Committer(
+            self._log,
+            partitioned=bool(cfg.layout.partition_keys),
+            statics=ManifestStatics(
+                codec=cfg.codec.name if cfg.codec is not None else None,
+                codec_options=cfg.codec.options() if cfg.codec is not None else {},
+                compressor=cfg.compressor.name if cfg.compressor is not None else None,
+                compressor_options=cfg.compressor.options() if cfg.compressor is not None else {},
+                layout=cfg.layout.describe(),
+            ),
+        )
+        self._config = cfg
+
+    async def exists(self) -> bool:
+        """Whether a dataset of this name exists (a descriptor, or a commit log).
+
+        Cost: 1 ``head`` (a dataset with a descriptor); otherwise ``latest()``'s.
+
+        Raises
+        ------
+        FormatError, StorageError
+            The log is unreadable or the store failed.
+        """
+        if await self._store.exists(descriptor_key(self._layout, self._id)):
+            return True
+        if await self._log.refresh() is not None:
+            return True
+        return await self._relocate()
+
+    async def _not_found(self, exc: NotFoundError) -> NotFoundError:
+        """``exc``, or :class:`DatasetNotFoundError` when the name does not exist."""
+        if isinstance(exc, DatasetNotFoundError) or await self.exists():
+            return exc
+        return DatasetNotFoundError(
+            f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
         )
 
-    # --------------------------------------------------------------------- write
     async def write(
         self,
         data: Any,
@@ -255,27 +454,33 @@ class Dataset:
         StorageError
             The store failed.
         """
-        meta = check_metadata(metadata)
+        meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
-        if self._codec is None:
+        spec = await self._writer()
+        if spec.codec is None:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidInputError(
                     "a raw dataset (codec=None) writes one bytes-like object, not "
-                    f"{type(data).__name__}; pass codec=aiolode.JSONL() for records"
+                    f"{type(data).__name__}; pass codec=aiolode.JSONL() for records",
+                    dataset_id=self._id,
                 )
-            prepared = await self._alongside_hint(prepare_blob(self._spec, data))
+            prepared = await self._alongside_hint(prepare_blob(spec, data))
         else:
             records = check_records(data)
-            prepared = await self._alongside_hint(prepare_records(self._spec, records))
+            prepared = await self._alongside_hint(prepare_records(spec, records))
         return await self._commit(prepared, meta, parent)
+
+    async def _writer(self) -> FileSpec:
+        if self._spec is None:
+            await self._configure()
+        assert self._spec is not None
+        return self._spec
 
     def _check_parent(self, expected_parent: object) -> str | None:
         if expected_parent is None:
             return None
-        if isinstance(expected_parent, Snapshot):
-            expected_parent = expected_parent.id
-        parse_snapshot_id(expected_parent, dataset_id=self._id)
-        return expected_parent  # type: ignore[return-value]
+        seq, idx = snapshot_position(expected_parent, self._id)
+        return dataset_snapshot_id(seq, idx)
 
     async def _alongside_hint(self, data_work: Coroutine[Any, Any, Prepared]) -> Prepared:
         """Run the data puts while refreshing the ``latest`` hint, concurrently.
@@ -311,10 +516,10 @@ class Dataset:
         return result[0]
 
     async def _commit(
-        self, prepared: Prepared, metadata: dict[str, Any], expected_parent: str | None
+        self, prepared: Prepared, metadata: Metadata, expected_parent: str | None
     ) -> Snapshot:
         entry = PendingSnapshot(
-            files=prepared.files,
+            files=list(prepared.files),
             metadata=metadata,
             row_count=prepared.row_count,
             min_timestamp=prepared.min_timestamp,
@@ -323,16 +528,17 @@ class Dataset:
         )
         garbage = [f.key for f in prepared.files]
         try:
-            if self._layout.partition_keys and prepared.files:
+            spec = await self._writer()
+            await self._record_descriptor()
+            assert self._committer is not None
+            if spec.layout.partition_keys and prepared.files:
                 # Format v2: one partition manifest per touched partition, so
                 # readers filtering by partition read only matching ones. They
                 # are stored before the record (the only commit point) and
                 # named by a per-write token; unreferenced ones are orphans.
                 token = uuid.uuid4().hex
-                garbage += partition_manifest_keys(self._layout, self._id, token, prepared.files)
-                entry.partition_refs = await write_partition_manifests(
-                    self._spec, token, prepared.files
-                )
+                garbage += partition_manifest_keys(spec.layout, self._id, token, prepared.files)
+                entry.partition_refs = await write_partition_manifests(spec, token, prepared.files)
             manifest = await self._committer.submit(entry)
         except BaseException:
             if not entry.outcome_unknown and entry.result is None:
@@ -386,20 +592,20 @@ class Dataset:
         InvalidInputError, SnapshotConflictError, StorageError
             As for :meth:`write`.
         """
-        if self._codec is not None:
+        spec = await self._writer()
+        if spec.codec is not None:
             raise UnsupportedOperationError(
                 "stream_write() writes one raw blob; this dataset has a codec: use "
                 "stream_write_records()",
                 dataset_id=self._id,
             )
-        meta = check_metadata(metadata)
+        meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
         holder = types.SimpleNamespace()
-        async with run_blob_stream(self._spec, holder, progress) as writer:
+        async with run_blob_stream(spec, holder, progress) as writer:
             yield writer
-        due = self._log.hint_due()
-        if due is not None:
-            await self._log.write_hint(due)
+        # (No hint put here: between the upload and the commit nothing may run
+        # that a cancellation could interrupt without cleaning the upload up.)
         writer._snapshot = await self._commit(holder.prepared, meta, parent)
 
     async def stream_write_records(
@@ -437,25 +643,23 @@ class Dataset:
         SnapshotConflictError, StorageError
             As for :meth:`write`.
         """
-        if self._codec is None:
+        check_int("max_open_partitions", max_open_partitions)
+        check_int("batch_size", batch_size)
+        spec = await self._writer()
+        if spec.codec is None:
             raise UnsupportedOperationError(
                 "stream_write_records() needs a codec; use stream_write() for raw blobs",
                 dataset_id=self._id,
             )
-        for name, v in (("max_open_partitions", max_open_partitions), ("batch_size", batch_size)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InvalidInputError(f"{name} must be an int >= 1, not {v!r}")
-        if not self._codec.streaming:
-            from ..errors import CodecNotStreamableError
-
+        if not spec.codec.streaming:
             raise CodecNotStreamableError(
-                f"codec {self._codec.name!r} cannot encode incrementally", dataset_id=self._id
+                f"codec {spec.codec.name!r} cannot encode incrementally", dataset_id=self._id
             )
-        meta = check_metadata(metadata)
+        meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
         prepared = await self._alongside_hint(
             stream_records(
-                self._spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+                spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
             )
         )
         return await self._commit(prepared, meta, parent)
@@ -473,18 +677,24 @@ class Dataset:
 
         Raises
         ------
+        DatasetNotFoundError
+            No dataset of this name exists (a subclass of NoSnapshotsError).
         NoSnapshotsError
             The dataset has no snapshot.
         StorageError, FormatError
             The store failed or a record is unreadable.
         """
         head = await self._log.refresh()
+        if head is None and await self._relocate():
+            head = await self._log.refresh()
         if head is None:
-            raise NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
+            raise await self._not_found(
+                NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
+            )
         return await self._loaded(head.snapshots[-1])
 
-    async def snapshot(self, snapshot_id: str) -> Snapshot:
-        """The snapshot with this id.
+    async def snapshot(self, snapshot: str | Snapshot) -> Snapshot:
+        """The snapshot with this id (or the one a :class:`Snapshot` names, re-read).
 
         Cost: one ``get`` of its commit record (0 if cached: records are
         immutable) + one ``get`` per partition manifest of a partitioned
@@ -492,50 +702,107 @@ class Dataset:
 
         Raises
         ------
-        SnapshotNotFoundError
-            No such snapshot.
         InvalidInputError
-            ``snapshot_id`` is not a str.
+            ``snapshot`` is not a str or Snapshot, or a Snapshot of another dataset.
+        SnapshotNotFoundError
+            No such snapshot (:class:`SnapshotExpiredError` when it was expired).
+        DatasetNotFoundError
+            No dataset of this name exists.
+        FormatError, StorageError
+            The record is unreadable or the store failed.
         """
-        seq, idx = parse_snapshot_id(snapshot_id, dataset_id=self._id)
-        rec = await self._log.require(seq, snapshot_id)
-        if idx >= len(rec.snapshots):
-            raise SnapshotNotFoundError(
-                f"dataset {self._id!r} has no snapshot {snapshot_id!r}",
-                dataset_id=self._id,
-                snapshot_id=snapshot_id,
-            )
-        return await self._loaded(rec.snapshots[idx])
+        seq, idx = snapshot_position(snapshot, self._id)
+        while True:
+            try:
+                m = await manifest_at(self._log, seq, idx)
+            except SnapshotExpiredError:
+                raise
+            except SnapshotNotFoundError as exc:
+                if await self._relocate():
+                    continue
+                raise await self._not_found(exc) from None
+            return await self._loaded(m)
 
-    async def snapshots(self, *, newest_first: bool = False) -> AsyncGenerator[Snapshot, None]:
+    async def snapshots(
+        self, *, newest_first: bool = False, where: object = None
+    ) -> AsyncGenerator[Snapshot, None]:
         """Iterate over every snapshot, oldest first (newest first on request).
 
-        Walks the commit log by sequence number; never lists. Cost: one ``get``
-        per commit record (+ ``latest()`` when ``newest_first``). Memory: one
-        record at a time (plus a small cache).
+        With ``where`` (a partition filter, as for :meth:`files`), only the
+        snapshots that touched a matching partition; the others are skipped
+        from their record's summaries, without reading their partition manifests.
+
+        Walks the commit log by sequence number up to the head known when the
+        walk starts; never lists, and never stops silently: a record missing
+        below the head raises :class:`~aiolode.HistoryGapError`. Wrap in
+        :func:`contextlib.aclosing` if you may stop early.
+
+        Cost: ``latest()``'s cost + one ``get`` per commit record (16
+        concurrent) + partition manifests of partitioned snapshots. Memory: 16
+        records at a time (plus a small cache).
 
         Raises
         ------
+        DatasetNotFoundError
+            No dataset of this name exists (an existing empty one yields nothing).
+        HistoryGapError
+            A record is missing below the head.
         StorageError, FormatError
             The store failed or a record is unreadable.
         """
-        if newest_first:
+        match, _ = compile_where(where)
+        head = await self._log.refresh()
+        if head is None and await self._relocate():
             head = await self._log.refresh()
-            seq = 0 if head is None else head.seq
-            while seq >= 1:
-                rec = await self._log.require(seq, format_snapshot_id(seq, 0))
-                for m in reversed(rec.snapshots):
-                    yield await self._loaded(m)
-                seq -= 1
+        if head is None:
+            if not await self.exists():
+                raise DatasetNotFoundError(
+                    f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
+                )
             return
-        seq = 1
-        while True:
-            found = await self._log.fetch(seq)
-            if found is None:
-                return
-            for m in found.snapshots:
-                yield await self._loaded(m)
-            seq += 1
+        async with aclosing(self._log.walk(1, head.seq, newest_first=newest_first)) as records:
+            async for rec in records:
+                for m in reversed(rec.snapshots) if newest_first else rec.snapshots:
+                    if match is not None and not any(match(p) for p in m.partitions):
+                        continue
+                    yield await self._loaded(m)
+
+    async def partitions(self) -> AsyncGenerator[Mapping[str, str], None]:
+        """Iterate over the distinct partition values of the committed files.
+
+        In order of first commit. Values come from the commit records' summaries
+        (never from listing the data prefix, never from partition manifests), so
+        partitions of aborted writes do not appear. An unpartitioned dataset
+        yields ``{}`` once (if it has files).
+
+        Cost: ``latest()`` + one ``get`` per commit record (16 concurrent).
+        Memory: the distinct values + 16 records.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            No dataset of this name exists.
+        HistoryGapError, FormatError, StorageError
+            A record is missing or unreadable, or the store failed.
+        """
+        head = await self._log.refresh()
+        if head is None and await self._relocate():
+            head = await self._log.refresh()
+        if head is None:
+            if not await self.exists():
+                raise DatasetNotFoundError(
+                    f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
+                )
+            return
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        async with aclosing(self._log.walk(1, head.seq)) as records:
+            async for rec in records:
+                for m in rec.snapshots:
+                    for part in m.partitions:
+                        t = tuple(sorted(part.items()))
+                        if t not in seen:
+                            seen.add(t)
+                            yield part
 
     async def snapshot_as_of(self, when: datetime) -> Snapshot:
         """The newest snapshot committed at or before ``when``.
@@ -553,38 +820,24 @@ class Dataset:
             Every snapshot is newer than ``when``.
         """
         if not isinstance(when, datetime) or when.tzinfo is None:
-            raise InvalidInputError("snapshot_as_of() needs a timezone-aware datetime")
-        head = await self._log.refresh()
-        if head is None:
-            raise NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
-        if head.created_at <= when:
-            return await self._loaded(head.snapshots[-1])
-        lo, hi = 0, head.seq  # record lo is <= when (0: none), record hi is > when
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            rec = await self._log.require(mid, format_snapshot_id(mid, 0))
-            if rec.created_at <= when:
-                lo = mid
-            else:
-                hi = mid
-        if lo == 0:
-            raise SnapshotNotFoundError(
-                f"dataset {self._id!r} has no snapshot as of {when.isoformat()}",
-                dataset_id=self._id,
+            raise InvalidInputError(
+                "snapshot_as_of() needs a timezone-aware datetime", dataset_id=self._id
             )
-        rec = await self._log.require(lo, format_snapshot_id(lo, 0))
-        return await self._loaded(rec.snapshots[-1])
+        while True:
+            try:
+                m = await resolve_as_of(self._log, when)
+            except NotFoundError as exc:
+                if await self._relocate():
+                    continue
+                raise await self._not_found(exc) from None
+            assert m is not None
+            return await self._loaded(m)
 
     # --------------------------------------------------------------------- read
     async def _resolve(self, snapshot: str | Snapshot) -> Snapshot:
         if isinstance(snapshot, Snapshot):
-            if snapshot.dataset_id != self._id:
-                raise InvalidInputError(
-                    f"snapshot {snapshot.id} belongs to dataset {snapshot.dataset_id!r}",
-                    dataset_id=self._id,
-                )
+            snapshot_position(snapshot, self._id)  # it must be one of ours
             if not snapshot.manifest.files_loaded:
-                # Built from a reader's get_manifest (summaries only).
                 return await self._loaded(snapshot.manifest)
             return snapshot
         return await self.snapshot(snapshot)
@@ -673,30 +926,67 @@ class Dataset:
                         yield rec
 
     # ------------------------------------------------------------- reader views
-    async def files(self, as_of: object = None, where: object = None) -> list[Any]:
-        """The committed data files up to ``as_of``, pruned by partition ``where``.
+    async def files(
+        self, *, as_of: object = None, where: object = None, since: object = None
+    ) -> list[DataFile]:
+        """The data files committed after ``since`` up to ``as_of``, pruned by ``where``.
 
-        A thin delegate to :func:`aiolode.reader.files_of` (see
-        :meth:`aiolode.DatasetReader.files` for ``as_of`` and ``where``).
-        Returns :class:`aiolode.reader.DataFile` objects, oldest snapshot first.
+        Oldest snapshot first, each snapshot's files in manifest order. Only files
+        that committed manifests list are returned (never a listing).
 
-        Cost: the ``latest`` hint read cold (2 ``get``) + 1 ``get`` per commit
-        record up to ``as_of`` (16 concurrent) + 1 ``get`` per partition
-        manifest **matching** ``where`` (partitioned datasets; the others are
-        never read; see ``docs/cost.md``). Memory: the records and the result.
+        Parameters
+        ----------
+        as_of
+            ``None`` (the latest), a snapshot id, a :class:`Snapshot`, or a
+            timezone-aware datetime (the newest snapshot committed at or before it).
+        where
+            ``None``; a mapping of partition key to a value or a collection of
+            values (``{"source": "a", "day": {"2024-01-01", "2024-01-02"}}``;
+            values compare in their path form, so ints and dates work); or a
+            predicate called with each file's partition values (a read-only
+            mapping of str to str) returning a bool.
+        since
+            ``None`` (from the first snapshot), or a snapshot id / :class:`Snapshot`:
+            only what was committed **after** it (exclusive) — an incremental read
+            for a consumer that remembers where it stopped.
+
+        Cost: resolving ``as_of`` (``latest()``, or O(log n) ``get`` for a time)
+        + 1 ``get`` per commit record from ``since`` to ``as_of`` (16 concurrent;
+        cached records are free) + 1 ``get`` per partition manifest **matching**
+        ``where`` (16 concurrent): partitions filtered out are never read.
+        Memory: the result plus 16 records.
 
         Raises
         ------
         InvalidInputError
-            Bad ``as_of`` or ``where`` (e.g. a key that is not a partition key).
+            Bad ``as_of``/``since``/``where``, ``since`` after ``as_of``, or
+            ``where`` names a key that is not a partition key of the dataset.
         SnapshotNotFoundError, NoSnapshotsError
-            ``as_of`` designates no snapshot.
-        FormatError, StorageError
-            A manifest is unreadable or the store failed.
+            ``as_of`` or ``since`` designates no snapshot.
+        DatasetNotFoundError
+            No dataset of this name exists (an existing empty one gives ``[]``).
+        HistoryGapError, FormatError, StorageError
+            A record is missing or unreadable, or the store failed.
         """
-        from ..reader import files_of
-
-        return await files_of(self, as_of=as_of, where=where)
+        while True:
+            try:
+                found = await collect_files(
+                    self._store, self._log, as_of=as_of, since=since, where=where
+                )
+            except (SnapshotNotFoundError, NoSnapshotsError) as exc:
+                if isinstance(exc, SnapshotExpiredError):
+                    raise
+                if await self._relocate():
+                    continue
+                raise await self._not_found(exc) from None
+            if self._log.head is None and await self._relocate():
+                continue
+            break
+        if not found and self._log.head is None and not await self.exists():
+            raise DatasetNotFoundError(
+                f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
+            )
+        return found
 
     async def verify(self, snapshot_id: str | None = None) -> VerifyReport:
         """Check this dataset's integrity and report what is wrong; repair nothing.
@@ -727,34 +1017,38 @@ class Dataset:
         return await verify_dataset(self, snapshot_id)
 
     async def to_arrow_dataset(
-        self, as_of: object = None, where: object = None, **kwargs: Any
+        self,
+        *,
+        as_of: object = None,
+        where: object = None,
+        since: object = None,
+        schema: Any = None,
+        filesystem: str = "auto",
+        verify: bool = False,
     ) -> Any:
-        """A ``pyarrow.dataset.Dataset`` over :meth:`files` ``(as_of, where)``.
+        """A ``pyarrow.dataset.Dataset`` over :meth:`files` ``(as_of, where, since)``.
 
-        A thin delegate to :func:`aiolode.reader.to_arrow_dataset`; keyword
-        arguments (``schema``, ``filesystem``, ``verify``) are passed through.
+        The one way to hand a dataset to pyarrow, DuckDB or Polars. See
+        :func:`aiolode.arrow.arrow_dataset` for ``schema``, ``filesystem`` and
+        ``verify`` and their costs.
 
-        Cost: :meth:`files`, then building the Arrow dataset (see
-        :func:`aiolode.reader.arrow_dataset`: schema inspection reads each
-        file's footer or first block unless ``schema`` is given).
+        Cost: :meth:`files`, then building the Arrow dataset (schema inspection
+        reads each file's footer or first block unless ``schema`` is given).
 
         Raises
         ------
-        ImportError
+        MissingDependencyError
             pyarrow is not installed.
         UnsupportedOperationError
             A raw dataset (no records).
         InvalidInputError, SnapshotNotFoundError, NoSnapshotsError
-            As for :meth:`files`; unknown keyword arguments.
-        ChecksumMismatchError
-            ``verify=True`` and a file does not match its manifest.
+            As for :meth:`files`; a bad ``filesystem``.
+        ChecksumMismatchError, CorruptDataError
+            A file read by aiolode does not match its manifest.
         """
-        from ..reader import to_arrow_dataset
+        from ..reader._arrow import arrow_dataset
 
-        unknown = set(kwargs) - {"schema", "filesystem", "verify"}
-        if unknown:
-            raise InvalidInputError(
-                f"to_arrow_dataset() got unexpected keyword arguments {sorted(unknown)}",
-                dataset_id=self._id,
-            )
-        return await to_arrow_dataset(self, as_of=as_of, where=where, **kwargs)
+        files = await self.files(as_of=as_of, where=where, since=since)
+        return await arrow_dataset(
+            self._store, files, schema=schema, filesystem=filesystem, verify=verify
+        )

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._concurrency import bounded_map
-from ..errors import ManifestFormatError, ObjectNotFoundError
+from .._history import put_unique, retrying
+from .._retry import Retry
+from ..errors import FormatError, ManifestFormatError, ObjectNotFoundError
 from ..manifest._converter import decode, encode
 from ..manifest._dataset import FileRef, Manifest, PartitionManifest, PartitionRef
-from ._write import put_data
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from ..layout import Layout
     from ..store import Store
@@ -32,20 +33,22 @@ __all__ = ["load_files", "load_partition", "with_files", "write_partition_manife
 _CONCURRENCY = 16
 
 
-def group_by_partition(files: list[FileRef]) -> list[tuple[dict[str, str], list[FileRef]]]:
+def group_by_partition(
+    files: Sequence[FileRef],
+) -> list[tuple[Mapping[str, str], list[FileRef]]]:
     """``files`` grouped by partition values, in first-seen order."""
-    groups: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[FileRef]]] = {}
+    groups: dict[tuple[tuple[str, str], ...], tuple[Mapping[str, str], list[FileRef]]] = {}
     for f in files:
         t = tuple(sorted(f.partition.items()))
         g = groups.get(t)
         if g is None:
-            g = groups[t] = (dict(f.partition), [])
+            g = groups[t] = (f.partition, [])
         g[1].append(f)
     return list(groups.values())
 
 
 async def write_partition_manifests(
-    spec: FileSpec, token: str, files: list[FileRef]
+    spec: FileSpec, token: str, files: Sequence[FileRef]
 ) -> list[PartitionRef]:
     """Put one partition manifest per partition of ``files`` (create-only,
     concurrently, transient errors retried like data files) and return their
@@ -60,7 +63,7 @@ async def write_partition_manifests(
         :func:`partition_manifest_keys`).
     """
 
-    async def one(group: tuple[dict[str, str], list[FileRef]]) -> PartitionRef:
+    async def one(group: tuple[Mapping[str, str], list[FileRef]]) -> PartitionRef:
         values, group_files = group
         key = spec.layout.partition_manifest_key(spec.dataset_id, values, token)
         doc = PartitionManifest(
@@ -68,7 +71,7 @@ async def write_partition_manifests(
         )
         # Keys are unique per write, so an "exists" after a transient error is
         # our own earlier put: put_data's retry rules fit exactly.
-        await put_data(spec, key, encode(doc))
+        await put_unique(spec.store, key, encode(doc), spec.retry)
         rows = [f.row_count for f in group_files]
         return PartitionRef(
             partition=values,
@@ -82,7 +85,7 @@ async def write_partition_manifests(
 
 
 def partition_manifest_keys(
-    layout: Layout, dataset_id: str, token: str, files: list[FileRef]
+    layout: Layout, dataset_id: str, token: str, files: Sequence[FileRef]
 ) -> list[str]:
     """The keys :func:`write_partition_manifests` uses (for cleanup)."""
     return [
@@ -91,7 +94,9 @@ def partition_manifest_keys(
     ]
 
 
-async def load_partition(store: Store, manifest: Manifest, ref: PartitionRef) -> list[FileRef]:
+async def load_partition(
+    store: Store, manifest: Manifest, ref: PartitionRef, retry: Retry | None = None
+) -> tuple[FileRef, ...]:
     """The files of one partition manifest a committed snapshot names.
 
     Cost: one ``get``.
@@ -105,7 +110,7 @@ async def load_partition(store: Store, manifest: Manifest, ref: PartitionRef) ->
         The store failed.
     """
     try:
-        data = await store.get(ref.key)
+        data = await retrying(retry or Retry(), lambda: store.get(ref.key))
     except ObjectNotFoundError as exc:
         raise ManifestFormatError(
             f"partition manifest {ref.key!r} of snapshot {manifest.snapshot_id} is missing",
@@ -113,17 +118,30 @@ async def load_partition(store: Store, manifest: Manifest, ref: PartitionRef) ->
             dataset_id=manifest.dataset_id,
             snapshot_id=manifest.snapshot_id,
         ) from exc
-    pm = decode(data, PartitionManifest, key=ref.key)
+    try:
+        pm = decode(data, PartitionManifest, key=ref.key)
+    except FormatError as exc:
+        exc.dataset_id = exc.dataset_id or manifest.dataset_id
+        exc.snapshot_id = exc.snapshot_id or manifest.snapshot_id
+        raise
+    rows = [f.row_count for f in pm.files]
+    total_rows = None if any(r is None for r in rows) else sum(r or 0 for r in rows)
+    # A partition manifest sits at <partition dir>_manifests/<token>.json and its
+    # files in <partition dir>: a file elsewhere is damage, or another dataset's.
+    root = ref.key.rsplit("_manifests/", 1)[0]
     if (
         pm.dataset_id != manifest.dataset_id
         or pm.partition != ref.partition
         or len(pm.files) != ref.file_count
         or any(f.partition != ref.partition for f in pm.files)
+        or sum(f.size for f in pm.files) != ref.size
+        or total_rows != ref.row_count
+        or any(not f.key.startswith(root) for f in pm.files)
     ):
         raise ManifestFormatError(
             f"partition manifest {ref.key!r} does not match snapshot {manifest.snapshot_id}'s "
-            f"summary (dataset {pm.dataset_id!r}, partition {pm.partition!r}, "
-            f"{len(pm.files)} files)",
+            f"summary (dataset {pm.dataset_id!r}, partition {dict(pm.partition)!r}, "
+            f"{len(pm.files)} files, {sum(f.size for f in pm.files)} bytes, {total_rows} rows)",
             key=ref.key,
             dataset_id=manifest.dataset_id,
             snapshot_id=manifest.snapshot_id,
@@ -135,7 +153,7 @@ async def load_files(
     store: Store,
     manifest: Manifest,
     match: Callable[[Mapping[str, str]], bool] | None = None,
-) -> list[FileRef]:
+) -> tuple[FileRef, ...]:
     """The files of ``manifest`` in partitions ``match`` accepts (all if ``None``).
 
     Inline files (v1, unpartitioned) cost nothing; partition manifests cost one
@@ -147,12 +165,12 @@ async def load_files(
         As for :func:`load_partition`.
     """
     if not manifest.partition_manifests:
-        return [f for f in manifest.files if match is None or match(f.partition)]
+        return tuple(f for f in manifest.files if match is None or match(f.partition))
     refs = [r for r in manifest.partition_manifests if match is None or match(r.partition)]
     parts = await bounded_map(
         lambda r: load_partition(store, manifest, r), refs, limit=_CONCURRENCY
     )
-    return [f for part in parts for f in part]
+    return tuple(f for part in parts for f in part)
 
 
 async def with_files(store: Store, manifest: Manifest) -> Manifest:

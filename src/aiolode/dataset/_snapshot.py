@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, final
 
 import attrs
 
 from ..manifest._dataset import Manifest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from ..manifest._dataset import FileRef
+    from ..manifest._metadata import Metadata
 
 __all__ = ["Snapshot"]
 
@@ -20,6 +22,11 @@ __all__ = ["Snapshot"]
 @attrs.frozen
 class Snapshot:
     """One immutable commit of a dataset.
+
+    Deeply immutable: its metadata, file list, partition values and statistics
+    cannot be changed by the code holding it (mappings refuse mutation, lists are
+    tuples), so nothing a caller does to a snapshot changes what the library
+    returns afterwards.
 
     Attributes
     ----------
@@ -50,8 +57,8 @@ class Snapshot:
         return self.manifest.created_at
 
     @property
-    def metadata(self) -> dict[str, Any]:
-        """The caller's metadata (``{}`` when none was given)."""
+    def metadata(self) -> Metadata:
+        """The caller's metadata (``{}`` when none was given), read-only."""
         return self.manifest.metadata
 
     @property
@@ -60,9 +67,14 @@ class Snapshot:
         return self.manifest.row_count
 
     @property
-    def files(self) -> list[FileRef]:
+    def files(self) -> tuple[FileRef, ...]:
         """The data files this snapshot added."""
         return self.manifest.files
+
+    @property
+    def partitions(self) -> tuple[Mapping[str, str], ...]:
+        """Distinct partition values this snapshot touched (``({},)`` unpartitioned)."""
+        return self.manifest.partitions
 
     def __repr__(self) -> str:
         return (

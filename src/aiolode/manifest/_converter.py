@@ -20,6 +20,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ..errors import ManifestFormatError, UnsupportedFormatVersionError
+from ._metadata import Metadata, decode_metadata, encode_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,6 +77,9 @@ converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
 converter.register_structure_hook(datetime, _structure_dt)
 converter.register_unstructure_hook(datetime, _unstructure_dt)
+# Caller metadata: tagged JSON (see _metadata), decoded into the frozen form.
+converter.register_structure_hook(Metadata, lambda v, _: decode_metadata(v))
+converter.register_unstructure_hook(Metadata, encode_metadata)
 
 _BY_VERSION: dict[tuple[str, int], type[Any]] = {}
 _CURRENT: dict[type[Any], tuple[str, int]] = {}

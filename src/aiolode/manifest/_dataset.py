@@ -15,14 +15,15 @@ partition, so a reader filtering by partition reads only matching ones.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from ..errors import InvalidInputError
-from ._converter import converter, register
+from .._keys import validate_key
+from ._converter import converter, register, register_migration
+from ._metadata import FrozenDict, Metadata, as_metadata, escape_legacy_metadata, freeze
 
 __all__ = [
     "COMMIT_SCHEMA",
@@ -30,69 +31,51 @@ __all__ = [
     "PARTITION_SCHEMA",
     "ColumnStats",
     "CommitRecord",
+    "DataFile",
+    "DatasetDescriptor",
     "FileRef",
     "Manifest",
     "PartitionManifest",
     "PartitionRef",
-    "check_metadata",
 ]
 
+DESCRIPTOR_SCHEMA = "aiolode.dataset.descriptor"
 MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
 PARTITION_SCHEMA = "aiolode.dataset.partition"
 
 
-def check_metadata(metadata: object) -> dict[str, Any]:
-    """Validate caller metadata: ``None`` -> ``{}``; a JSON-serialisable mapping.
-
-    Returns a deep copy normalised through JSON (tuples become lists), so the
-    snapshot holds exactly what a reader will load back.
-
-    Raises
-    ------
-    InvalidInputError
-        Not a mapping with string keys, not JSON-serialisable (NaN included),
-        or holding strings not encodable as UTF-8 (lone surrogates).
-    """
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        from collections.abc import Mapping
-
-        if not isinstance(metadata, Mapping):
-            raise InvalidInputError(
-                f"metadata must be a mapping or None, not {type(metadata).__name__}"
-            )
-        metadata = dict(metadata)
-    _check_keys(metadata, "metadata")
-    try:
-        text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
-        # json.dumps accepts lone surrogates ("\ud800") that no UTF-8 document
-        # can hold: the record encode would then fail at commit time, after
-        # the data files were written. Refuse them here, before any I/O.
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInputError(
-            f"metadata is not encodable as UTF-8 (a lone surrogate?): {exc}"
-        ) from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
-    return json.loads(text)  # type: ignore[no-any-return]
+def _key(_: object, attr: attrs.Attribute[Any], value: object) -> None:
+    # A stored key that is empty, absolute, or escaping must never be read.
+    validate_key(value)
 
 
-def _check_keys(value: object, path: str) -> None:
-    # json.dumps would turn int/float/bool/None keys into strings silently; a
-    # reader would then see other keys than the writer passed.
-    from collections.abc import Mapping
+def _size(_: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{attr.name} must be an int >= 0, not {value!r}")
 
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise InvalidInputError(f"{path} has a non-str key {k!r}: JSON keys are strings")
-            _check_keys(v, f"{path}[{k!r}]")
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_keys(v, f"{path}[{i}]")
+
+def _opt_count(_: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{attr.name} must be None or an int >= 0, not {value!r}")
+
+
+def _frozen_str_map(value: Mapping[str, Any]) -> FrozenDict:
+    out = freeze(value)
+    assert isinstance(out, FrozenDict)
+    return out
+
+
+def _files(value: Iterable[FileRef]) -> tuple[FileRef, ...]:
+    return tuple(value)
+
+
+def _refs(value: Iterable[PartitionRef]) -> tuple[PartitionRef, ...]:
+    return tuple(value)
+
+
+def _manifests(value: Iterable[Manifest]) -> tuple[Manifest, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -124,12 +107,12 @@ class FileRef:
         Column statistics by column name (codecs that compute them).
     """
 
-    key: str
-    size: int
+    key: str = attrs.field(validator=_key)
+    size: int = attrs.field(validator=_size)
     checksum: str | None = None
-    row_count: int | None = None
-    partition: dict[str, str] = attrs.field(factory=dict)
-    stats: dict[str, ColumnStats] = attrs.field(factory=dict)
+    row_count: int | None = attrs.field(default=None, validator=_opt_count)
+    partition: Mapping[str, str] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    stats: Mapping[str, ColumnStats] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
 
 
 @attrs.frozen
@@ -147,11 +130,11 @@ class PartitionRef:
         snapshot totals need no extra read.
     """
 
-    partition: dict[str, str]
-    key: str
-    file_count: int
-    row_count: int | None
-    size: int
+    partition: Mapping[str, str] = attrs.field(converter=_frozen_str_map)
+    key: str = attrs.field(validator=_key)
+    file_count: int = attrs.field(validator=_size)
+    row_count: int | None = attrs.field(validator=_opt_count)
+    size: int = attrs.field(validator=_size)
 
 
 @attrs.frozen
@@ -164,8 +147,8 @@ class PartitionManifest:
 
     dataset_id: str
     token: str
-    partition: dict[str, str]
-    files: list[FileRef]
+    partition: Mapping[str, str] = attrs.field(converter=_frozen_str_map)
+    files: tuple[FileRef, ...] = attrs.field(converter=_files)
 
 
 @attrs.frozen
@@ -205,18 +188,20 @@ class Manifest:
     snapshot_id: str
     parent_id: str | None
     created_at: datetime
-    metadata: dict[str, Any]
-    files: list[FileRef]
-    row_count: int | None
+    metadata: Metadata = attrs.field(converter=as_metadata)
+    files: tuple[FileRef, ...] = attrs.field(converter=_files)
+    row_count: int | None = attrs.field(validator=_opt_count)
     codec: str | None
     compressor: str | None
-    layout: dict[str, Any]
+    layout: Mapping[str, Any] = attrs.field(converter=_frozen_str_map)
     commit_token: str
-    codec_options: dict[str, Any] = attrs.field(factory=dict)
-    compressor_options: dict[str, Any] = attrs.field(factory=dict)
+    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=_frozen_str_map
+    )
     min_timestamp: Any = None
     max_timestamp: Any = None
-    partition_manifests: list[PartitionRef] = attrs.field(factory=list)
+    partition_manifests: tuple[PartitionRef, ...] = attrs.field(factory=tuple, converter=_refs)
 
     @property
     def files_loaded(self) -> bool:
@@ -232,15 +217,68 @@ class Manifest:
         return len(self.files)
 
     @property
-    def partitions(self) -> list[dict[str, str]]:
+    def partitions(self) -> tuple[Mapping[str, str], ...]:
         """Distinct partition values touched by this snapshot, in file order."""
         if self.partition_manifests:
-            return [dict(p.partition) for p in self.partition_manifests]
-        seen: list[dict[str, str]] = []
+            return tuple(p.partition for p in self.partition_manifests)
+        seen: list[Mapping[str, str]] = []
         for f in self.files:
             if f.partition not in seen:
                 seen.append(f.partition)
-        return seen
+        return tuple(seen)
+
+
+@attrs.frozen
+class DataFile:
+    """One committed data file, with what is needed to decode it.
+
+    Attributes
+    ----------
+    file
+        The manifest's :class:`~aiolode.FileRef` (key, size, checksum, rows,
+        partition values, column statistics).
+    snapshot_id
+        The snapshot that added it.
+    codec, codec_options, compressor, compressor_options
+        How it was encoded, from that snapshot's manifest.
+    dataset_id
+        The dataset it belongs to.
+    """
+
+    file: FileRef
+    snapshot_id: str
+    codec: str | None
+    compressor: str | None
+    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=_frozen_str_map
+    )
+    dataset_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Store key of the file."""
+        return self.file.key
+
+    @property
+    def size(self) -> int:
+        """Stored size in bytes."""
+        return self.file.size
+
+    @property
+    def partition(self) -> Mapping[str, str]:
+        """Partition values (strings, as in the path; ``{}`` when unpartitioned)."""
+        return self.file.partition
+
+    @property
+    def checksum(self) -> str | None:
+        """``"<algorithm>:<hex>"`` of the stored bytes, or ``None``."""
+        return self.file.checksum
+
+    @property
+    def row_count(self) -> int | None:
+        """Records in the file (``None`` for raw blobs)."""
+        return self.file.row_count
 
 
 @attrs.frozen
@@ -265,21 +303,90 @@ class CommitRecord:
     seq: int
     token: str
     created_at: datetime
-    snapshots: list[Manifest]
+    snapshots: tuple[Manifest, ...] = attrs.field(converter=_manifests)
+
+    def snapshot_ids(self) -> list[str]:
+        """The ids of the snapshots this record commits, in order."""
+        return [m.snapshot_id for m in self.snapshots]
+
+
+@attrs.frozen
+class DatasetDescriptor:
+    """What a dataset is, recorded once by its first write (create-only).
+
+    Any process opens the dataset by name alone from it, and an opener whose
+    options contradict it is refused before writing anything.
+
+    Attributes
+    ----------
+    dataset_id
+        The dataset.
+    created_at
+        When the descriptor was written.
+    incarnation
+        Random id of this life of the name (a dataset dropped and written again
+        is a new incarnation).
+    codec, codec_options, compressor, compressor_options
+        How records are encoded and compressed (``None``: raw blobs / none).
+    checksum
+        Name of the per-file digest algorithm, or ``None``.
+    layout
+        The layout's description (``name``, ``partition_keys``, options).
+    timestamp_field
+        Record field whose min/max manifests record, or ``None``.
+    """
+
+    dataset_id: str
+    created_at: datetime
+    incarnation: str
+    codec: str | None
+    compressor: str | None
+    checksum: str | None
+    layout: Mapping[str, Any] = attrs.field(converter=_frozen_str_map)
+    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=_frozen_str_map
+    )
+    timestamp_field: str | None = None
 
 
 def _unstructure_any(value: Any) -> Any:
     return value
 
 
-# JSON values in metadata/stats pass through unchanged.
+# JSON values in stats pass through unchanged (frozen by the models).
 converter.register_structure_hook(Any, lambda v, _: v)
 converter.register_unstructure_hook(Any, _unstructure_any)
 
-# v1 documents have no partition_manifests (the default): the same classes read
-# both versions; v2 is what is written.
+
+def _migrate_manifest_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    if "metadata" in doc:
+        doc = {**doc, "metadata": escape_legacy_metadata(doc["metadata"])}
+    return doc
+
+
+def _migrate_commit_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    snaps = doc.get("snapshots")
+    if isinstance(snaps, list):
+        doc = {
+            **doc,
+            "snapshots": [_migrate_manifest_v2(m) if isinstance(m, dict) else m for m in snaps],
+        }
+    return doc
+
+
+# One class per document reads every version: v1 documents have no
+# partition_manifests (the default); v1/v2 metadata is plain JSON, escaped by
+# the migration so that v3's type tags cannot misread it. v3 is written.
 register(MANIFEST_SCHEMA, 1, Manifest)
 register(COMMIT_SCHEMA, 1, CommitRecord)
 register(MANIFEST_SCHEMA, 2, Manifest)
 register(COMMIT_SCHEMA, 2, CommitRecord)
+register(MANIFEST_SCHEMA, 3, Manifest)
+register(COMMIT_SCHEMA, 3, CommitRecord)
+register_migration(MANIFEST_SCHEMA, 1, lambda d: d)
+register_migration(COMMIT_SCHEMA, 1, lambda d: d)
+register_migration(MANIFEST_SCHEMA, 2, _migrate_manifest_v2)
+register_migration(COMMIT_SCHEMA, 2, _migrate_commit_v2)
 register(PARTITION_SCHEMA, 1, PartitionManifest)
+register(DESCRIPTOR_SCHEMA, 1, DatasetDescriptor)

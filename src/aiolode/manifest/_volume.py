@@ -27,7 +27,8 @@ from typing import Any
 
 import attrs
 
-from ._converter import converter, register
+from ._converter import converter, register, register_migration
+from ._metadata import Metadata, as_metadata, escape_legacy_metadata
 
 __all__ = ["SegmentRef", "VolumeRoot", "VolumeSegment", "VolumeSegmentList"]
 
@@ -76,7 +77,7 @@ class VolumeRoot:
     parent_id: str | None
     created_at: datetime
     total_length: int
-    metadata: dict[str, Any]
+    metadata: Metadata = attrs.field(converter=as_metadata)
     commit_token: str
     checksum: str | None
     block_count: int
@@ -86,6 +87,20 @@ class VolumeRoot:
     segments: tuple[SegmentRef, ...]
     #: ``"sha256:<hex>"`` of the segment list at ``frozen_key`` (verified on load).
     frozen_digest: str | None = None
+
+    @property
+    def seq(self) -> int:
+        """Position in the volume's log (the history layer's name for ``sequence``)."""
+        return self.sequence
+
+    @property
+    def token(self) -> str:
+        """The commit token (the history layer's name for ``commit_token``)."""
+        return self.commit_token
+
+    def snapshot_ids(self) -> list[str]:
+        """The one snapshot this root commits."""
+        return [self.snapshot_id]
 
 
 @attrs.frozen
@@ -151,6 +166,16 @@ def _unstructure_segment(seg: VolumeSegment) -> dict[str, Any]:
 converter.register_structure_hook(VolumeSegment, _structure_segment)
 converter.register_unstructure_hook(VolumeSegment, _unstructure_segment)
 
+
+def _migrate_root_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    if "metadata" in doc:
+        doc = {**doc, "metadata": escape_legacy_metadata(doc["metadata"])}
+    return doc
+
+
+# Root v2 = v1 + tagged metadata (manifest/_metadata.py); v1 roots still read.
 register(ROOT_SCHEMA, 1, VolumeRoot)
+register(ROOT_SCHEMA, 2, VolumeRoot)
+register_migration(ROOT_SCHEMA, 1, _migrate_root_v1)
 register(SEGMENT_LIST_SCHEMA, 1, VolumeSegmentList)
 register(SEGMENT_SCHEMA, 1, VolumeSegment)

@@ -34,8 +34,8 @@ from ..errors import InvalidInputError, UnsupportedOperationError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ..manifest import DataFile
     from ..store import Store
-    from ._refs import DataFile
 
 __all__ = ["arrow_dataset", "arrow_filesystem"]
 
@@ -280,12 +280,14 @@ def _virtual_path(f: DataFile) -> str:
 async def _verify_all(store: Store, files: Sequence[DataFile]) -> None:
     from contextlib import aclosing
 
-    from ._reader import _verified
+    from ..checksum import StreamVerifier
 
     async def one(f: DataFile) -> None:
-        async with aclosing(_verified(store.iter_bytes(f.key), f.file)) as it:
-            async for _ in it:
-                pass
+        v = StreamVerifier(key=f.key, size=f.size, checksum=f.checksum)
+        async with aclosing(store.iter_bytes(f.key)) as it:
+            async for chunk in it:
+                await v.aupdate(chunk)
+        v.check()
 
     await bounded_map(one, [f for f in files if f.checksum is not None], limit=_VERIFY_CONCURRENCY)
 
@@ -433,7 +435,7 @@ async def arrow_dataset(
         if g is None:
             g = groups[(f.codec, route)] = (_format(f.codec), fs, [], [])
         g[2].append(source)
-        g[3].append(f.partition)
+        g[3].append(dict(f.partition))
     tables = await bounded_map(lambda f: _decode_jsonl(store, f), eager, limit=_VERIFY_CONCURRENCY)
     partition_keys: list[str] = []
     for f in files:

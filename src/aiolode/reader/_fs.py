@@ -244,7 +244,7 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
                 self._readers[path] = reader
                 while len(self._readers) > _MAX_READERS:
                     _, old = self._readers.popitem(last=False)
-                    self._done = self._done + old.stats
+                    self._done = self._done + old.statistics()
             self._readers.move_to_end(path)
             return reader
 
@@ -254,7 +254,7 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
         with self._lock:
             total = self._done
             for r in self._readers.values():
-                total = total + r.stats
+                total = total + r.statistics()
             return total
 
     @property

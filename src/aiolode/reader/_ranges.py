@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, final
 
-import attrs
-
 from .._keys import validate_key, validate_range
 from ..errors import InvalidInputError
+from ..types import ReadStats as RangeStats
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -20,37 +19,6 @@ __all__ = ["RangeReader", "RangeStats"]
 DEFAULT_PAGE_SIZE = 64 * 1024
 DEFAULT_MAX_PAGES = 64
 DEFAULT_TAIL_PREFETCH = 64 * 1024
-
-
-@attrs.frozen
-class RangeStats:
-    """Counters of a :class:`RangeReader` (or the sum over several).
-
-    Attributes
-    ----------
-    requests
-        Range requests sent to the store (``get_range`` calls).
-    bytes_fetched
-        Bytes those requests returned.
-    head_requests
-        ``head`` calls made to learn the object's size (0 when the size was given).
-    cache_hits, cache_misses
-        Pages found in / missing from the cache (reads larger than the cache
-        bypass it and count neither).
-    """
-
-    requests: int = 0
-    bytes_fetched: int = 0
-    head_requests: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-
-    def __add__(self, other: RangeStats) -> RangeStats:
-        if not isinstance(other, RangeStats):
-            return NotImplemented
-        return RangeStats(
-            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
-        )
 
 
 def _positive(name: str, value: object, *, zero: bool = False) -> int:
@@ -131,13 +99,12 @@ class RangeReader:
         """The object's key."""
         return self._key
 
-    @property
-    def stats(self) -> RangeStats:
+    def statistics(self) -> RangeStats:
         """Counters so far (an immutable snapshot)."""
         return RangeStats(self._requests, self._bytes, self._heads, self._hits, self._misses)
 
     def __repr__(self) -> str:
-        return f"RangeReader({self._key!r}, size={self._size!r}, {self.stats})"
+        return f"RangeReader({self._key!r}, size={self._size!r}, {self.statistics()})"
 
     async def size(self) -> int:
         """The object's size in bytes (one ``head`` the first time, unless given).

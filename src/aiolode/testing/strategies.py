@@ -256,12 +256,12 @@ class _Opaque:
 def bad_metadata() -> SearchStrategy[object]:
     """Metadata that must be refused with :class:`~aiolode.InvalidInputError`.
 
-    Not a mapping; non-string keys; NaN or infinities; bytes, sets, arbitrary
-    objects; anywhere in the structure.
+    Not a mapping; non-string keys; NaN or infinities; naive datetimes, sets,
+    arbitrary objects; anywhere in the structure.
     """
     poison = st.one_of(
         st.sampled_from([math.nan, math.inf, -math.inf]),
-        st.binary(max_size=4),
+        st.datetimes(),  # naive
         st.frozensets(st.integers(), max_size=2).map(set),
         st.builds(_Opaque),
         st.complex_numbers(allow_nan=False, allow_infinity=False),

@@ -10,6 +10,7 @@ each run with a binary search, never scanning the whole index.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import heapq
 import itertools
 from array import array
@@ -20,7 +21,16 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["BlockRef", "Piece", "Run", "coalesce", "complement", "find_overlaps", "lookup"]
+__all__ = [
+    "BlockRef",
+    "Piece",
+    "Run",
+    "coalesce",
+    "complement",
+    "find_overlaps",
+    "lookup",
+    "seal_block",
+]
 
 Range = tuple[int, int]
 
@@ -43,17 +53,36 @@ class BlockRef:
         The store key of the immutable block object.
     checksum
         ``"<algorithm>:<hex>"`` digest of the block, or ``None``.
+    seal
+        Binds the fields above to the volume that staged the block:
+        :meth:`Volume.commit` refuses a ref whose fields were changed after
+        staging (``attrs.evolve``, a hand-made ref, one of another volume), so a
+        moved or resized ref can never commit bytes to the wrong place.
     """
 
     offset: int
     length: int
     key: str
     checksum: str | None = None
+    seal: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def end(self) -> int:
         """``offset + length``."""
         return self.offset + self.length
+
+
+_SEAL_KEY = b"aiolode.volume.blockref.v1"
+
+
+def seal_block(volume_id: str, offset: int, length: int, key: str, checksum: str | None) -> str:
+    """The seal of a block ref (a keyed digest of its fields and its volume).
+
+    Not a secret: it catches refs changed or forged by mistake, not by intent.
+    """
+    h = hashlib.blake2b(digest_size=16, key=_SEAL_KEY)
+    h.update(f"{volume_id}\x00{offset}\x00{length}\x00{key}\x00{checksum or ''}".encode())
+    return h.hexdigest()
 
 
 class Piece(NamedTuple):

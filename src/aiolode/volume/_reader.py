@@ -6,10 +6,14 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, final
 
 from .._concurrency import bounded_map
+from ..types import ReadStats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._blocks import Piece
-    from ._volume import Volume, VolumeSnapshot, _State
+    from ._index import BlockReads, VolumeIndex
+    from ._snapshot import State, VolumeSnapshot
 
 __all__ = ["VolumeReader"]
 
@@ -22,41 +26,44 @@ class VolumeReader:
     one block, aligned to the block start; when the volume records checksums a
     page is a whole block (fetched once, verified, then sliced), because a
     digest can only be checked over the whole block.
-
-    Attributes
-    ----------
-    range_calls
-        Store reads issued (range gets, or whole-block gets with checksums).
-    bytes_fetched
-        Bytes those reads returned.
-    cache_hits
-        Pages served from the cache.
     """
 
     def __init__(
         self,
-        volume: Volume,
-        state: _State,
+        index: VolumeIndex,
+        reads: BlockReads,
+        state: State,
         *,
+        check_range: Callable[[object, object], tuple[int, int]],
         page_size: int,
         cache_pages: int,
         read_ahead: int,
     ) -> None:
-        self._vol = volume
+        self._index = index
+        self._reads = reads
         self._state = state
+        self._check_range = check_range
         self._page = page_size
         self._max_pages = cache_pages
         self._ahead = read_ahead
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self.range_calls = 0
-        self.bytes_fetched = 0
-        self.cache_hits = 0
+        self._requests = 0
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
 
     def __repr__(self) -> str:
-        return (
-            f"VolumeReader({self._vol.id!r}, snapshot={self.snapshot.id}, "
-            f"range_calls={self.range_calls}, bytes_fetched={self.bytes_fetched}, "
-            f"cache_hits={self.cache_hits})"
+        return f"VolumeReader(snapshot={self.snapshot.id}, {self.statistics()})"
+
+    def statistics(self) -> ReadStats:
+        """What the reads so far cost: store requests (range gets, or whole-block
+        gets with checksums), bytes fetched, pages served from / missing in the
+        cache. No I/O."""
+        return ReadStats(
+            requests=self._requests,
+            bytes_fetched=self._bytes,
+            cache_hits=self._hits,
+            cache_misses=self._misses,
         )
 
     @property
@@ -83,10 +90,10 @@ class VolumeReader:
         StorageError
             The store failed.
         """
-        self._vol._check_read_range(offset, length)
+        offset, length = self._check_range(offset, length)
         if length == 0:
             return b""
-        pieces = self._vol._pieces(self._state, offset, length)
+        pieces = self._index.pieces(self._state, offset, length)
         if len(pieces) == 1:
             return await self._piece(pieces[0])
         out = bytearray(length)
@@ -94,14 +101,16 @@ class VolumeReader:
         async def one(p: Piece) -> None:
             out[p.lo - offset : p.hi - offset] = await self._piece(p)
 
-        await bounded_map(one, pieces, limit=self._vol._concurrency)
+        await bounded_map(one, pieces, limit=self._reads.concurrency)
         return bytes(out)
 
     def _cached(self, key: tuple[str, int]) -> bytes | None:
         page = self._cache.get(key)
         if page is not None:
             self._cache.move_to_end(key)
-            self.cache_hits += 1
+            self._hits += 1
+        else:
+            self._misses += 1
         return page
 
     def _store(self, key: tuple[str, int], page: bytes) -> None:
@@ -115,9 +124,9 @@ class VolumeReader:
         if p.checksum:
             whole = self._cached((p.key, -1))
             if whole is None:
-                whole = await self._vol._read_block(p)
-                self.range_calls += 1
-                self.bytes_fetched += len(whole)
+                whole = await self._reads.block(p, self._state.snapshot.id)
+                self._requests += 1
+                self._bytes += len(whole)
                 self._store((p.key, -1), whole)
             return whole[p.lo - bo : p.hi - bo]
         ps = self._page
@@ -136,9 +145,9 @@ class VolumeReader:
             stop = min(missing[-1] + self._ahead, final_page) + 1
             start = missing[0] * ps
             end = min(stop * ps, p.block_length)
-            data = await self._vol._read_span(p, start, end - start)
-            self.range_calls += 1
-            self.bytes_fetched += len(data)
+            data = await self._reads.span(p, start, end - start, self._state.snapshot.id)
+            self._requests += 1
+            self._bytes += len(data)
             for i in range(missing[0], stop):
                 page = data[(i - missing[0]) * ps : (i - missing[0] + 1) * ps]
                 pages[i] = page

@@ -1,0 +1,762 @@
+"""SequenceLog: the one append-only, create-only log under every Dataset and Volume.
+
+A history is a sequence of immutable *records* at ``<prefix><seq:0Nd>.json``,
+numbered from 1. The create-only put of record ``seq`` **is** the commit: the
+store's conditional put serialises writers, so two writers can never both
+commit on the same parent, and history is linear. Records are the truth;
+everything else here is a shortcut that is checked before it is trusted:
+
+- the *hint* (``hint_key``) names a recent sequence number so a cold reader
+  does not search from the start; the record it names is read (with the next
+  one, concurrently) before anything builds on it, so a stale, damaged or
+  foreign hint costs a few requests, never a wrong answer;
+- the *low-water mark* (``<prefix>_lwm.json``) is the oldest record that is
+  still retained once expired history has been collected; searches and walks
+  start there.
+
+The same class implements, once, for both kinds of history: the record cache,
+head search (hint, forward probe, gallop + bisection), walks that never stop
+silently at a gap, time travel by binary search over ``created_at`` (kept
+monotonic along the log whatever the writers' clocks say), the commit loop with
+lost-acknowledgement tokens (:meth:`SequenceLog.append`), and the hint policy.
+What differs between a dataset and a volume — the record model, how a record is
+validated, what ids it carries — comes in through :class:`LogSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import anyio
+import attrs
+
+from .._concurrency import bounded_map, reraise
+from ..errors import (
+    AiolodeError,
+    FormatError,
+    HistoryGapError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    SnapshotConflictError,
+    SnapshotExpiredError,
+    SnapshotNotFoundError,
+    TransientStorageError,
+)
+from ..manifest._converter import decode, encode
+from ..manifest._ids import record_key
+from . import _notify
+from ._calls import delete_quietly, retrying
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Awaitable
+
+    from .._retry import Retry
+    from ..store import Store
+
+__all__ = ["Draft", "LogRecord", "LogSpec", "Outcome", "SequenceLog"]
+
+
+class LogRecord(Protocol):
+    """What the log needs of a record model (dataset commit record, volume root)."""
+
+    @property
+    def seq(self) -> int:
+        """Position in the log (1-based)."""
+
+    @property
+    def token(self) -> str:
+        """Unique per commit attempt: recognises the writer's own record after a lost ack."""
+
+    @property
+    def created_at(self) -> datetime:
+        """Commit time; never earlier than the previous record's."""
+
+
+R = TypeVar("R", bound=LogRecord)
+
+#: Decoded records kept per log object (records are immutable: always valid).
+_CACHE_SIZE = 256
+#: Records fetched concurrently by a walk.
+_WALK_WINDOW = 16
+#: A writer whose knowledge of the head is older than this re-reads it cold
+#: before committing (see ``docs/lifecycle.md``: the garbage collector only
+#: deletes records below the low-water mark after a grace period far longer).
+WRITER_MAX_WARM_AGE = 300.0
+
+HINT_SCHEMA = "aiolode.log.hint"
+LWM_SCHEMA = "aiolode.log.lwm"
+
+
+@attrs.frozen
+class LogSpec(Generic[R]):
+    """Everything that differs between two histories (a dataset's, a volume's).
+
+    Attributes
+    ----------
+    kind
+        ``"dataset"`` or ``"volume"``: names the owner in errors and messages.
+    owner_id
+        The dataset or volume id.
+    prefix
+        Where records live (ends with ``/``).
+    width
+        Digits of the zero-padded sequence number in record keys.
+    hint_key
+        Where the latest-sequence hint lives.
+    record_type
+        The record model (registered with the manifest converter).
+    check
+        Raises :class:`~aiolode.ManifestFormatError` if a decoded record does
+        not belong at ``(seq, key)`` (wrong owner, wrong position, bad ids).
+    snapshot_ids
+        The ids of the snapshots a record commits, in order.
+    first_id
+        The id of the first snapshot of record ``seq`` (for messages).
+    """
+
+    kind: str
+    owner_id: str
+    prefix: str
+    width: int
+    hint_key: str
+    record_type: type[R]
+    check: Callable[[R, int, str], None]
+    snapshot_ids: Callable[[R], list[str]]
+    first_id: Callable[[int], str]
+
+    @property
+    def lwm_key(self) -> str:
+        """Where the low-water mark lives."""
+        return f"{self.prefix}_lwm.json"
+
+    def ctx(self) -> dict[str, Any]:
+        """Error attributes naming the owner."""
+        return (
+            {"dataset_id": self.owner_id}
+            if self.kind == "dataset"
+            else {"volume_id": self.owner_id}
+        )
+
+
+@attrs.frozen
+class Draft(Generic[R]):
+    """One commit attempt: the record to put, and objects written only for it.
+
+    ``side_keys`` are deleted when the attempt is definitely lost, kept when its
+    outcome is unknown (a record that landed may reference them).
+    """
+
+    record: R
+    side_keys: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Outcome(Generic[R]):
+    """How :meth:`SequenceLog.append` ended.
+
+    Exactly one holds: ``record`` (committed: ours), ``error`` (not committed,
+    or — when ``maybe_committed`` — unknown), or neither (the caller's
+    ``prepare`` withdrew: nothing left to commit).
+    """
+
+    record: R | None = None
+    error: AiolodeError | None = None
+    maybe_committed: bool = False
+
+
+def encode_pointer(schema: str, owner_id: str, seq: int) -> bytes:
+    """A hint or low-water-mark document."""
+    doc = {"schema_name": schema, "format_version": 1, "owner": owner_id, "seq": seq}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_pointer(data: bytes, schema: str, owner_id: str) -> int:
+    """The sequence number a hint or low-water mark names; 0 if unusable.
+
+    Accepts the documents of this version and those of earlier ones (a dataset
+    hint was a copy of a commit record, a volume hint a bare decimal), which all
+    carry the number; anything else — damaged, foreign, another owner's — is 0.
+    """
+    text = data.strip()
+    if text.isdigit() and len(text) <= 20:
+        return int(text)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return 0
+    if not isinstance(doc, dict):
+        return 0
+    seq = doc.get("seq")
+    owner = doc.get("owner", doc.get("dataset_id", owner_id))
+    if owner != owner_id or isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        return 0
+    return seq
+
+
+class SequenceLog(Generic[R]):
+    """Reads, caches, searches and appends one history's records (see module docs).
+
+    ``head`` is the newest record this object has seen (possibly stale: another
+    writer may have committed since). Not safe to share between event loops.
+    """
+
+    def __init__(self, store: Store, spec: LogSpec[R], retry: Retry) -> None:
+        self.store = store
+        self.spec = spec
+        self.retry = retry
+        self.head: R | None = None
+        #: ``time.monotonic()`` when ``head`` was last known to be the true end.
+        self.refreshed_at: float | None = None
+        #: Oldest retained sequence known to this object.
+        self.lwm = 1
+        #: Newest sequence known to be named by the hint (written or read).
+        self.hint_seq = 0
+        self._hint_busy = False
+        self._cache: OrderedDict[int, R] = OrderedDict()
+
+    # ------------------------------------------------------------------ basics
+    def key(self, seq: int) -> str:
+        """Key of record ``seq``."""
+        return record_key(self.spec.prefix, seq, self.spec.width)
+
+    @property
+    def head_seq(self) -> int:
+        """Sequence number of the known head (0: empty or unknown)."""
+        return 0 if self.head is None else self.head.seq
+
+    @property
+    def warm(self) -> bool:
+        """Whether this object has read the log's end at least once."""
+        return self.refreshed_at is not None
+
+    def remember(self, record: R) -> None:
+        """Cache a record and advance the head if it is newer."""
+        self._cache[record.seq] = record
+        self._cache.move_to_end(record.seq)
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        if self.head is None or record.seq > self.head.seq:
+            self.head = record
+
+    def cached(self, seq: int) -> R | None:
+        """The cached record ``seq``, if any (no I/O)."""
+        return self._cache.get(seq)
+
+    def decode(self, data: bytes, seq: int) -> R:
+        """Decode and check record bytes read at ``seq``.
+
+        Raises
+        ------
+        ManifestFormatError
+            Invalid document, or it does not belong at this position.
+        UnsupportedFormatVersionError
+            Written by a newer aiolode.
+        """
+        key = self.key(seq)
+        try:
+            rec = decode(data, self.spec.record_type, key=key)
+            self.spec.check(rec, seq, key)
+        except FormatError as exc:
+            for name, value in self.spec.ctx().items():
+                if getattr(exc, name, None) is None:
+                    setattr(exc, name, value)
+            raise
+        return rec
+
+    async def _get(self, key: str) -> bytes:
+        return await retrying(self.retry, lambda: self.store.get(key))
+
+    async def read(self, seq: int) -> R | None:
+        """Record ``seq`` read from the store (not the cache); ``None`` if absent.
+
+        Raises
+        ------
+        FormatError
+            Unreadable record.
+        StorageError
+            The store kept failing.
+        """
+        try:
+            data = await self._get(self.key(seq))
+        except ObjectNotFoundError:
+            return None
+        return self.decode(data, seq)
+
+    async def fetch(self, seq: int) -> R | None:
+        """Record ``seq`` (cache, else one ``get``); ``None`` if it does not exist.
+
+        Raises
+        ------
+        FormatError
+            Unreadable record.
+        StorageError
+            The store kept failing.
+        """
+        rec = self._cache.get(seq)
+        if rec is not None:
+            return rec
+        rec = await self.read(seq)
+        if rec is not None:
+            self.remember(rec)
+        return rec
+
+    async def exists(self, seq: int) -> bool:
+        """Whether record ``seq`` exists (cache, else one ``head``)."""
+        if seq in self._cache:
+            return True
+        key = self.key(seq)
+        return await retrying(self.retry, lambda: self.store.exists(key))
+
+    async def require(self, seq: int, snapshot_id: str) -> R:
+        """Record ``seq``, or the right "not found" for ``snapshot_id``.
+
+        Raises
+        ------
+        SnapshotExpiredError
+            The record is below the low-water mark (expired and collected).
+        SnapshotNotFoundError
+            No such record.
+        FormatError, StorageError
+            As for :meth:`fetch`.
+        """
+        if seq < self.lwm:
+            raise self._expired(snapshot_id)
+        rec = await self.fetch(seq)
+        if rec is not None:
+            return rec
+        # Absent: collected below a low-water mark we have not seen yet, or never written.
+        if seq < await self.read_lwm():
+            raise self._expired(snapshot_id)
+        raise SnapshotNotFoundError(
+            f"{self.spec.kind} {self.spec.owner_id!r} has no snapshot {snapshot_id!r}",
+            snapshot_id=snapshot_id,
+            **self.spec.ctx(),
+        )
+
+    def _expired(self, snapshot_id: str) -> SnapshotExpiredError:
+        return SnapshotExpiredError(
+            f"snapshot {snapshot_id!r} of {self.spec.kind} {self.spec.owner_id!r} was expired",
+            snapshot_id=snapshot_id,
+            **self.spec.ctx(),
+        )
+
+    # ------------------------------------------------------------ pointers
+    async def read_hint(self) -> int:
+        """The sequence number the hint names (0: none or unusable). One ``get``."""
+        try:
+            data = await self.store.get(self.spec.hint_key)
+        except (ObjectNotFoundError, TransientStorageError):
+            # The hint is a shortcut: when it cannot be read, search instead.
+            return 0
+        seq = decode_pointer(data, HINT_SCHEMA, self.spec.owner_id)
+        if seq:
+            self.hint_seq = max(self.hint_seq, seq)
+        return seq
+
+    async def read_lwm(self) -> int:
+        """The low-water mark as stored (1 when none). One ``get``.
+
+        Raises
+        ------
+        StorageError
+            The store kept failing.
+        """
+        try:
+            data = await self._get(self.spec.lwm_key)
+        except ObjectNotFoundError:
+            return self.lwm
+        seq = decode_pointer(data, LWM_SCHEMA, self.spec.owner_id)
+        self.lwm = max(self.lwm, seq or 1)
+        return self.lwm
+
+    def hint_due(self) -> int | None:
+        """The head's sequence if the hint lags it and no hint put is in flight.
+
+        Marks a hint put as in flight: the caller must then call :meth:`write_hint`.
+        """
+        if self._hint_busy or self.head is None or self.head.seq <= self.hint_seq:
+            return None
+        self._hint_busy = True
+        return self.head.seq
+
+    def hint_stale(self, committed: int) -> bool:
+        """Whether, after committing record ``committed``, the hint lags it by more
+        than one record (and no hint put is in flight); marks a put in flight if so."""
+        if self._hint_busy or self.hint_seq >= committed - 1:
+            return False
+        self._hint_busy = True
+        return True
+
+    async def write_hint(self, seq: int) -> None:
+        """Overwrite the hint with ``seq`` (best effort; failures are ignored).
+
+        Concurrent writers may leave an older number in the hint; readers probe
+        forward from it, so a stale hint costs a few ``get`` calls, never a
+        wrong answer.
+        """
+        try:
+            data = encode_pointer(HINT_SCHEMA, self.spec.owner_id, seq)
+            await self.store.put(self.spec.hint_key, data, mode="overwrite")
+            self.hint_seq = max(self.hint_seq, seq)
+        except AiolodeError:
+            pass
+        finally:
+            self._hint_busy = False
+
+    # ------------------------------------------------------------- head search
+    async def refresh(self, *, max_age: float | None = None) -> R | None:
+        """Bring ``head`` up to the true end of the log and return it.
+
+        Warm (head known, and read within ``max_age`` seconds when given): probe
+        ``head + 1`` forward — one ``get`` when nothing is new. Cold: read the
+        hint (one ``get``), confirm the record it names while probing the next
+        (two concurrent ``get``), then probe forward; without a usable hint,
+        read the low-water mark and gallop + bisect (O(log n) ``head`` calls).
+
+        Raises
+        ------
+        FormatError
+            A record is unreadable.
+        StorageError
+            The store kept failing.
+        """
+        now = time.monotonic()
+        fresh = self.refreshed_at is not None and (
+            max_age is None or now - self.refreshed_at <= max_age
+        )
+        probe = True
+        if not fresh:
+            hint = await self.read_hint()
+            confirmed = hint >= max(1, self.head_seq) and await self._confirm(hint)
+            if confirmed:
+                probe = self.head_seq != hint  # hint + 1 exists: keep probing forward
+            else:
+                if hint:
+                    self.hint_seq = 0  # it lied: writers will rewrite it
+                await self._search()
+                probe = False  # the search proved head + 1 absent
+        while probe:
+            if await self.fetch(self.head_seq + 1) is None:
+                break
+        self.refreshed_at = now
+        return self.head
+
+    async def _confirm(self, seq: int) -> bool:
+        """Read records ``seq`` and ``seq + 1`` concurrently; remember them if
+        ``seq`` exists (the hint told the truth). One round trip."""
+        found: dict[int, R | None] = {}
+
+        async def one(s: int) -> None:
+            found[s] = await self.read(s)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, seq)
+                tg.start_soon(one, seq + 1)
+        except BaseExceptionGroup as eg:
+            reraise(eg)
+        base = found[seq]
+        if base is None:
+            return False
+        self.remember(base)
+        nxt = found[seq + 1]
+        if nxt is not None:
+            self.remember(nxt)
+        return True
+
+    async def _search(self) -> None:
+        """Find the last record with O(log n) existence probes.
+
+        Starts after the known head; when even record 1 is absent, from the
+        low-water mark (records below it may have been collected).
+        """
+        lo = self.head_seq  # exists, or 0
+        if not await self.exists(lo + 1):
+            if lo > 0:
+                return
+            lwm = await self.read_lwm()
+            if lwm <= 1 or not await self.exists(lwm):
+                return  # an empty log
+            lo = lwm
+        else:
+            lo += 1
+        step = 1
+        hi = lo + step
+        while await self.exists(hi):
+            lo = hi
+            step *= 2
+            hi = lo + step
+        while hi - lo > 1:  # lo exists, hi does not
+            mid = (lo + hi) // 2
+            if await self.exists(mid):
+                lo = mid
+            else:
+                hi = mid
+        await self.fetch(lo)
+
+    # ------------------------------------------------------------------ walks
+    async def walk(
+        self, first: int, last: int, *, newest_first: bool = False
+    ) -> AsyncGenerator[R, None]:
+        """Records ``first..last`` (inclusive), fetched concurrently in windows.
+
+        Never stops silently: a record missing inside the range is a
+        :class:`~aiolode.HistoryGapError`, unless it is below a low-water mark
+        that moved meanwhile (expired history being collected), in which case
+        the walk skips to it. Wrap in :func:`contextlib.aclosing`.
+
+        Raises
+        ------
+        HistoryGapError
+            A record is missing.
+        FormatError, StorageError
+            As for :meth:`fetch`.
+        """
+        first = max(first, self.lwm)
+        if newest_first:
+            hi = last
+            while hi >= first:
+                lo = max(first, hi - _WALK_WINDOW + 1)
+                recs = await self._window(lo, hi)
+                for rec in reversed(recs):
+                    if rec is not None:
+                        yield rec
+                hi = lo - 1
+                first = max(first, self.lwm)
+            return
+        lo = first
+        while lo <= last:
+            lo = max(lo, self.lwm)
+            hi = min(last, lo + _WALK_WINDOW - 1)
+            recs = await self._window(lo, hi)
+            for rec in recs:
+                if rec is not None:
+                    yield rec
+            lo = hi + 1
+
+    async def _window(self, lo: int, hi: int) -> list[R | None]:
+        if lo > hi:
+            return []
+        recs = await bounded_map(self.fetch, range(lo, hi + 1), limit=_WALK_WINDOW)
+        missing = [lo + i for i, r in enumerate(recs) if r is None]
+        if missing:
+            lwm = await self.read_lwm()
+            gaps = [s for s in missing if s >= lwm]
+            if gaps:
+                raise HistoryGapError(
+                    f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(gaps[0])!r} is "
+                    f"missing below the head ({self.head_seq}); the history was damaged",
+                    key=self.key(gaps[0]),
+                    sequence=gaps[0],
+                    **self.spec.ctx(),
+                )
+        return recs
+
+    async def as_of(self, when: datetime) -> R | None:
+        """The newest retained record committed at or before ``when`` (``None``: none).
+
+        ``created_at`` never decreases along the log, so this is a binary search:
+        :meth:`refresh` + O(log n) ``get`` calls.
+
+        Raises
+        ------
+        HistoryGapError, FormatError, StorageError
+            A record is missing or unreadable, or the store failed.
+        """
+        head = await self.refresh()
+        if head is None:
+            return None
+        if head.created_at <= when:
+            return head
+        lo, hi = self.lwm - 1, head.seq  # lo is <= when (or below the first), hi is > when
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            rec = await self.fetch(mid)
+            if rec is None:
+                if mid < await self.read_lwm():
+                    lo = max(lo, self.lwm - 1)
+                    continue
+                raise HistoryGapError(
+                    f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(mid)!r} is missing",
+                    key=self.key(mid),
+                    sequence=mid,
+                    **self.spec.ctx(),
+                )
+            if rec.created_at <= when:
+                lo = mid
+            else:
+                hi = mid
+        if lo < self.lwm:
+            return None
+        return await self.fetch(lo)
+
+    # ------------------------------------------------------------------ commit
+    def created_at_after(self, head: R | None) -> datetime:
+        """Now, but never earlier than ``head``'s time: keeps ``created_at``
+        monotonic along the log whatever the writers' clocks say, so time travel
+        can binary-search and ``verify`` sees an ordered history."""
+        now = datetime.now(UTC)
+        if head is not None and head.created_at > now:
+            return head.created_at
+        return now
+
+    async def append(
+        self,
+        prepare: Callable[[R | None, int], Awaitable[Draft[R] | None]],
+        *,
+        token: str,
+    ) -> Outcome[R]:
+        """Commit one record on top of the head, retrying lost races.
+
+        ``prepare(head, seq)`` builds the record to put at ``seq`` on top of
+        ``head`` (it is called again with the new head after every lost race,
+        so it rebases: it may raise an :class:`~aiolode.AiolodeError` to refuse —
+        a conflict, an overlap — or return ``None`` to withdraw). The record must
+        carry ``token``. A put that fails with an unknown outcome, or finds the
+        slot taken, is resolved by reading the slot: a record with our token is
+        our commit (its acknowledgement was lost), never committed twice and
+        never reported as a conflict.
+
+        Each attempt's put and read-back are shielded from cancellation, so the
+        outcome is never ambiguous to the caller; cancellation is honoured
+        between attempts (after a definite loss, whose side objects are removed).
+
+        Returns
+        -------
+        Outcome
+            ``record`` when committed; ``error`` otherwise (``maybe_committed``
+            when the store kept failing so that the outcome is unknown).
+        """
+        losses = 0
+        winners: list[str] = []
+        stale = self.refreshed_at is None or (
+            time.monotonic() - self.refreshed_at > WRITER_MAX_WARM_AGE
+        )
+        if stale:
+            # Warm writers put optimistically at head + 1 (a lost race reads
+            # forward); a cold or long-idle one reads the end first.
+            try:
+                await self._refresh_retrying(WRITER_MAX_WARM_AGE)
+            except AiolodeError as exc:
+                return Outcome(error=exc)
+        while True:
+            seq = self.head_seq + 1
+            try:
+                draft = await prepare(self.head, seq)
+            except AiolodeError as exc:
+                return Outcome(error=exc)
+            if draft is None:
+                return Outcome()
+            retries = 0
+            while True:  # attempts of this one draft at this one slot
+                with anyio.CancelScope(shield=True):
+                    res = await self._attempt(draft, seq)
+                if res.record is not None:
+                    break
+                if res.unknown:
+                    return Outcome(error=res.error, maybe_committed=True)
+                if res.error is not None and not res.retry:
+                    return Outcome(error=res.error)
+                # The slot is empty after a transient failure (or the record we
+                # collided with vanished): put the same draft again. A failed put
+                # might still land later, so this draft's objects stay until the
+                # slot's owner is known.
+                retries += 1
+                if retries >= self.retry.attempts:
+                    err = TransientStorageError(
+                        f"commit to {self.spec.kind} {self.spec.owner_id!r} at sequence {seq} "
+                        f"kept failing ({retries} attempts); a failed put may still land, so "
+                        "its outcome is unknown: read latest() to find out",
+                        key=self.key(seq),
+                        **self.spec.ctx(),
+                    )
+                    err.__cause__ = res.error
+                    return Outcome(error=err, maybe_committed=True)
+                await anyio.sleep(self.retry.delay(retries))
+            if res.record.token == token:
+                return self._committed(res.record)
+            # Lost the race: the slot holds another writer's record, so this draft
+            # can never land; its objects go.
+            winners.extend(self.spec.snapshot_ids(res.record))
+            losses += 1
+            await delete_quietly(self.store, draft.side_keys)
+            if losses >= self.retry.attempts:
+                return Outcome(
+                    error=SnapshotConflictError(
+                        f"gave up committing to {self.spec.kind} {self.spec.owner_id!r} after "
+                        f"{losses} lost races (raise Retry.attempts under heavy contention)",
+                        conflicting=winners[-100:],
+                        **self.spec.ctx(),
+                    )
+                )
+            if losses > 1:
+                await anyio.sleep(self.retry.delay(losses - 1))
+            try:
+                await self._refresh_retrying(None)
+            except AiolodeError as exc:
+                return Outcome(error=exc)
+
+    async def _attempt(self, draft: Draft[R], seq: int) -> _Attempt[R]:
+        """Put ``draft`` at ``seq`` and find out who owns the slot."""
+        key = self.key(seq)
+        try:
+            await self.store.put(key, encode(draft.record), mode="create")
+        except ObjectExistsError:
+            return await self._read_back(seq, None)
+        except TransientStorageError as exc:
+            # The put may have landed: read the slot before deciding anything.
+            return await self._read_back(seq, exc)
+        except AiolodeError as exc:
+            # A permanent refusal (permissions, invalid key): not committed.
+            await delete_quietly(self.store, draft.side_keys)
+            return _Attempt(error=exc)
+        self.remember(draft.record)
+        return _Attempt(record=draft.record)
+
+    async def _read_back(self, seq: int, cause: AiolodeError | None) -> _Attempt[R]:
+        last: AiolodeError | None = cause
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                rec = await self.fetch(seq)
+            except AiolodeError as exc:
+                # Transient failures, but also a record read back damaged in
+                # transit: either way we cannot tell whether our put landed, so
+                # read again; never guess "not committed".
+                last = exc
+                await anyio.sleep(self.retry.delay(attempt))
+                continue
+            if rec is None:
+                return _Attempt(error=cause, retry=True)
+            return _Attempt(record=rec)
+        err = TransientStorageError(
+            f"commit to {self.spec.kind} {self.spec.owner_id!r} at sequence {seq} has an "
+            "unknown outcome (the store kept failing); read latest() to find out",
+            key=self.key(seq),
+            **self.spec.ctx(),
+        )
+        err.__cause__ = last
+        return _Attempt(error=err, unknown=True)
+
+    def _committed(self, record: R) -> Outcome[R]:
+        self.remember(record)
+        self.refreshed_at = time.monotonic()
+        _notify.notify(self.store, self.spec.prefix)
+        return Outcome(record=record)
+
+    async def _refresh_retrying(self, max_age: float | None) -> None:
+        await retrying(self.retry, lambda: self.refresh(max_age=max_age))
+
+
+@attrs.frozen
+class _Attempt(Generic[R]):
+    """Who owns a slot after a put: ``record`` (ours or a winner's), else why not."""
+
+    record: R | None = None
+    error: AiolodeError | None = None
+    retry: bool = False
+    unknown: bool = False

@@ -1,0 +1,107 @@
+"""Following a log: every record once, in order, from a durable cursor.
+
+A watcher waits at the first sequence it has not seen. While idle it spends at
+most one store request per ``poll_interval``: a ``get`` of that next record
+(which is absent until someone commits it), except that every 16th poll reads
+the hint instead, so that a record missing below the head (damage, or history
+collected below a low-water mark that moved past a lagging watcher) is noticed
+rather than waited on forever. A commit through the same store object in the
+same process wakes its watchers at once (:mod:`._notify`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from ..errors import HistoryGapError, TransientStorageError
+from . import _notify
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from ._log import LogRecord, SequenceLog
+
+__all__ = ["follow"]
+
+R = TypeVar("R", bound="LogRecord")
+
+#: One poll in this many reads the hint instead of the next record.
+_HINT_EVERY = 16
+
+
+async def follow(
+    log: SequenceLog[R], *, start: int, poll_interval: float
+) -> AsyncGenerator[R, None]:
+    """Yield the records of ``log`` from sequence ``start`` on, forever, in order.
+
+    Transient store errors are retried with the log's backoff (the watcher then
+    resumes where it was); persistent ones are raised. Wrap in
+    :func:`contextlib.aclosing`; cancellation is clean at any await.
+
+    Raises
+    ------
+    HistoryGapError
+        A record below the head is missing and is not below the low-water mark.
+    FormatError
+        A record is unreadable.
+    StorageError
+        The store kept failing (after the retry policy's attempts).
+    """
+    seq = max(start, 1)
+    polls = 0
+    failures = 0
+    while True:
+        if seq < log.lwm:
+            seq = log.lwm  # expired history was collected: nothing to see there
+        try:
+            if polls % _HINT_EVERY == _HINT_EVERY - 1:
+                rec = await _via_hint(log, seq)
+            else:
+                rec = await log.fetch(seq)
+        except TransientStorageError:
+            failures += 1
+            if failures >= log.retry.attempts:
+                raise
+            await anyio.sleep(max(log.retry.delay(failures), min(poll_interval, 1.0)))
+            continue
+        failures = 0
+        if rec is not None:
+            polls = 0
+            yield rec
+            seq += 1
+            continue
+        if seq < log.lwm:
+            continue
+        polls += 1
+        event = _notify.waiter(log.store, log.spec.prefix)
+        try:
+            with anyio.move_on_after(poll_interval):
+                await event.wait()
+        finally:
+            _notify.forget(log.store, log.spec.prefix, event)
+
+
+async def _via_hint(log: SequenceLog[R], seq: int) -> R | None:
+    """This poll reads the hint instead of record ``seq`` (one request while idle).
+
+    A hint below ``seq`` means idle. A hint at or past ``seq`` means record
+    ``seq`` exists, unless it was collected below the low-water mark (then the
+    caller jumps there) or the history was damaged (a gap).
+    """
+    hint = await log.read_hint()
+    if hint < seq:
+        return None
+    rec = await log.fetch(seq)
+    if rec is not None:
+        return rec
+    if seq < await log.read_lwm():
+        return None  # the caller jumps to the low-water mark
+    raise HistoryGapError(
+        f"{log.spec.kind} {log.spec.owner_id!r}: record {log.key(seq)!r} is missing below "
+        f"the head ({hint}); the history was damaged",
+        key=log.key(seq),
+        sequence=seq,
+        **log.spec.ctx(),
+    )
