@@ -23,8 +23,9 @@ from aiolode import (
     PreconditionFailedError,
     StorageError,
 )
-from aiolode.store import Store
+from aiolode.store import Store, _linux, _posix
 from aiolode.store._fs import _map_oserror
+from aiolode.store._posix import PosixTree
 from aiolode.testing.store_suite import StoreConformance
 
 LOCK_DIR = Path(".aiolode", "locks")
@@ -42,6 +43,11 @@ def _physical_files(root: Path) -> set[str]:
     return out
 
 
+def _tree(store: FileStore) -> PosixTree:
+    assert store._tree is not None, "open the store first"
+    return store._tree
+
+
 def _root(store: Store) -> Path:
     assert isinstance(store, FileStore)
     return Path(store.root)
@@ -53,7 +59,7 @@ class TestFileStore(StoreConformance):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[FileStore]:
         async with FileStore(tmp_path, page_size=self.page_size) as s:
-            s._use_tmpfile = s._use_tmpfile and self.use_tmpfile
+            _tree(s).use_tmpfile = _tree(s).use_tmpfile and self.use_tmpfile
             yield s
 
     async def raw_get(self, store: Store, key: str) -> bytes | None:
@@ -338,7 +344,7 @@ async def test_written_with_fsync_and_no_temp_left(
 async def test_disk_full_maps_to_storage_error(
     store: FileStore, monkeypatch: pytest.MonkeyPatch, use_tmpfile: bool, mode: str
 ) -> None:
-    store._use_tmpfile = use_tmpfile
+    _tree(store).use_tmpfile = use_tmpfile
 
     def fsync(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -420,10 +426,8 @@ async def test_stream_put_spools_large_and_small_chunks(store: FileStore) -> Non
 async def test_large_writes_start_writeback_per_8_mib(
     store: FileStore, monkeypatch: pytest.MonkeyPatch, streamed: bool
 ) -> None:
-    from aiolode.store import _fs
-
     ranges: list[tuple[int, int]] = []
-    monkeypatch.setattr(_fs, "_start_writeback", lambda fd, off, n: ranges.append((off, n)))
+    monkeypatch.setattr(_linux, "start_writeback", lambda fd, off, n: ranges.append((off, n)))
     sizes = (3 << 20, 7 << 20, 1, 9 << 20, 12345)
     blob = b"".join(os.urandom(n) for n in sizes)
 
@@ -439,10 +443,10 @@ async def test_large_writes_start_writeback_per_8_mib(
     assert ranges
     assert ranges[0][0] == 0
     for (off, n), (nxt, _) in itertools.pairwise(ranges):
-        assert n >= _fs._WRITEBACK_BYTES
+        assert n >= _posix.WRITEBACK_BYTES
         assert off + n == nxt
     covered = ranges[-1][0] + ranges[-1][1]
-    assert len(blob) - _fs._WRITEBACK_BYTES < covered <= len(blob)
+    assert len(blob) - _posix.WRITEBACK_BYTES < covered <= len(blob)
 
 
 _WORKER = """
