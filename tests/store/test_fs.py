@@ -17,6 +17,7 @@ from aiolode import (
     IfMatch,
     InvalidInputError,
     InvalidKeyError,
+    MissingDependencyError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -514,3 +515,49 @@ async def test_list_walks_lazily_page_by_page(store: FileStore) -> None:
     rest = [i async for i in it]
     keys = [i.key for i in first + rest]
     assert keys == [*(f"a/{i}" for i in range(6)), "b/0", "b/1"]
+
+
+# ------------------------------------------------------------------ capabilities
+async def test_arrow_filesystem_is_local_with_absolute_paths(tmp_path: Path) -> None:
+    import pyarrow.fs as pafs
+
+    real = tmp_path / "real"
+    await _run(real.mkdir)
+    await _run((tmp_path / "alias").symlink_to, real)
+    store = FileStore(tmp_path / "alias")  # never opened: the root is resolved on demand
+    await store.put("d/k.bin", b"native")
+    afs = await store.arrow_filesystem()
+    assert isinstance(afs.filesystem, pafs.LocalFileSystem)
+    path = afs.path("d/k.bin")
+    assert path == f"{os.path.realpath(real)}/d/k.bin"
+
+    def read() -> bytes:
+        with afs.filesystem.open_input_file(path) as f:
+            return bytes(f.read())
+
+    assert await _run(read) == b"native"
+    assert not store.objects_in_memory
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "/etc/passwd", "a//b", ".aiolode/locks/00", "s" * 256]
+)
+async def test_arrow_paths_never_leave_the_root(store: FileStore, key: str) -> None:
+    afs = await store.arrow_filesystem()
+    with pytest.raises(InvalidKeyError):
+        afs.path(key)
+
+
+async def test_arrow_filesystem_without_pyarrow(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)  # `import pyarrow.fs` fails
+    with pytest.raises(MissingDependencyError, match=r"pip install 'aiolode\[parquet\]'") as ei:
+        await store.arrow_filesystem()
+    assert ei.value.package == "pyarrow"
+    assert isinstance(ei.value, ImportError)
+
+
+async def test_arrow_filesystem_of_a_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        await FileStore(tmp_path / "nope").arrow_filesystem()

@@ -24,12 +24,13 @@ from ..errors import (
     AiolodeError,
     InvalidInputError,
     InvalidKeyError,
+    MissingDependencyError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
     StorageError,
 )
-from ._base import Store
+from ._base import ArrowFilesystem, Store
 from ._posix import PosixTree, close_quietly, split_key
 
 if TYPE_CHECKING:
@@ -64,6 +65,20 @@ def _take(it: Iterator[T], n: int) -> list[T]:
     return list(islice(it, n))
 
 
+def _local_filesystem() -> Any:
+    """pyarrow's ``LocalFileSystem`` (importing pyarrow blocks: run in a thread)."""
+    try:
+        import pyarrow.fs as pafs
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "reading a FileStore with pyarrow needs the 'pyarrow' package: "
+            "pip install 'aiolode[parquet]'",
+            package="pyarrow",
+            extra="parquet",
+        ) from exc
+    return pafs.LocalFileSystem()
+
+
 @final
 class FileStore(Store):
     """A store in a local directory, durable and safe across processes.
@@ -92,6 +107,9 @@ class FileStore(Store):
     few MiB rather than the whole object. Listing stats one page of objects per
     hop; memory holds the page and the sorted entry names of the directories on
     the current path.
+
+    pyarrow can read the files directly: :meth:`arrow_filesystem` gives its
+    ``LocalFileSystem`` and the path of each key.
 
     Parameters
     ----------
@@ -188,6 +206,30 @@ class FileStore(Store):
             return await self._run(fn, *args)
         except OSError as exc:
             raise _map_oserror(exc, key, what) from exc
+
+    # -------------------------------------------------------------- capabilities
+    async def arrow_filesystem(self) -> ArrowFilesystem:
+        """pyarrow's ``LocalFileSystem`` and the absolute path of each key.
+
+        The path function validates the key (:class:`~aiolode.InvalidKeyError`
+        for a bad one, so no path leaves the root) and does no I/O. pyarrow
+        reads the files itself: it follows symlinks, which this store never
+        does, and it cannot see the object of a key that is also the prefix of
+        other keys (stored as ``<key>/.aiolode-self``).
+
+        Cost: no store calls; the root is resolved and pyarrow imported in a
+        worker thread.
+
+        Raises
+        ------
+        MissingDependencyError
+            pyarrow is not installed.
+        InvalidInputError
+            The root does not exist or is not a directory.
+        """
+        tree = await self._ready()
+        filesystem = await self._run(_local_filesystem)
+        return ArrowFilesystem(filesystem, tree.path)
 
     # --------------------------------------------------------------------- writes
     async def _put_bytes(
