@@ -24,7 +24,7 @@ from aiolode import (
     PreconditionFailedError,
     StorageError,
 )
-from aiolode.store import Store, _linux, _posix
+from aiolode.store import _linux, _posix
 from aiolode.store._fs import _map_oserror
 from aiolode.store._posix import PosixTree
 from aiolode.testing.store_suite import StoreConformance
@@ -49,12 +49,11 @@ def _tree(store: FileStore) -> PosixTree:
     return store._tree
 
 
-def _root(store: Store) -> Path:
-    assert isinstance(store, FileStore)
+def _root(store: FileStore) -> Path:
     return Path(store.root)
 
 
-class TestFileStore(StoreConformance):
+class TestFileStore(StoreConformance[FileStore]):
     use_tmpfile = True
 
     @pytest.fixture
@@ -63,7 +62,7 @@ class TestFileStore(StoreConformance):
             _tree(s).use_tmpfile = _tree(s).use_tmpfile and self.use_tmpfile
             yield s
 
-    async def raw_get(self, store: Store, key: str) -> bytes | None:
+    async def raw_get(self, store: FileStore, key: str) -> bytes | None:
         path = _root(store) / key
 
         def read() -> bytes | None:
@@ -71,7 +70,7 @@ class TestFileStore(StoreConformance):
 
         return await anyio.to_thread.run_sync(read)
 
-    async def raw_put(self, store: Store, key: str, data: bytes) -> None:
+    async def raw_put(self, store: FileStore, key: str, data: bytes) -> None:
         path = _root(store) / key
 
         def write() -> None:
@@ -80,7 +79,7 @@ class TestFileStore(StoreConformance):
 
         await anyio.to_thread.run_sync(write)
 
-    async def raw_keys(self, store: Store) -> set[str]:
+    async def raw_keys(self, store: FileStore) -> set[str]:
         return await anyio.to_thread.run_sync(_physical_files, _root(store))
 
 

@@ -28,7 +28,7 @@ def _memory(store: Store) -> MemoryStore:
     return store
 
 
-class _OverMemory(StoreConformance):
+class _OverMemory(StoreConformance[Store]):
     """Backdoors reach through the wrappers to the MemoryStore at the bottom."""
 
     def wrap(self, inner: MemoryStore) -> Store:
