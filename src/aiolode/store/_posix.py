@@ -188,6 +188,11 @@ def scan(dfd: int, tail: str) -> list[tuple[bytes, str, bool, str]]:
     so it sorts as ``a/`` (after ``a-b``, before ``a0``); the object of a key
     that is also a prefix (``a/.aiolode-self``) sorts as ``a``. Reserved and
     unrepresentable names, symlinks and special files are left out.
+
+    Raises
+    ------
+    OSError
+        The directory cannot be read.
     """
     out: list[tuple[bytes, str, bool, str]] = []
     with os.scandir(dfd) as it:
