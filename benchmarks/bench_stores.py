@@ -50,6 +50,7 @@ import anyio.to_thread
 from _raw_s3 import mib_chunks, raw_multipart
 
 from aiolode import FileStore, IfMatch, MemoryStore, S3Store, Store
+from aiolode.store._posix import PosixTree
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -475,6 +476,12 @@ async def bench_group(
     return medians
 
 
+def _tree(store: FileStore) -> PosixTree:
+    """The sync core of an opened FileStore."""
+    assert store._tree is not None
+    return store._tree
+
+
 def syscall_level(root: str, n: int, rounds: int) -> list[str]:
     """FileStore's create path without the event loop or threads, next to raw.
 
@@ -487,10 +494,8 @@ def syscall_level(root: str, n: int, rounds: int) -> list[str]:
     for name, tmpfile in (("FileStore (O_TMPFILE)", True), ("FileStore (named temp)", False)):
         d = os.path.join(root, f"sys-{tmpfile}")
         os.mkdir(d)
-        st = FileStore(d)
-        st._root = d  # opened by hand: no event loop here
-        st._use_tmpfile = tmpfile
-        stores[name] = st
+        # FileStore's sync core, called without the event loop or a thread hop.
+        stores[name] = PosixTree(os.path.realpath(d), use_tmpfile=tmpfile)
     rawfiles = {
         "raw tmp+fsync+link": RawFile(os.path.join(root, "sys-raw"), dir_fsync=False),
         "raw tmp+fsync+link + dir fsync": RawFile(os.path.join(root, "sys-rawd"), dir_fsync=True),
@@ -507,7 +512,7 @@ def syscall_level(root: str, n: int, rounds: int) -> list[str]:
                 for i in range(b, min(n, b + batch)):
                     key = f"sys/r{r}/{i}"
                     if name in stores:
-                        stores[name]._put_bytes_sync(key, ("sys", f"r{r}"), str(i), data, "create")
+                        stores[name].put_bytes(key, data, "create")
                     else:
                         rawfiles[name]._create(key, data)
                 spent[name] += time.perf_counter() - t
@@ -568,10 +573,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 FileStore(os.path.join(root, "fs")) as fs,
                 FileStore(os.path.join(root, "fsnamed")) as fsn,
             ):
-                fsn._use_tmpfile = False
+                _tree(fsn).use_tmpfile = False
                 med = await bench_group(
                     f"FileStore (durable: file and directory fsync; {sys.platform}, "
-                    f"O_TMPFILE {'on' if fs._use_tmpfile else 'unavailable'})",
+                    f"O_TMPFILE {'on' if _tree(fs).use_tmpfile else 'unavailable'})",
                     [
                         StoreContender("FileStore (O_TMPFILE)", fs),
                         StoreContender("FileStore (named temp)", fsn),

@@ -10,7 +10,13 @@ import re
 
 from .errors import InvalidKeyError, InvalidRangeError
 
-__all__ = ["MAX_KEY_BYTES", "validate_key", "validate_prefix", "validate_range"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "is_valid_segment",
+    "validate_key",
+    "validate_prefix",
+    "validate_range",
+]
 
 MAX_KEY_BYTES = 1024
 """S3's limit on key length, applied to every store so keys stay portable."""
@@ -46,6 +52,21 @@ def _check_segments(value: str, what: str, *, allow_trailing_slash: bool) -> Non
             raise InvalidKeyError(f"{what} {value!r} has an empty path segment", key=value)
         if seg in (".", ".."):
             raise InvalidKeyError(f"{what} {value!r} has a {seg!r} path segment", key=value)
+
+
+def is_valid_segment(name: str) -> bool:
+    """Whether ``name`` can be one ``/``-free segment of a valid key.
+
+    For stores that map keys onto names they find in the backend (directory
+    entries): a name failing this check can never be (part of) a key, so
+    listings skip it. No exceptions, no I/O.
+    """
+    if not name or name in (".", "..") or "/" in name or _FORBIDDEN.search(name):
+        return False
+    try:
+        return len(name.encode("utf-8")) <= MAX_KEY_BYTES
+    except UnicodeEncodeError:  # undecodable bytes, surrogate-escaped by the OS layer
+        return False
 
 
 def validate_key(key: object) -> str:

@@ -7,19 +7,18 @@ from typing import final
 
 import attrs
 
+from ._validate import check_int, check_number
 from .errors import InvalidInputError
 
 __all__ = ["Retry"]
 
 
 def _positive_int(_: object, attr: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"Retry.{attr.name} must be an int >= 1, not {value!r}")
+    check_int(f"Retry.{attr.name}", value)
 
 
 def _non_negative(_: object, attr: attrs.Attribute[float], value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise InvalidInputError(f"Retry.{attr.name} must be a number >= 0, not {value!r}")
+    check_number(f"Retry.{attr.name}", value)
 
 
 @final
@@ -28,14 +27,14 @@ class Retry:
     """How often and how patiently to retry a lost commit race or a transient error.
 
     Delay before retry ``n`` (1-based) is ``min(max_delay, base_delay * 2**(n-1))``,
-    scaled by a random factor in ``[1 - jitter, 1]`` so racing writers spread out.
+    scaled by a random factor in ``(1 - jitter, 1]`` so racing writers spread out.
 
     Parameters
     ----------
     attempts
         Total attempts, including the first (>= 1).
     base_delay, max_delay
-        Seconds.
+        Seconds (finite).
     jitter
         Fraction of the delay that is randomised, in ``[0, 1]``.
 
@@ -57,7 +56,10 @@ class Retry:
             raise InvalidInputError("Retry.max_delay must be >= base_delay")
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
-        """Seconds to sleep before retry ``retry_number`` (1-based). Pure; no I/O."""
+        """Seconds to sleep before retry ``retry_number`` (1-based). No I/O.
+
+        ``rng`` draws the jitter (the module's shared generator by default).
+        """
         d = min(self.max_delay, self.base_delay * (2.0 ** max(0, retry_number - 1)))
-        r = (rng or random.Random()).random() if rng is not None else random.random()
+        r = (rng or random).random()
         return d * (1.0 - self.jitter * r)

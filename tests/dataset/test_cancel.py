@@ -12,8 +12,7 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
-from aiolode.testing import CountingStore
-from aiolode.testing.faults import FaultInjectingStore, Hook, Rule
+from aiolode.testing import CountingStore, FaultInjectingStore, Hook, Rule
 
 
 async def _verify(mem: aiolode.MemoryStore) -> list[aiolode.Snapshot]:

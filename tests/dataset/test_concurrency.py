@@ -15,8 +15,7 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
-from aiolode.testing import CountingStore
-from aiolode.testing.faults import FaultInjectingStore, Hook, Rule
+from aiolode.testing import CountingStore, FaultInjectingStore, Hook, Rule
 
 ROOT = Path(__file__).parent.parent.parent
 

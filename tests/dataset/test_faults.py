@@ -11,8 +11,7 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
-from aiolode.testing import CountingStore
-from aiolode.testing.faults import Fail, FaultInjectingStore, Hook, LoseAck, Rule
+from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Hook, LoseAck, Rule
 
 FAST = aiolode.Retry(attempts=6, base_delay=0.0, max_delay=0.0)
 
@@ -204,7 +203,7 @@ async def test_unreadable_record_while_resolving_a_lost_ack(damage: str) -> None
     """The put lands, its reply is lost, and the read meant to resolve it comes
     back damaged: the engine must read again, never assume "not committed" (and
     delete the data of a commit that landed)."""
-    from aiolode.testing.faults import Corrupt, Truncate
+    from aiolode.testing import Corrupt, Truncate
 
     mem = aiolode.MemoryStore()
     action = {"truncate": Truncate(), "corrupt": Corrupt(bits=8), "fail": Fail()}[damage]
@@ -223,7 +222,7 @@ async def test_unreadable_record_while_resolving_a_lost_ack(damage: str) -> None
 
 
 async def test_persistently_unreadable_record_is_an_unknown_outcome() -> None:
-    from aiolode.testing.faults import Truncate
+    from aiolode.testing import Truncate
 
     mem = aiolode.MemoryStore()
     faulty = FaultInjectingStore(mem)

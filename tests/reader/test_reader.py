@@ -364,7 +364,7 @@ async def test_reader_validates_arguments(memory: aiolode.MemoryStore) -> None:
 async def test_a_writer_dying_before_its_commit_leaves_files_no_reader_returns(
     memory: aiolode.MemoryStore,
 ) -> None:
-    from aiolode.testing.faults import Crash, FaultInjectingStore, Rule, SimulatedCrash
+    from aiolode.testing import Crash, FaultInjectingStore, Rule, SimulatedCrash
 
     faulty = FaultInjectingStore(memory, [Rule(op="put", key="*/_log/*2.json", action=Crash())])
     ds = aiolode.Dataset("events", faulty, codec=aiolode.JSONL(), layout=HIVE)

@@ -17,14 +17,16 @@ from aiolode import (
     IfMatch,
     InvalidInputError,
     InvalidKeyError,
+    MissingDependencyError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
     StorageError,
 )
-from aiolode.store import Store
+from aiolode.store import _linux, _posix
 from aiolode.store._fs import _map_oserror
+from aiolode.store._posix import PosixTree
 from aiolode.testing.store_suite import StoreConformance
 
 LOCK_DIR = Path(".aiolode", "locks")
@@ -42,21 +44,25 @@ def _physical_files(root: Path) -> set[str]:
     return out
 
 
-def _root(store: Store) -> Path:
-    assert isinstance(store, FileStore)
+def _tree(store: FileStore) -> PosixTree:
+    assert store._tree is not None, "open the store first"
+    return store._tree
+
+
+def _root(store: FileStore) -> Path:
     return Path(store.root)
 
 
-class TestFileStore(StoreConformance):
+class TestFileStore(StoreConformance[FileStore]):
     use_tmpfile = True
 
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[FileStore]:
         async with FileStore(tmp_path, page_size=self.page_size) as s:
-            s._use_tmpfile = s._use_tmpfile and self.use_tmpfile
+            _tree(s).use_tmpfile = _tree(s).use_tmpfile and self.use_tmpfile
             yield s
 
-    async def raw_get(self, store: Store, key: str) -> bytes | None:
+    async def raw_get(self, store: FileStore, key: str) -> bytes | None:
         path = _root(store) / key
 
         def read() -> bytes | None:
@@ -64,7 +70,7 @@ class TestFileStore(StoreConformance):
 
         return await anyio.to_thread.run_sync(read)
 
-    async def raw_put(self, store: Store, key: str, data: bytes) -> None:
+    async def raw_put(self, store: FileStore, key: str, data: bytes) -> None:
         path = _root(store) / key
 
         def write() -> None:
@@ -73,7 +79,7 @@ class TestFileStore(StoreConformance):
 
         await anyio.to_thread.run_sync(write)
 
-    async def raw_keys(self, store: Store) -> set[str]:
+    async def raw_keys(self, store: FileStore) -> set[str]:
         return await anyio.to_thread.run_sync(_physical_files, _root(store))
 
 
@@ -338,7 +344,7 @@ async def test_written_with_fsync_and_no_temp_left(
 async def test_disk_full_maps_to_storage_error(
     store: FileStore, monkeypatch: pytest.MonkeyPatch, use_tmpfile: bool, mode: str
 ) -> None:
-    store._use_tmpfile = use_tmpfile
+    _tree(store).use_tmpfile = use_tmpfile
 
     def fsync(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -420,10 +426,8 @@ async def test_stream_put_spools_large_and_small_chunks(store: FileStore) -> Non
 async def test_large_writes_start_writeback_per_8_mib(
     store: FileStore, monkeypatch: pytest.MonkeyPatch, streamed: bool
 ) -> None:
-    from aiolode.store import _fs
-
     ranges: list[tuple[int, int]] = []
-    monkeypatch.setattr(_fs, "_start_writeback", lambda fd, off, n: ranges.append((off, n)))
+    monkeypatch.setattr(_linux, "start_writeback", lambda fd, off, n: ranges.append((off, n)))
     sizes = (3 << 20, 7 << 20, 1, 9 << 20, 12345)
     blob = b"".join(os.urandom(n) for n in sizes)
 
@@ -439,10 +443,10 @@ async def test_large_writes_start_writeback_per_8_mib(
     assert ranges
     assert ranges[0][0] == 0
     for (off, n), (nxt, _) in itertools.pairwise(ranges):
-        assert n >= _fs._WRITEBACK_BYTES
+        assert n >= _posix.WRITEBACK_BYTES
         assert off + n == nxt
     covered = ranges[-1][0] + ranges[-1][1]
-    assert len(blob) - _fs._WRITEBACK_BYTES < covered <= len(blob)
+    assert len(blob) - _posix.WRITEBACK_BYTES < covered <= len(blob)
 
 
 _WORKER = """
@@ -510,3 +514,49 @@ async def test_list_walks_lazily_page_by_page(store: FileStore) -> None:
     rest = [i async for i in it]
     keys = [i.key for i in first + rest]
     assert keys == [*(f"a/{i}" for i in range(6)), "b/0", "b/1"]
+
+
+# ------------------------------------------------------------------ capabilities
+async def test_arrow_filesystem_is_local_with_absolute_paths(tmp_path: Path) -> None:
+    import pyarrow.fs as pafs
+
+    real = tmp_path / "real"
+    await _run(real.mkdir)
+    await _run((tmp_path / "alias").symlink_to, real)
+    store = FileStore(tmp_path / "alias")  # never opened: the root is resolved on demand
+    await store.put("d/k.bin", b"native")
+    afs = await store.arrow_filesystem()
+    assert isinstance(afs.filesystem, pafs.LocalFileSystem)
+    path = afs.path("d/k.bin")
+    assert path == f"{os.path.realpath(real)}/d/k.bin"
+
+    def read() -> bytes:
+        with afs.filesystem.open_input_file(path) as f:
+            return bytes(f.read())
+
+    assert await _run(read) == b"native"
+    assert not store.objects_in_memory
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "/etc/passwd", "a//b", ".aiolode/locks/00", "s" * 256]
+)
+async def test_arrow_paths_never_leave_the_root(store: FileStore, key: str) -> None:
+    afs = await store.arrow_filesystem()
+    with pytest.raises(InvalidKeyError):
+        afs.path(key)
+
+
+async def test_arrow_filesystem_without_pyarrow(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)  # `import pyarrow.fs` fails
+    with pytest.raises(MissingDependencyError, match=r"pip install 'aiolode\[parquet\]'") as ei:
+        await store.arrow_filesystem()
+    assert ei.value.package == "pyarrow"
+    assert isinstance(ei.value, ImportError)
+
+
+async def test_arrow_filesystem_of_a_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        await FileStore(tmp_path / "nope").arrow_filesystem()

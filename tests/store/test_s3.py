@@ -65,7 +65,7 @@ async def _pending_uploads(admin: Any, bucket: str) -> list[Any]:
     return list(resp.get("Uploads", ()))
 
 
-class TestS3Store(StoreConformance):
+class TestS3Store(StoreConformance[S3Store]):
     """The shared conformance suite; raw_keys also reports pending multipart uploads."""
 
     @pytest.fixture

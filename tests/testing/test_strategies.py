@@ -126,8 +126,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[]
         root.mkdir()
         return FileStore(root)
 
-    if request.param == "fs":
-        pytest.importorskip("aiolode.store._fs")
     return make
 
 

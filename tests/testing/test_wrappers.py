@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from aiolode import InvalidInputError, InvalidKeyError, MemoryStore
+from aiolode import FileStore, InvalidInputError, InvalidKeyError, MemoryStore
 from aiolode.store import Store, WrapperStore
 from aiolode.testing import (
     Call,
@@ -27,7 +28,7 @@ def _memory(store: Store) -> MemoryStore:
     return store
 
 
-class _OverMemory(StoreConformance):
+class _OverMemory(StoreConformance[Store]):
     """Backdoors reach through the wrappers to the MemoryStore at the bottom."""
 
     def wrap(self, inner: MemoryStore) -> Store:
@@ -154,3 +155,42 @@ async def test_list_dirs_uses_inner_delimiter_listing() -> None:
     w = WrapperStore(counting)
     assert [d async for d in w.list_dirs("d/")] == ["d/a/", "d/b/"]
     assert counting.snapshot().nonzero() == {"list_dirs": 1}
+
+
+async def test_capabilities_through_wrappers(tmp_path: Path) -> None:
+    """objects_in_memory is forwarded; arrow_filesystem is not (it would bypass the wrapper)."""
+    async with FileStore(tmp_path) as fs:
+        assert (await fs.arrow_filesystem()) is not None
+        for wrapped in (WrapperStore(fs), CountingStore(fs), FaultInjectingStore(fs)):
+            assert wrapped.objects_in_memory is False
+            assert await wrapped.arrow_filesystem() is None
+    mem = MemoryStore()
+    assert CountingStore(LatencyStore(mem, 0.0)).objects_in_memory is True
+
+
+def test_inner_keeps_its_type(tmp_path: Path) -> None:
+    """WrapperStore and the testing wrappers are generic in the wrapped store."""
+    from mypy import api
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from typing import assert_type\n"
+        "from aiolode import FileStore, MemoryStore\n"
+        "from aiolode.store import WrapperStore\n"
+        "from aiolode.testing import CountingStore, FaultInjectingStore, LatencyStore\n"
+        "m = MemoryStore()\n"
+        "assert_type(WrapperStore(m).inner, MemoryStore)\n"
+        "assert_type(CountingStore(m).inner, MemoryStore)\n"
+        "assert_type(LatencyStore(m, 0.0).inner, MemoryStore)\n"
+        "assert_type(FaultInjectingStore(m).inner, MemoryStore)\n"
+        "assert_type(CountingStore(FaultInjectingStore(FileStore('.'))).inner.inner, FileStore)\n"
+        "WrapperStore[MemoryStore](FileStore('.'))  # E: wrong inner type\n",
+        encoding="utf-8",
+    )
+    out, err, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir=/dev/null", str(snippet)]
+    )
+    lines = [ln for ln in out.splitlines() if ": error:" in ln]
+    assert len(lines) == 1, out + err
+    assert ':11: error: Argument 1 to "WrapperStore" has incompatible type' in lines[0], out
+    assert status == 1

@@ -18,8 +18,7 @@ from aiolode import (
     TransientStorageError,
     Volume,
 )
-from aiolode.testing import Fail, FaultInjectingStore, Hook, LoseAck, Rule
-from aiolode.testing.faults import Call
+from aiolode.testing import Call, Fail, FaultInjectingStore, Hook, LoseAck, Rule
 
 from .test_volume import chunks, payload
 

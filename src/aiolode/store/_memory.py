@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, final
 import anyio.lowlevel
 import attrs
 
+from .._validate import check_int
 from ..errors import (
-    InvalidInputError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -59,8 +59,7 @@ class MemoryStore(Store):
     name = "memory"
 
     def __init__(self, *, page_size: int = 1000) -> None:
-        if not isinstance(page_size, int) or page_size <= 0:
-            raise InvalidInputError(f"page_size must be a positive int, not {page_size!r}")
+        check_int("page_size", page_size)
         self._objects: dict[str, _Obj] = {}
         self._keys: list[str] = []  # sorted, for paging
         self._lock = threading.Lock()

@@ -6,7 +6,7 @@ on it, and so can users' own wrappers (logging, metrics, caching).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import InvalidInputError
 from ._base import Store
@@ -18,9 +18,17 @@ if TYPE_CHECKING:
 
 __all__ = ["WrapperStore"]
 
+S = TypeVar("S", bound=Store)
+"""The type of the wrapped store."""
 
-class WrapperStore(Store):
+
+class WrapperStore(Store, Generic[S]):
     """A store that forwards every operation to an inner store.
+
+    Generic in the inner store's type, so :attr:`inner` keeps it:
+    ``WrapperStore(MemoryStore()).inner`` is a :class:`~aiolode.MemoryStore`
+    to a type checker. Subclasses pass it on (``class Mine(WrapperStore[S])``)
+    or fix it (``class Mine(WrapperStore[S3Store])``).
 
     Each adapter hook (``_put_bytes``, ``_get`` …) calls the inner store's
     *public* method, so the inner store validates its arguments again: the check
@@ -49,7 +57,7 @@ class WrapperStore(Store):
         ``inner`` is not a :class:`Store`.
     """
 
-    def __init__(self, inner: Store) -> None:
+    def __init__(self, inner: S) -> None:
         if not isinstance(inner, Store):
             raise InvalidInputError(f"inner must be an aiolode Store, not {type(inner).__name__}")
         self._inner = inner
@@ -57,7 +65,7 @@ class WrapperStore(Store):
         self.name = inner.name
 
     @property
-    def inner(self) -> Store:
+    def inner(self) -> S:
         """The wrapped store (calls on it bypass this wrapper)."""
         return self._inner
 

@@ -4,11 +4,17 @@
   cost-contract tests ("a warm write makes at most 3 calls beyond its data").
 - :class:`LatencyStore` adds a round-trip time to every call.
 - :class:`FaultInjectingStore` fails, delays, truncates or corrupts the calls
-  that match its :class:`Rule` s (see :mod:`aiolode.testing.faults`).
-- :mod:`aiolode.testing.store_suite` holds :class:`~aiolode.testing.store_suite.StoreConformance`,
-  the conformance suite every store adapter must pass (import it from there:
-  it needs pytest).
+  that match its :class:`Rule` s.
 
+Every name above has one home: this package (the modules behind it are private).
+Two public modules are not imported here, because they need a test-only
+dependency:
+
+- :mod:`aiolode.testing.store_suite` holds :class:`~aiolode.testing.store_suite.StoreConformance`,
+  the conformance suite every store adapter must pass (needs pytest);
+- :mod:`aiolode.testing.strategies` holds Hypothesis strategies (needs hypothesis).
+
+:mod:`aiolode.testing.moto_server` runs moto's S3 server for tests (needs moto).
 See ``docs/testing.md`` for a guide.
 """
 
@@ -17,26 +23,26 @@ from __future__ import annotations
 from ._counting import CountingStore as CountingStore
 from ._counting import Measurement as Measurement
 from ._counting import StoreCounts as StoreCounts
+from ._faults import READ_OPS as READ_OPS
+from ._faults import Action as Action
+from ._faults import Call as Call
+from ._faults import Corrupt as Corrupt
+from ._faults import Crash as Crash
+from ._faults import Delay as Delay
+from ._faults import ErrorSpec as ErrorSpec
+from ._faults import Fail as Fail
+from ._faults import FaultInjectingStore as FaultInjectingStore
+from ._faults import Hook as Hook
+from ._faults import LoggedCall as LoggedCall
+from ._faults import LoseAck as LoseAck
+from ._faults import Rule as Rule
+from ._faults import SimulatedCrash as SimulatedCrash
+from ._faults import Truncate as Truncate
 from ._latency import LatencyStore as LatencyStore
 from ._ops import OPS as OPS
 from ._ops import Op as Op
-from .faults import READ_OPS as READ_OPS
-from .faults import Action as Action
-from .faults import Call as Call
-from .faults import Corrupt as Corrupt
-from .faults import Crash as Crash
-from .faults import Delay as Delay
-from .faults import ErrorSpec as ErrorSpec
-from .faults import Fail as Fail
-from .faults import FaultInjectingStore as FaultInjectingStore
-from .faults import Hook as Hook
-from .faults import LoggedCall as LoggedCall
-from .faults import LoseAck as LoseAck
-from .faults import Rule as Rule
-from .faults import SimulatedCrash as SimulatedCrash
-from .faults import Truncate as Truncate
 
-__all__ = [
+__all__ = (
     "OPS",
     "READ_OPS",
     "Action",
@@ -58,4 +64,4 @@ __all__ = [
     "SimulatedCrash",
     "StoreCounts",
     "Truncate",
-]
+)

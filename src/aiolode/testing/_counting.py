@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from contextlib import aclosing, contextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import attrs
 
@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..types import ObjectInfo, PutMode
 
-__all__ = ["CountingStore", "Measurement", "StoreCounts"]
+__all__ = (
+    "CountingStore",
+    "Measurement",
+    "StoreCounts",
+)
+
+S = TypeVar("S", bound="Store")
 
 
 def _nbytes(data: bytes | bytearray | memoryview) -> int:
@@ -99,7 +105,7 @@ class Measurement:
     ``counts`` is live while the block runs and frozen when it exits.
     """
 
-    _store: CountingStore
+    _store: CountingStore[Any]
     _start: StoreCounts
     _result: StoreCounts | None = None
 
@@ -115,7 +121,7 @@ class Measurement:
 
 
 @final
-class CountingStore(WrapperStore):
+class CountingStore(WrapperStore[S]):
     """Count every call (and every byte) that reaches the wrapped store.
 
     Cost-contract tests wrap a store in it and assert exact counts, so the rules
@@ -159,7 +165,7 @@ class CountingStore(WrapperStore):
     >>> assert m.counts.total_calls <= 2, m.counts         # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, record: bool = False) -> None:
+    def __init__(self, store: S, *, record: bool = False) -> None:
         super().__init__(store)
         self._lock = threading.Lock()
         self._record = bool(record)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 from contextlib import aclosing
 from types import MappingProxyType
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, TypeVar, final
 
 import anyio
 
-from ..errors import InvalidInputError
+from .._validate import check_int
 from ..store._wrapper import WrapperStore
 from ._ops import Op, check_delay, check_op
 
@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..types import ObjectInfo, PutMode
 
-__all__ = ["LatencyStore"]
+__all__ = ("LatencyStore",)
+
+S = TypeVar("S", bound="Store")
 
 
 @final
-class LatencyStore(WrapperStore):
+class LatencyStore(WrapperStore[S]):
     """Sleep before every call, as if the store were across a network.
 
     Each call first sleeps (``anyio.sleep``, so other tasks run meanwhile) for
@@ -63,7 +65,7 @@ class LatencyStore(WrapperStore):
 
     def __init__(
         self,
-        store: Store,
+        store: S,
         latency: float,
         *,
         jitter: float = 0.0,
@@ -78,15 +80,7 @@ class LatencyStore(WrapperStore):
         for op, value in (per_op or {}).items():
             overrides[check_op(op)] = check_delay(value, f"latency for {op!r}")
         self._per_op = overrides
-        if (
-            isinstance(list_page_size, bool)
-            or not isinstance(list_page_size, int)
-            or list_page_size <= 0
-        ):
-            raise InvalidInputError(
-                f"list_page_size must be a positive int, not {list_page_size!r}"
-            )
-        self._page_size = list_page_size
+        self._page_size = check_int("list_page_size", list_page_size)
         self._rng = random.Random(seed)
         # An attribute so tests can observe the delays without timing anything.
         self._sleep = anyio.sleep

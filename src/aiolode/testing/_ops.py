@@ -7,7 +7,12 @@ from typing import Literal, TypeAlias, cast
 
 from ..errors import InvalidInputError
 
-__all__ = ["OPS", "Op", "check_delay", "check_op"]
+__all__ = (
+    "OPS",
+    "Op",
+    "check_delay",
+    "check_op",
+)
 
 Op: TypeAlias = Literal[
     "put", "put_stream", "get", "get_range", "iter_bytes", "head", "delete", "list", "list_dirs"

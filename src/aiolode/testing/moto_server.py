@@ -40,7 +40,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["SerializingMiddleware", "run_moto_server"]
+__all__ = (
+    "SerializingMiddleware",
+    "run_moto_server",
+)
 
 _READY = "AIOLODE-MOTO-READY "
 

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 
 from .._keys import MAX_KEY_BYTES
+from ._faults import READ_OPS, Action, Corrupt, Crash, Fail, LoseAck, Rule, Truncate
 from ._ops import OPS
-from .faults import READ_OPS, Action, Corrupt, Crash, Fail, LoseAck, Rule, Truncate
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = [
+__all__ = (
     "bad_ids",
     "bad_keys",
     "bad_metadata",
@@ -49,7 +49,7 @@ __all__ = [
     "partition_text",
     "partition_values",
     "prefixes",
-]
+)
 
 _CONTROL = "".join(chr(c) for c in range(0x20)) + "\x7f"
 

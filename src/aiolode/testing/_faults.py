@@ -4,7 +4,7 @@ Rules work like an HTTP mock transport: each :class:`Rule` matches calls by
 operation, key glob and call number (or probability, under a seed) and applies
 an action::
 
-    from aiolode.testing.faults import Corrupt, Delay, Fail, FaultInjectingStore, Hook, LoseAck, Rule
+    from aiolode.testing import Corrupt, Delay, Fail, FaultInjectingStore, Hook, LoseAck, Rule
 
     store = FaultInjectingStore(MemoryStore(), [
         Rule(op="put", key="*/manifest*", nth=1, action=LoseAck()),  # commit lands, reply lost
@@ -36,7 +36,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, final
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, TypeVar, final
 
 import anyio
 import attrs
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from ..types import ObjectInfo
 
-__all__ = [
+__all__ = (
     "Action",
     "Call",
     "Corrupt",
@@ -68,7 +68,9 @@ __all__ = [
     "Rule",
     "SimulatedCrash",
     "Truncate",
-]
+)
+
+S = TypeVar("S", bound=Store)
 
 READ_OPS: tuple[Op, ...] = ("get", "get_range", "iter_bytes")
 """The operations that return object bytes (what Truncate and Corrupt act on)."""
@@ -441,7 +443,7 @@ class _Plan:
 
 
 @final
-class FaultInjectingStore(WrapperStore):
+class FaultInjectingStore(WrapperStore[S]):
     """A store that injects faults into the calls that match its rules.
 
     Every fired rule applies, in rule order. Before the call: ``Delay`` sleeps,
@@ -478,7 +480,7 @@ class FaultInjectingStore(WrapperStore):
     """
 
     def __init__(
-        self, store: Store, rules: Iterable[Rule] | Rule = (), *, seed: int | str | None = None
+        self, store: S, rules: Iterable[Rule] | Rule = (), *, seed: int | str | None = None
     ) -> None:
         super().__init__(store)
         if isinstance(rules, Rule):
