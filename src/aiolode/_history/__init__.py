@@ -15,6 +15,7 @@ from ._log import LogRecord as LogRecord
 from ._log import LogSpec as LogSpec
 from ._log import Outcome as Outcome
 from ._log import SequenceLog as SequenceLog
+from ._watch import follow as follow
 
 __all__ = (
     "CLEANUP_TIMEOUT",
@@ -24,6 +25,7 @@ __all__ = (
     "Outcome",
     "SequenceLog",
     "delete_quietly",
+    "follow",
     "put_unique",
     "retrying",
 )

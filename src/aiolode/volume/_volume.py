@@ -24,8 +24,7 @@ import anyio
 import anyio.to_thread
 
 from .._concurrency import reraise
-from .._history import CLEANUP_TIMEOUT, Draft, delete_quietly, put_unique
-from .._history._watch import follow
+from .._history import CLEANUP_TIMEOUT, Draft, delete_quietly, follow, put_unique
 from .._keys import validate_range
 from .._retry import Retry
 from .._validate import check_int, check_number
