@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -51,16 +52,37 @@ def _expected_manifest() -> Manifest:
     )
 
 
-def _as_v3(doc: dict[str, object]) -> dict[str, object]:
-    """What a v1 document re-encodes to: version 3, inline files kept."""
-    out = {**doc, "format_version": 3}
-    if "snapshots" in doc:
-        snaps = doc["snapshots"]
-        assert isinstance(snaps, list)
-        out["snapshots"] = [{**s, "partition_manifests": []} for s in snaps]
-    else:
-        out["partition_manifests"] = []
-    return out
+def _v3_manifest(m: dict[str, Any]) -> dict[str, Any]:
+    files = [{**f, "sources": []} for f in m.get("files", [])]
+    return {
+        "partition_manifests": [],
+        **m,
+        "files": files,
+        "format_version": 3,
+        "operation": "append",
+        "replaces": [],
+    }
+
+
+def _as_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a v1/v2 document re-encodes to: version 3, with v3's defaults."""
+    if "snapshots" not in doc:
+        return _v3_manifest(doc)
+    snaps = [
+        {k: v for k, v in _v3_manifest(s).items() if k != "format_version"}
+        for s in doc["snapshots"]
+    ]
+    return {
+        **doc,
+        "format_version": 3,
+        "snapshots": snaps,
+        "ops": [],
+        "expiry": None,
+        "expiry_seq": 0,
+        "gc_fence": None,
+        "dropped": False,
+        "tip": None,
+    }
 
 
 def test_golden_manifest_v1() -> None:
@@ -113,12 +135,14 @@ def test_golden_v2_documents() -> None:
     assert rec.snapshots[1] == _expected_v2()
     assert rec.snapshots[0].files == ()
     assert rec.snapshots[0].partition_manifests == ()
-    assert json.loads(encode(rec)) == {**json.loads(data), "format_version": 3}
+    assert json.loads(encode(rec)) == _as_v3(json.loads(data))
     pdata = (DATA / "dataset-partition-v1.json").read_bytes()
     pm = decode(pdata, PartitionManifest, key=_PKEY)
     assert pm.files == _expected_manifest().files
     assert pm.partition == {"day": "2024-05-01", "source": "web/a"}
-    assert json.loads(encode(pm)) == json.loads(pdata)
+    expected = json.loads(pdata)
+    expected["files"] = [{**f, "sources": []} for f in expected["files"]]
+    assert json.loads(encode(pm)) == expected
 
 
 async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:

@@ -218,6 +218,8 @@ class SequenceLog(Generic[R]):
         self.hint_seq = 0
         self._hint_busy = False
         self._cache: OrderedDict[int, R] = OrderedDict()
+        #: Keys of derived, immutable objects (checkpoints) known to exist.
+        self.known: set[str] = set()
 
     # ------------------------------------------------------------------ basics
     def key(self, seq: int) -> str:
@@ -557,18 +559,19 @@ class SequenceLog(Generic[R]):
                 )
         return recs
 
-    async def as_of(self, when: datetime) -> R | None:
+    async def as_of(self, when: datetime, *, head: R | None = None) -> R | None:
         """The newest retained record committed at or before ``when`` (``None``: none).
 
         ``created_at`` never decreases along the log, so this is a binary search:
-        :meth:`refresh` + O(log n) ``get`` calls.
+        O(log n) ``get`` calls, after :meth:`refresh` unless ``head`` is given.
 
         Raises
         ------
         HistoryGapError, FormatError, StorageError
             A record is missing or unreadable, or the store failed.
         """
-        head = await self.refresh()
+        if head is None:
+            head = await self.refresh()
         if head is None:
             return None
         if head.created_at <= when:

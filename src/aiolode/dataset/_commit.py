@@ -21,18 +21,27 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
-from .._history import Draft
-from ..errors import AiolodeError, SnapshotConflictError, SnapshotNotFoundError
+from .._history import Draft, Outcome
+from ..errors import (
+    AiolodeError,
+    SnapshotConflictError,
+    SnapshotNotFoundError,
+    StaleWriteError,
+)
 from ..manifest._dataset import CommitRecord, FileRef, Manifest, PartitionRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import Metadata
+from ._state import dropped_error
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from ._log import CommitLog
 
 __all__ = ["Committer", "ManifestStatics", "PendingSnapshot"]
@@ -54,6 +63,9 @@ class PendingSnapshot:
     #: Partition manifests already stored (format v2); the record then lists
     #: these summaries instead of inlining ``files``.
     partition_refs: list[PartitionRef] = attrs.field(factory=list)
+    #: When the write began (the writer's clock): a garbage collection fence
+    #: after it means some of its files may have been collected.
+    started_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
     claimed: bool = False
     result: Manifest | None = None
     error: BaseException | None = None
@@ -85,6 +97,22 @@ def _claimed(entry: PendingSnapshot) -> bool:
 def _manifest_partitions(m: Manifest) -> set[tuple[tuple[str, str], ...]]:
     # From the summaries (v2) or the inline files: no partition manifest read.
     return {tuple(sorted(p.items())) for p in m.partitions}
+
+
+def record_base(log: CommitLog, head: CommitRecord | None, seq: int, token: str) -> dict[str, Any]:
+    """The fields every record built on ``head`` carries (identity, time, and
+    what the lifecycle decided so far: expiry pointer, GC fence, tip)."""
+    return {
+        "dataset_id": log.spec.owner_id,
+        "seq": seq,
+        "token": token,
+        "created_at": log.created_at_after(head),
+        "expiry_seq": 0
+        if head is None
+        else (head.seq if head.expiry is not None else head.expiry_seq),
+        "gc_fence": None if head is None else head.gc_fence,
+        "tip": None if head is None else head.last_snapshot_id,
+    }
 
 
 class Committer:
@@ -188,6 +216,9 @@ class Committer:
 
         async def prepare(head: CommitRecord | None, seq: int) -> Draft[CommitRecord] | None:
             nonlocal current
+            if head is not None and head.dropped:
+                raise dropped_error(self.log.spec.owner_id)
+            current = self._check_fence(current, head)
             current = await self._check_conflicts(current)
             if not current:
                 return None
@@ -222,11 +253,53 @@ class Committer:
             self._finish(e, result=m if m.files_loaded else attrs.evolve(m, files=e.files))
         return record
 
+    def _check_fence(
+        self, batch: list[PendingSnapshot], head: CommitRecord | None
+    ) -> list[PendingSnapshot]:
+        """Refuse the entries a garbage collection may have robbed of their files."""
+        fence = None if head is None else head.gc_fence
+        if fence is None:
+            return batch
+        keep = []
+        for e in batch:
+            if e.started_at <= fence:
+                self._finish(
+                    e,
+                    error=StaleWriteError(
+                        f"this write began at {e.started_at.isoformat()}, before the fence "
+                        f"{fence.isoformat()} of a garbage collection of dataset "
+                        f"{self.log.spec.owner_id!r} (gc(grace=...)): its files may have been "
+                        "collected, so it was not committed; write the data again",
+                        dataset_id=self.log.spec.owner_id,
+                    ),
+                )
+            else:
+                keep.append(e)
+        return keep
+
+    async def commit_ops(
+        self,
+        prepare: Callable[[CommitRecord | None, int, str], Awaitable[Draft[CommitRecord] | None]],
+    ) -> Outcome[CommitRecord]:
+        """Commit a maintenance record, serialised with this object's writes.
+
+        ``prepare(head, seq, token)`` builds it on the head (again after every lost
+        race); see :func:`record_base` for the fields every record carries on.
+        """
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        token = uuid.uuid4().hex
+        async with self._lock:
+            with anyio.CancelScope(shield=True):
+                outcome = await self.log.append(lambda h, s: prepare(h, s, token), token=token)
+            return outcome
+
     def _build(
         self, batch: list[PendingSnapshot], head: CommitRecord | None, seq: int, token: str
     ) -> CommitRecord:
-        now = self.log.created_at_after(head)
-        parent = head.snapshots[-1].snapshot_id if head is not None else None
+        base = record_base(self.log, head, seq, token)
+        now = base["created_at"]
+        parent = head.last_snapshot_id if head is not None else None
         st = self.statics
         manifests: list[Manifest] = []
         for i, e in enumerate(batch):
@@ -252,13 +325,7 @@ class Committer:
                 )
             )
             parent = sid
-        return CommitRecord(
-            dataset_id=self.log.spec.owner_id,
-            seq=seq,
-            token=token,
-            created_at=now,
-            snapshots=manifests,
-        )
+        return CommitRecord(snapshots=manifests, **base)
 
     async def _check_conflicts(self, batch: list[PendingSnapshot]) -> list[PendingSnapshot]:
         """Resolve ``expected_parent`` entries against the log; return the rest."""

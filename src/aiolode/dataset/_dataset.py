@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import types
 import uuid
 from contextlib import aclosing, asynccontextmanager
@@ -15,6 +16,7 @@ from .._history import delete_quietly, follow, put_unique, retrying
 from .._retry import Retry
 from .._validate import check_int, check_number
 from ..errors import (
+    AiolodeError,
     CodecNotStreamableError,
     ConfigMismatchError,
     DatasetNotFoundError,
@@ -30,7 +32,7 @@ from ..errors import (
 from ..layout import DefaultLayout, FlatLayout, Layout, validate_dataset_id
 from ..manifest._converter import decode, encode
 from ..manifest._dataset import DatasetDescriptor
-from ..manifest._ids import dataset_snapshot_id
+from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
 from ._commit import Committer, ManifestStatics, PendingSnapshot
@@ -46,6 +48,7 @@ from ._log import CommitLog, dataset_log
 from ._partitions import partition_manifest_keys, with_files, write_partition_manifests
 from ._read import components, iter_file_records, read_file, read_records, read_table
 from ._snapshot import Snapshot
+from ._state import HeadState, dropped_error, expiry_of
 from ._write import (
     BlobWriter,
     FileSpec,
@@ -399,6 +402,26 @@ class Dataset:
             return True
         return await self._relocate()
 
+    async def _state(self, *, fresh: bool = True) -> HeadState:
+        """The head (refreshed, or as known when ``fresh`` is false and this object
+        is warm) and the expiry state it leads to; finds the dataset's root."""
+        head = await self._log.refresh() if fresh or not self._log.warm else self._log.head
+        if head is None and await self._relocate():
+            head = await self._log.refresh()
+        return HeadState(head, await expiry_of(self._log, head))
+
+    async def _present(self, st: HeadState) -> bool:
+        """Raise if dropped; False (after checking the name exists) if empty."""
+        if st.dropped:
+            raise dropped_error(self._id)
+        if st.tip is not None:
+            return True
+        if not await self.exists():
+            raise DatasetNotFoundError(
+                f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
+            )
+        return False
+
     async def _not_found(self, exc: NotFoundError) -> NotFoundError:
         """``exc``, or :class:`DatasetNotFoundError` when the name does not exist."""
         if isinstance(exc, DatasetNotFoundError) or await self.exists():
@@ -684,21 +707,24 @@ class Dataset:
         StorageError, FormatError
             The store failed or a record is unreadable.
         """
-        head = await self._log.refresh()
-        if head is None and await self._relocate():
-            head = await self._log.refresh()
-        if head is None:
+        st = await self._state()
+        if st.dropped:
+            raise dropped_error(self._id)
+        tip = st.tip
+        if tip is None:
             raise await self._not_found(
                 NoSnapshotsError(f"dataset {self._id!r} has no snapshots", dataset_id=self._id)
             )
-        return await self._loaded(head.snapshots[-1])
+        seq, idx = parse_dataset_snapshot_id(tip, dataset_id=self._id)
+        return await self._loaded(await manifest_at(self._log, seq, idx))
 
     async def snapshot(self, snapshot: str | Snapshot) -> Snapshot:
         """The snapshot with this id (or the one a :class:`Snapshot` names, re-read).
 
         Cost: one ``get`` of its commit record (0 if cached: records are
         immutable) + one ``get`` per partition manifest of a partitioned
-        snapshot (concurrent).
+        snapshot (concurrent); a cold object also reads the head (as
+        :meth:`latest`, concurrently with the record), to know what was expired.
 
         Raises
         ------
@@ -712,7 +738,22 @@ class Dataset:
             The record is unreadable or the store failed.
         """
         seq, idx = snapshot_position(snapshot, self._id)
+        sid = dataset_snapshot_id(seq, idx)
         while True:
+            if self._log.warm:
+                st = await self._state(fresh=False)
+            else:
+                # Cold: read the head (to know what was expired) while the
+                # snapshot's own record is fetched: one round trip for both.
+                got: list[HeadState] = []
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._prefetch, seq)
+                        got.append(await self._state())
+                except BaseExceptionGroup as eg:
+                    reraise(eg)
+                st = got[0]
+            st.check_visible(sid, self._id)
             try:
                 m = await manifest_at(self._log, seq, idx)
             except SnapshotExpiredError:
@@ -722,6 +763,11 @@ class Dataset:
                     continue
                 raise await self._not_found(exc) from None
             return await self._loaded(m)
+
+    async def _prefetch(self, seq: int) -> None:
+        # Warms the record cache; a failure here is reported by the real read.
+        with contextlib.suppress(AiolodeError):
+            await self._log.fetch(seq)
 
     async def snapshots(
         self, *, newest_first: bool = False, where: object = None
@@ -751,18 +797,18 @@ class Dataset:
             The store failed or a record is unreadable.
         """
         match, _ = compile_where(where)
-        head = await self._log.refresh()
-        if head is None and await self._relocate():
-            head = await self._log.refresh()
-        if head is None:
-            if not await self.exists():
-                raise DatasetNotFoundError(
-                    f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
-                )
+        st = await self._state()
+        if not await self._present(st):
             return
-        async with aclosing(self._log.walk(1, head.seq, newest_first=newest_first)) as records:
+        assert st.head is not None
+        first = max(1, st.expiry.below)  # whole records below it are expired
+        async with aclosing(
+            self._log.walk(first, st.head.seq, newest_first=newest_first)
+        ) as records:
             async for rec in records:
                 for m in reversed(rec.snapshots) if newest_first else rec.snapshots:
+                    if st.expiry.covers(rec.seq, m.snapshot_id):
+                        continue
                     if match is not None and not any(match(p) for p in m.partitions):
                         continue
                     yield await self._loaded(m)
@@ -785,19 +831,16 @@ class Dataset:
         HistoryGapError, FormatError, StorageError
             A record is missing or unreadable, or the store failed.
         """
-        head = await self._log.refresh()
-        if head is None and await self._relocate():
-            head = await self._log.refresh()
-        if head is None:
-            if not await self.exists():
-                raise DatasetNotFoundError(
-                    f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
-                )
+        st = await self._state()
+        if not await self._present(st):
             return
+        assert st.head is not None
         seen: set[tuple[tuple[str, str], ...]] = set()
-        async with aclosing(self._log.walk(1, head.seq)) as records:
+        async with aclosing(self._log.walk(max(1, st.expiry.below), st.head.seq)) as records:
             async for rec in records:
                 for m in rec.snapshots:
+                    if st.expiry.covers(rec.seq, m.snapshot_id):
+                        continue
                     for part in m.partitions:
                         t = tuple(sorted(part.items()))
                         if t not in seen:
@@ -830,24 +873,35 @@ class Dataset:
             Bad ``after`` or ``poll_interval`` (at the first iteration).
         SnapshotNotFoundError
             ``after`` does not exist.
+        DatasetNotFoundError
+            The dataset was dropped (also while following it).
         HistoryGapError, FormatError
             The history is damaged.
         StorageError
             The store kept failing.
         """
         poll = check_number("poll_interval", poll_interval, minimum=0.001)
-        start, skip = 1, 0
+        st = await self._state()
+        if st.dropped:
+            raise dropped_error(self._id)
+        expiry = st.expiry
+        start, skip = max(1, expiry.below), 0
         if after is not None:
             seq, idx = snapshot_position(after, self._id)
-            await self.snapshot(dataset_snapshot_id(seq, idx))  # it must exist
-            start, skip = seq, idx + 1
-        elif self._log.head is None and not self._layout_given:
-            await self.exists()  # find the dataset's root (default or flat)
+            sid = dataset_snapshot_id(seq, idx)
+            if not expiry.covers(seq, sid):
+                await self.snapshot(sid)  # it must exist (an expired cursor is fine)
+            start, skip = max(seq, expiry.below), (idx + 1 if seq >= expiry.below else 0)
         async with aclosing(follow(self._log, start=start, poll_interval=poll)) as records:
             async for rec in records:
+                if rec.dropped:
+                    raise dropped_error(self._id)
+                if rec.expiry is not None:
+                    expiry = rec.expiry  # an expiry committed while we follow
                 first = skip if rec.seq == start else 0
                 for m in rec.snapshots[first:]:
-                    yield await self._loaded(m)
+                    if not expiry.covers(rec.seq, m.snapshot_id):
+                        yield await self._loaded(m)
 
     async def snapshot_as_of(self, when: datetime) -> Snapshot:
         """The newest snapshot committed at or before ``when``.
@@ -868,20 +922,21 @@ class Dataset:
             raise InvalidInputError(
                 "snapshot_as_of() needs a timezone-aware datetime", dataset_id=self._id
             )
-        while True:
-            try:
-                m = await resolve_as_of(self._log, when)
-            except NotFoundError as exc:
-                if await self._relocate():
-                    continue
-                raise await self._not_found(exc) from None
-            assert m is not None
-            return await self._loaded(m)
+        st = await self._state()
+        try:
+            m = await resolve_as_of(self._log, when, st)
+        except SnapshotExpiredError:
+            raise
+        except NotFoundError as exc:
+            raise await self._not_found(exc) from None
+        assert m is not None
+        return await self._loaded(m)
 
     # --------------------------------------------------------------------- read
     async def _resolve(self, snapshot: str | Snapshot) -> Snapshot:
         if isinstance(snapshot, Snapshot):
             snapshot_position(snapshot, self._id)  # it must be one of ours
+            (await self._state(fresh=False)).check_visible(snapshot.id, self._id)
             if not snapshot.manifest.files_loaded:
                 return await self._loaded(snapshot.manifest)
             return snapshot
@@ -1013,21 +1068,18 @@ class Dataset:
         HistoryGapError, FormatError, StorageError
             A record is missing or unreadable, or the store failed.
         """
-        while True:
-            try:
-                found = await collect_files(
-                    self._store, self._log, as_of=as_of, since=since, where=where
-                )
-            except (SnapshotNotFoundError, NoSnapshotsError) as exc:
-                if isinstance(exc, SnapshotExpiredError):
-                    raise
-                if await self._relocate():
-                    continue
-                raise await self._not_found(exc) from None
-            if self._log.head is None and await self._relocate():
-                continue
-            break
-        if not found and self._log.head is None and not await self.exists():
+        # A latest view must see the newest records; a view as of a snapshot id
+        # only needs what this object knows about expiry.
+        st = await self._state(fresh=as_of is None or isinstance(as_of, datetime))
+        try:
+            found = await collect_files(
+                self._store, self._log, st, as_of=as_of, since=since, where=where
+            )
+        except (SnapshotNotFoundError, NoSnapshotsError) as exc:
+            if isinstance(exc, SnapshotExpiredError | DatasetNotFoundError):
+                raise
+            raise await self._not_found(exc) from None
+        if not found and st.head is None and not await self.exists():
             raise DatasetNotFoundError(
                 f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
             )

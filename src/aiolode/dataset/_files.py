@@ -16,20 +16,30 @@ from typing import TYPE_CHECKING, TypeAlias
 from .._concurrency import bounded_map
 from ..errors import InvalidInputError, NoSnapshotsError, SnapshotNotFoundError
 from ..layout import stringify_partition_value
-from ..manifest._dataset import DataFile, FileRef
+from ..manifest._dataset import CheckpointSnapshot, DataFile, FileRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._partitions import load_partition
+from ._checkpoint import Folded, fold
+from ._partitions import load_files
 from ._snapshot import Snapshot
+from ._state import dropped_error
 
 if TYPE_CHECKING:
-    from ..manifest._dataset import Manifest, PartitionRef
+    from ..manifest._dataset import Manifest
     from ..store import Store
     from ._log import CommitLog
+    from ._state import HeadState
 
 #: Partition manifests read concurrently by one call.
 _FETCH_CONCURRENCY = 16
 
-__all__ = ["PartitionFilter", "collect_files", "compile_where", "resolve_as_of"]
+__all__ = [
+    "PartitionFilter",
+    "collect_files",
+    "compile_where",
+    "manifest_at",
+    "resolve_as_of",
+    "snapshot_position",
+]
 
 PartitionFilter: TypeAlias = "Mapping[str, object] | Callable[[Mapping[str, str]], bool] | None"
 """A ``where=`` argument: see :func:`compile_where`."""
@@ -141,31 +151,42 @@ async def manifest_at(log: CommitLog, seq: int, index: int) -> Manifest:
     return rec.snapshots[index]
 
 
-async def resolve_as_of(log: CommitLog, as_of: object) -> Manifest | None:
+async def resolve_as_of(log: CommitLog, as_of: object, state: HeadState) -> Manifest | None:
     """The manifest ``as_of`` designates; ``None`` for an empty dataset and ``as_of=None``.
 
     ``as_of`` is ``None`` (the latest), a snapshot id, a :class:`~aiolode.Snapshot`
     or a timezone-aware datetime (the newest snapshot committed at or before it).
+    ``state`` is the head's (refreshed by the caller).
 
     Raises
     ------
     InvalidInputError
         Unsupported type, a naive datetime, or a snapshot of another dataset.
+    SnapshotExpiredError
+        The snapshot designated was expired.
     SnapshotNotFoundError
         No such snapshot, or none at or before the datetime.
     NoSnapshotsError
         A datetime on an empty dataset.
+    DatasetNotFoundError
+        The dataset was dropped.
     """
     dataset_id = log.spec.owner_id
+    if state.dropped:
+        raise dropped_error(dataset_id)
     if as_of is None:
-        head = await log.refresh()
-        return None if head is None else head.snapshots[-1]
+        tip = state.tip
+        if tip is None:
+            return None
+        state.check_visible(tip, dataset_id)
+        return await manifest_at(log, *parse_dataset_snapshot_id(tip, dataset_id=dataset_id))
     if isinstance(as_of, datetime):
         if as_of.tzinfo is None or as_of.utcoffset() is None:
             raise InvalidInputError("as_of needs a timezone-aware datetime", dataset_id=dataset_id)
-        rec = await log.as_of(as_of)
-        if rec is None:
-            if log.head is None:
+        rec = await log.as_of(as_of, head=state.head) if state.head is not None else None
+        sid = None if rec is None else rec.last_snapshot_id
+        if sid is None:
+            if state.tip is None:
                 raise NoSnapshotsError(
                     f"dataset {dataset_id!r} has no snapshots", dataset_id=dataset_id
                 )
@@ -173,12 +194,27 @@ async def resolve_as_of(log: CommitLog, as_of: object) -> Manifest | None:
                 f"dataset {dataset_id!r} has no snapshot as of {as_of.isoformat()}",
                 dataset_id=dataset_id,
             )
-        return rec.snapshots[-1]
+        state.check_visible(sid, dataset_id)
+        return await manifest_at(log, *parse_dataset_snapshot_id(sid, dataset_id=dataset_id))
     if isinstance(as_of, str | Snapshot):
         seq, idx = snapshot_position(as_of, dataset_id)
-        return await manifest_at(log, seq, idx)
+        m = await manifest_at(log, seq, idx)
+        state.check_visible(m.snapshot_id, dataset_id)
+        return m
     raise InvalidInputError(
         f"as_of must be a snapshot id, a Snapshot, a datetime or None, not {type(as_of).__name__}",
+        dataset_id=dataset_id,
+    )
+
+
+def _data_file(dataset_id: str, snap: CheckpointSnapshot, f: FileRef) -> DataFile:
+    return DataFile(
+        file=f,
+        snapshot_id=snap.snapshot_id,
+        codec=snap.codec,
+        compressor=snap.compressor,
+        codec_options=snap.codec_options,
+        compressor_options=snap.compressor_options,
         dataset_id=dataset_id,
     )
 
@@ -186,6 +222,7 @@ async def resolve_as_of(log: CommitLog, as_of: object) -> Manifest | None:
 async def collect_files(
     store: Store,
     log: CommitLog,
+    state: HeadState,
     *,
     as_of: object = None,
     since: object = None,
@@ -193,83 +230,100 @@ async def collect_files(
 ) -> list[DataFile]:
     """The data files committed after ``since`` (exclusive) up to ``as_of`` (inclusive).
 
-    Oldest snapshot first, each snapshot's files in manifest order. See
-    :meth:`aiolode.Dataset.files` for the arguments.
+    Without ``since``: the live view at ``as_of`` — every file of a retained
+    snapshot not replaced by a later compaction (up to ``as_of``), oldest first,
+    from the newest checkpoint at or before ``as_of`` plus the records after it.
+    With ``since``: what the snapshots after it added (an incremental read),
+    leaving out compactions (they add no rows). Expired snapshots never appear.
+    See :meth:`aiolode.Dataset.files` for the arguments.
 
     Raises
     ------
     InvalidInputError
         Bad ``as_of``/``since``/``where``; ``where`` names a key that is not a
         partition key; ``since`` is after ``as_of``.
-    SnapshotNotFoundError, NoSnapshotsError
-        ``as_of`` or ``since`` designates no snapshot.
+    SnapshotNotFoundError, SnapshotExpiredError, NoSnapshotsError
+        ``as_of`` or ``since`` designates no visible snapshot.
     FormatError, StorageError
         A record is unreadable, missing below the head, or the store failed.
     """
     dataset_id = log.spec.owner_id
     match, keys = compile_where(where)
-    target = await resolve_as_of(log, as_of)
+    target = await resolve_as_of(log, as_of, state)
     if target is None:
         return []
+    if keys:
+        known = set(target.layout.get("partition_keys") or ())
+        unknown = keys - known
+        if unknown:
+            raise InvalidInputError(
+                f"where names {sorted(unknown)}, not partition keys of dataset "
+                f"{dataset_id!r} (its keys: {sorted(known)})",
+                dataset_id=dataset_id,
+            )
     seq, idx = parse_dataset_snapshot_id(target.snapshot_id, dataset_id=dataset_id)
-    start_seq, start_idx = 1, 0
     if since is not None:
-        if not isinstance(since, str | Snapshot):
-            raise InvalidInputError(
-                f"since must be a snapshot id or a Snapshot, not {type(since).__name__}",
-                dataset_id=dataset_id,
-            )
-        s_seq, s_idx = snapshot_position(since, dataset_id)
-        await manifest_at(log, s_seq, s_idx)  # it must exist
-        if (s_seq, s_idx) > (seq, idx):
-            raise InvalidInputError(
-                f"since={since if isinstance(since, str) else since.id} is after as_of "
-                f"{target.snapshot_id}",
-                dataset_id=dataset_id,
-            )
-        start_seq, start_idx = s_seq, s_idx + 1
-    picked: list[tuple[Manifest, PartitionRef | None]] = []
-    checked = not keys
-    async with aclosing(log.walk(start_seq, seq)) as records:
+        return await _since(store, log, state, since, target, match)
+    view = (
+        await fold(store, log, seq - 1, match=match, floor=state.expiry.below)
+        if seq > 1
+        else Folded.start(None)
+    )
+    rec = await log.require(seq, target.snapshot_id)
+    for m in rec.snapshots[: idx + 1]:
+        view.add(m, await load_files(store, m, match))
+    view.drop_expired(state.expiry)
+    return [
+        _data_file(dataset_id, view.snapshots[f.snapshot_id], f.file)
+        for f in view.files.values()
+        if f.live and (match is None or match(f.file.partition))
+    ]
+
+
+async def _since(
+    store: Store,
+    log: CommitLog,
+    state: HeadState,
+    since: object,
+    target: Manifest,
+    match: Callable[[Mapping[str, str]], bool] | None,
+) -> list[DataFile]:
+    dataset_id = log.spec.owner_id
+    if not isinstance(since, str | Snapshot):
+        raise InvalidInputError(
+            f"since must be a snapshot id or a Snapshot, not {type(since).__name__}",
+            dataset_id=dataset_id,
+        )
+    s_seq, s_idx = snapshot_position(since, dataset_id)
+    seq, idx = parse_dataset_snapshot_id(target.snapshot_id, dataset_id=dataset_id)
+    if (s_seq, s_idx) > (seq, idx):
+        raise InvalidInputError(
+            f"since={since if isinstance(since, str) else since.id} is after as_of "
+            f"{target.snapshot_id}",
+            dataset_id=dataset_id,
+        )
+    if s_seq >= state.expiry.below:
+        await manifest_at(log, s_seq, s_idx)  # it must exist (an expired cursor is fine)
+    picked: list[Manifest] = []
+    async with aclosing(log.walk(max(s_seq, state.expiry.below), seq)) as records:
         async for rec in records:
-            lo = start_idx if rec.seq == start_seq else 0
+            lo = s_idx + 1 if rec.seq == s_seq else 0
             hi = idx + 1 if rec.seq == seq else len(rec.snapshots)
             for m in rec.snapshots[lo:hi]:
-                if not checked:
-                    known = set(m.layout.get("partition_keys") or ())
-                    unknown = keys - known
-                    if unknown:
-                        raise InvalidInputError(
-                            f"where names {sorted(unknown)}, not partition keys of dataset "
-                            f"{dataset_id!r} (its keys: {sorted(known)})",
-                            dataset_id=dataset_id,
-                        )
-                    checked = True
-                if not m.partition_manifests:
-                    picked.append((m, None))
-                    continue
-                # Pruning: only the partition manifests the filter accepts are read.
-                picked.extend(
-                    (m, r) for r in m.partition_manifests if match is None or match(r.partition)
-                )
-
-    async def load(item: tuple[Manifest, PartitionRef | None]) -> tuple[FileRef, ...]:
-        m, ref = item
-        if ref is None:
-            return tuple(f for f in m.files if match is None or match(f.partition))
-        return await load_partition(store, m, ref)
-
-    loaded = await bounded_map(load, picked, limit=_FETCH_CONCURRENCY)
-    return [
-        DataFile(
-            file=f,
+                if m.operation == "append" and not state.expiry.covers(rec.seq, m.snapshot_id):
+                    picked.append(m)
+    loaded = await bounded_map(
+        lambda m: load_files(store, m, match), picked, limit=_FETCH_CONCURRENCY
+    )
+    out: list[DataFile] = []
+    for m, files in zip(picked, loaded, strict=True):
+        snap = CheckpointSnapshot(
             snapshot_id=m.snapshot_id,
+            created_at=m.created_at,
             codec=m.codec,
             compressor=m.compressor,
             codec_options=m.codec_options,
             compressor_options=m.compressor_options,
-            dataset_id=dataset_id,
         )
-        for (m, _), fs in zip(picked, loaded, strict=True)
-        for f in fs
-    ]
+        out.extend(_data_file(dataset_id, snap, f) for f in files)
+    return out

@@ -29,16 +29,23 @@ __all__ = [
     "COMMIT_SCHEMA",
     "MANIFEST_SCHEMA",
     "PARTITION_SCHEMA",
+    "Checkpoint",
+    "CheckpointFile",
+    "CheckpointSnapshot",
     "ColumnStats",
     "CommitRecord",
     "DataFile",
     "DatasetDescriptor",
+    "ExpiryState",
+    "LogOp",
     "FileRef",
     "Manifest",
     "PartitionManifest",
     "PartitionRef",
+    "RowSource",
 ]
 
+CHECKPOINT_SCHEMA = "aiolode.dataset.checkpoint"
 DESCRIPTOR_SCHEMA = "aiolode.dataset.descriptor"
 MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
@@ -78,6 +85,14 @@ def _manifests(value: Iterable[Manifest]) -> tuple[Manifest, ...]:
     return tuple(value)
 
 
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _ops(value: Iterable[LogOp]) -> tuple[LogOp, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ColumnStats:
     """Per-file statistics of one column (JSON scalars; ``None`` when unknown)."""
@@ -85,6 +100,18 @@ class ColumnStats:
     min: Any = None
     max: Any = None
     null_count: int | None = None
+
+
+@attrs.frozen
+class RowSource:
+    """Rows of a compacted file that came from one source snapshot, in file order."""
+
+    snapshot_id: str
+    rows: int = attrs.field(validator=_size)
+
+
+def _sources(value: Iterable[RowSource]) -> tuple[RowSource, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -105,6 +132,10 @@ class FileRef:
         Partition values (strings, as in the path); ``{}`` when unpartitioned.
     stats
         Column statistics by column name (codecs that compute them).
+    sources
+        For a file written by compaction: which snapshots its rows came from,
+        in order (so expiring one of them can remove exactly its rows); ``()``
+        for a file a write produced.
     """
 
     key: str = attrs.field(validator=_key)
@@ -113,6 +144,7 @@ class FileRef:
     row_count: int | None = attrs.field(default=None, validator=_opt_count)
     partition: Mapping[str, str] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
     stats: Mapping[str, ColumnStats] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    sources: tuple[RowSource, ...] = attrs.field(factory=tuple, converter=_sources)
 
 
 @attrs.frozen
@@ -182,6 +214,13 @@ class Manifest:
     partition_manifests
         Per touched partition, its :class:`PartitionRef` (partitioned v2
         snapshots); ``[]`` when the files are inline.
+    operation
+        ``"append"`` (a write), ``"compact"`` (rewrote small files: no new
+        rows) or ``"rewrite"`` (an expiry removed expired rows from compacted
+        files: no new rows).
+    replaces
+        Keys of earlier files this snapshot takes out of the live view (their
+        rows are in this snapshot's files, or expired).
     """
 
     dataset_id: str
@@ -202,6 +241,8 @@ class Manifest:
     min_timestamp: Any = None
     max_timestamp: Any = None
     partition_manifests: tuple[PartitionRef, ...] = attrs.field(factory=tuple, converter=_refs)
+    operation: str = "append"
+    replaces: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
 
     @property
     def files_loaded(self) -> bool:
@@ -282,6 +323,48 @@ class DataFile:
 
 
 @attrs.frozen
+class ExpiryState:
+    """Which snapshots are expired, as of some record (cumulative).
+
+    Attributes
+    ----------
+    below
+        Every snapshot of every record with a sequence number below this one is
+        expired (``1``: none).
+    ids
+        Further expired snapshot ids, all in records at or above ``below``, sorted.
+    """
+
+    below: int = 1
+    ids: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+
+    def covers(self, seq: int, snapshot_id: str) -> bool:
+        """Whether the snapshot ``snapshot_id`` (in record ``seq``) is expired."""
+        return seq < self.below or snapshot_id in self.ids
+
+
+@attrs.frozen
+class LogOp:
+    """A maintenance operation a record commits (besides or instead of snapshots).
+
+    Attributes
+    ----------
+    kind
+        ``"expire"`` (snapshots expired: ``snapshot_ids``), ``"fence"`` (a
+        garbage collection's fence: writes started before ``fence`` are refused),
+        or ``"drop"`` (the dataset was dropped).
+    snapshot_ids
+        For ``"expire"``: the snapshots this operation expired.
+    fence
+        For ``"fence"``: the time before which unreferenced objects may be collected.
+    """
+
+    kind: str
+    snapshot_ids: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    fence: datetime | None = None
+
+
+@attrs.frozen
 class CommitRecord:
     """One object of the commit log: consecutive snapshots committed at once.
 
@@ -296,7 +379,22 @@ class CommitRecord:
     created_at
         Commit time; every snapshot in the record shares it.
     snapshots
-        The manifests, in commit order (ids ``<seq:016d>-<index:04d>``).
+        The manifests, in commit order (ids ``<seq:016d>-<index:04d>``); may be
+        empty for a record that only commits maintenance ``ops``.
+    ops
+        Maintenance operations committed by this record (expiry, a GC fence, a drop).
+    expiry
+        The expiry state after this record, when one of its ops changed it.
+    expiry_seq
+        The newest record at or before this one whose ``expiry`` is set (0: none):
+        any record leads in one step to the current expiry state.
+    gc_fence
+        The newest fence of every garbage collection so far (cumulative).
+    dropped
+        The dataset was dropped by this record or an earlier one.
+    tip
+        For a record without snapshots: the newest snapshot before it (so the
+        parent of the next snapshot, and ``latest()``, need no walk back).
     """
 
     dataset_id: str
@@ -304,10 +402,76 @@ class CommitRecord:
     token: str
     created_at: datetime
     snapshots: tuple[Manifest, ...] = attrs.field(converter=_manifests)
+    ops: tuple[LogOp, ...] = attrs.field(factory=tuple, converter=_ops)
+    expiry: ExpiryState | None = None
+    expiry_seq: int = 0
+    gc_fence: datetime | None = None
+    dropped: bool = False
+    tip: str | None = None
 
     def snapshot_ids(self) -> list[str]:
         """The ids of the snapshots this record commits, in order."""
         return [m.snapshot_id for m in self.snapshots]
+
+    @property
+    def last_snapshot_id(self) -> str | None:
+        """The newest snapshot at or before this record (``None``: none yet)."""
+        return self.snapshots[-1].snapshot_id if self.snapshots else self.tip
+
+
+@attrs.frozen
+class CheckpointSnapshot:
+    """A retained snapshot, as a checkpoint indexes it."""
+
+    snapshot_id: str
+    created_at: datetime
+    codec: str | None
+    compressor: str | None
+    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=_frozen_str_map
+    )
+    operation: str = "append"
+    partition_manifests: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+
+
+@attrs.frozen
+class CheckpointFile:
+    """A file a retained snapshot references; ``live`` unless a later compaction
+    or rewrite replaced it (time travel still reads it until its snapshot expires)."""
+
+    snapshot_id: str
+    file: FileRef
+    live: bool = True
+
+
+def _cp_snaps(value: Iterable[CheckpointSnapshot]) -> tuple[CheckpointSnapshot, ...]:
+    return tuple(value)
+
+
+def _cp_files(value: Iterable[CheckpointFile]) -> tuple[CheckpointFile, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Checkpoint:
+    """The history of a dataset folded up to record ``seq``: every retained
+    snapshot and every file they reference. ``files()``, time travel and garbage
+    collection read the newest checkpoint plus the records after it, so their
+    cost does not grow with the history's length.
+
+    Derived data, never the truth: written create-only at
+    ``<root>_log/_checkpoints/<seq:016d>.json`` by writers every N commits, and
+    checked against the records it summarises (``seq``, ``tip``, totals).
+    """
+
+    dataset_id: str
+    seq: int
+    created_at: datetime
+    tip: str | None
+    expiry: ExpiryState
+    snapshots: tuple[CheckpointSnapshot, ...] = attrs.field(converter=_cp_snaps)
+    files: tuple[CheckpointFile, ...] = attrs.field(converter=_cp_files)
 
 
 @attrs.frozen
@@ -390,3 +554,4 @@ register_migration(MANIFEST_SCHEMA, 2, _migrate_manifest_v2)
 register_migration(COMMIT_SCHEMA, 2, _migrate_commit_v2)
 register(PARTITION_SCHEMA, 1, PartitionManifest)
 register(DESCRIPTOR_SCHEMA, 1, DatasetDescriptor)
+register(CHECKPOINT_SCHEMA, 1, Checkpoint)

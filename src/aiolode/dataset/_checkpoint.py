@@ -1,0 +1,247 @@
+"""Checkpoints: the history folded, so that reads cost the same at any length.
+
+A :class:`~aiolode.manifest.Checkpoint` at record ``c`` lists every snapshot
+retained at ``c`` and every file they reference (``live`` unless a later
+compaction replaced it). Writers fold one every :data:`CHECKPOINT_INTERVAL`
+records, alongside their data puts; ``files()``, time travel and ``gc()`` read
+the newest checkpoint at or before their target plus the records after it, so
+their cost is bounded by the interval instead of growing with the history.
+
+A checkpoint is derived data: create-only (a lost race just skips), checked
+against what it claims (dataset, sequence, the tip snapshot of that record),
+and ignored when unreadable — the records are always the truth.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._concurrency import bounded_map
+from .._history import put_unique, retrying
+from ..errors import FormatError, ObjectExistsError, ObjectNotFoundError
+from ..manifest._converter import decode, encode
+from ..manifest._dataset import (
+    Checkpoint,
+    CheckpointFile,
+    CheckpointSnapshot,
+    ExpiryState,
+    Manifest,
+)
+from ..manifest._ids import parse_dataset_snapshot_id
+from ._partitions import load_files
+from ._state import expiry_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..manifest._dataset import CommitRecord, FileRef
+    from ..store import Store
+    from ._log import CommitLog
+
+__all__ = ["CHECKPOINT_INTERVAL", "Folded", "checkpoint_key", "fold", "maybe_checkpoint"]
+
+#: A checkpoint every this many records.
+CHECKPOINT_INTERVAL = 64
+#: How many older checkpoint positions a reader probes before folding from scratch.
+_PROBES = 3
+_CONCURRENCY = 16
+
+
+def checkpoint_key(log: CommitLog, seq: int) -> str:
+    """Where the checkpoint folding records up to ``seq`` lives."""
+    return f"{log.spec.prefix}_checkpoints/{seq:016d}.json"
+
+
+@attrs.define
+class Folded:
+    """A history folded up to ``seq``: a checkpoint being built, or a reader's view.
+
+    ``files`` maps a file key to its entry, in commit order.
+    """
+
+    seq: int
+    tip: str | None
+    snapshots: dict[str, CheckpointSnapshot]
+    files: dict[str, CheckpointFile]
+
+    @classmethod
+    def start(cls, base: Checkpoint | None) -> Folded:
+        """From a checkpoint (or from nothing)."""
+        if base is None:
+            return cls(0, None, {}, {})
+        return cls(
+            base.seq,
+            base.tip,
+            {s.snapshot_id: s for s in base.snapshots},
+            {f.file.key: f for f in base.files},
+        )
+
+    def add(self, m: Manifest, files: tuple[FileRef, ...]) -> None:
+        """Apply one snapshot: its files become live, the files it replaces do not."""
+        self.snapshots[m.snapshot_id] = CheckpointSnapshot(
+            snapshot_id=m.snapshot_id,
+            created_at=m.created_at,
+            codec=m.codec,
+            compressor=m.compressor,
+            codec_options=m.codec_options,
+            compressor_options=m.compressor_options,
+            operation=m.operation,
+            partition_manifests=tuple(p.key for p in m.partition_manifests),
+        )
+        for key in m.replaces:
+            old = self.files.get(key)
+            if old is not None:
+                self.files[key] = attrs.evolve(old, live=False)
+        for f in files:
+            self.files[f.key] = CheckpointFile(m.snapshot_id, f, True)
+        self.tip = m.snapshot_id
+
+    def drop_expired(self, expiry: ExpiryState) -> None:
+        """Forget the snapshots ``expiry`` covers, and their files."""
+
+        def gone(sid: str) -> bool:
+            seq, _ = parse_dataset_snapshot_id(sid, dataset_id="")
+            return expiry.covers(seq, sid)
+
+        dead = {sid for sid in self.snapshots if gone(sid)}
+        if not dead:
+            return
+        self.snapshots = {k: v for k, v in self.snapshots.items() if k not in dead}
+        self.files = {k: v for k, v in self.files.items() if v.snapshot_id not in dead}
+
+    def checkpoint(self, dataset_id: str, created_at: object, expiry: ExpiryState) -> Checkpoint:
+        """As a checkpoint document."""
+        return Checkpoint(
+            dataset_id=dataset_id,
+            seq=self.seq,
+            created_at=created_at,  # type: ignore[arg-type]
+            tip=self.tip,
+            expiry=expiry,
+            snapshots=tuple(self.snapshots.values()),
+            files=tuple(self.files.values()),
+        )
+
+
+async def read_checkpoint(store: Store, log: CommitLog, seq: int) -> Checkpoint | None:
+    """The checkpoint at ``seq`` if it exists and is sound; ``None`` otherwise.
+
+    A damaged or foreign checkpoint is ignored (the records are the truth), never
+    believed. Cost: one ``get``.
+    """
+    key = checkpoint_key(log, seq)
+    try:
+        data = await retrying(log.retry, lambda: store.get(key))
+        cp = decode(data, Checkpoint, key=key)
+    except (ObjectNotFoundError, FormatError):
+        return None
+    if cp.dataset_id != log.spec.owner_id or cp.seq != seq:
+        return None
+    rec = await log.fetch(seq)
+    if rec is None or rec.last_snapshot_id != cp.tip:
+        return None
+    return cp
+
+
+async def newest_checkpoint(store: Store, log: CommitLog, upto: int) -> Checkpoint | None:
+    """The newest sound checkpoint at or before record ``upto`` (a few probes at most).
+
+    Cost: one ``get`` when the expected checkpoint exists; at most 3 + their
+    records otherwise.
+    """
+    c = (upto // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+    for _ in range(_PROBES):
+        if c < max(CHECKPOINT_INTERVAL, log.lwm):
+            return None
+        cp = await read_checkpoint(store, log, c)
+        if cp is not None:
+            return cp
+        c -= CHECKPOINT_INTERVAL
+    return None
+
+
+async def fold(
+    store: Store,
+    log: CommitLog,
+    upto: int,
+    *,
+    start: int | None = None,
+    base: Checkpoint | None = None,
+    match: Callable[[Mapping[str, str]], bool] | None = None,
+    use_checkpoints: bool = True,
+    floor: int = 1,
+) -> Folded:
+    """Fold records into a :class:`Folded` view up to record ``upto`` (inclusive).
+
+    From ``base`` (or the newest checkpoint at or before ``upto``, or — without
+    one — the first retained record), reading the records after it (windows of
+    16) and the partition manifests their snapshots wrote, pruned by ``match``
+    (partitions it refuses are neither read nor listed). Expired snapshots are
+    left out as the expiry state *of the head* says, by the caller; records below
+    ``floor`` (the expiry state's ``below``) are not read at all.
+
+    Raises
+    ------
+    HistoryGapError, FormatError, StorageError
+        A record or partition manifest is missing or unreadable.
+    """
+    if base is None and use_checkpoints and start is None:
+        base = await newest_checkpoint(store, log, upto)
+    view = Folded.start(base)
+    first = start if start is not None else (view.seq + 1 if base is not None else 1)
+    first = max(first, floor)  # records below it hold only expired snapshots
+    if first > upto:
+        return view
+    manifests: list[Manifest] = []
+    async with aclosing(log.walk(first, upto)) as records:
+        async for rec in records:
+            manifests.extend(rec.snapshots)
+            view.seq = rec.seq
+            view.tip = rec.last_snapshot_id or view.tip
+
+    async def load(m: Manifest) -> tuple[FileRef, ...]:
+        return await load_files(store, m, match)
+
+    loaded = await bounded_map(load, manifests, limit=_CONCURRENCY)
+    for m, files in zip(manifests, loaded, strict=True):
+        view.add(m, files)
+    view.seq = upto
+    return view
+
+
+async def maybe_checkpoint(store: Store, log: CommitLog, head: CommitRecord | None) -> bool:
+    """Fold and write the checkpoint due at the head's last interval boundary, if
+    it is missing. Best effort: a lost race (it exists) or any failure just skips.
+
+    Cost: nothing when not due; otherwise one ``head`` and, when missing, the
+    previous checkpoint + up to :data:`CHECKPOINT_INTERVAL` records (most cached
+    by a writer that saw them) + their partition manifests + one ``put``.
+    """
+    if head is None:
+        return False
+    c = (head.seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+    if c < CHECKPOINT_INTERVAL or checkpoint_key(log, c) in log.known:
+        return False
+    key = checkpoint_key(log, c)
+    try:
+        if await store.exists(key):
+            log.known.add(key)
+            return False
+        record = await log.fetch(c)
+        if record is None:
+            return False
+        expiry = await expiry_of(log, record)
+        base = await newest_checkpoint(store, log, c - 1)
+        view = await fold(store, log, c, base=base, use_checkpoints=False)
+        view.drop_expired(expiry)
+        doc = view.checkpoint(log.spec.owner_id, record.created_at, expiry)
+        await put_unique(store, key, encode(doc), log.retry)
+    except ObjectExistsError:
+        pass
+    except Exception:
+        # Derived data: a failure to fold never fails the write it rides along.
+        return False
+    log.known.add(key)
+    return True
