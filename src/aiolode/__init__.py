@@ -22,6 +22,9 @@ from .compression import Gzip as Gzip
 from .compression import Zstd as Zstd
 from .dataset import BlobWriter as BlobWriter
 from .dataset import Dataset as Dataset
+from .dataset import DropReport as DropReport
+from .dataset import ExpireReport as ExpireReport
+from .dataset import GCReport as GCReport
 from .dataset import Snapshot as Snapshot
 from .errors import AiolodeError as AiolodeError
 from .errors import ChecksumMismatchError as ChecksumMismatchError
@@ -98,6 +101,9 @@ __all__ = [
     "DefaultLayout",
     "Snapshot",
     "Dataset",
+    "GCReport",
+    "ExpireReport",
+    "DropReport",
     "BlobWriter",
     "JSONL",
     "ArrowIPC",

@@ -82,6 +82,7 @@ def _as_v3(doc: dict[str, Any]) -> dict[str, Any]:
         "gc_fence": None,
         "dropped": False,
         "tip": None,
+        "incarnation": "",
     }
 
 

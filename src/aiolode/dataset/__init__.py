@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from ._dataset import Dataset as Dataset
+from ._lifecycle import DropReport as DropReport
+from ._lifecycle import ExpireReport as ExpireReport
+from ._lifecycle import GCReport as GCReport
 from ._snapshot import Snapshot as Snapshot
 from ._write import BlobWriter as BlobWriter
 
-__all__ = ["BlobWriter", "Dataset", "Snapshot"]
+__all__ = ("BlobWriter", "Dataset", "DropReport", "ExpireReport", "GCReport", "Snapshot")

@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from ..store import Store
     from ._log import CommitLog
 
-__all__ = ["CHECKPOINT_INTERVAL", "Folded", "checkpoint_key", "fold", "maybe_checkpoint"]
+__all__ = [
+    "CHECKPOINT_INTERVAL",
+    "Folded",
+    "checkpoint_due",
+    "checkpoint_key",
+    "fold",
+    "maybe_checkpoint",
+]
 
 #: A checkpoint every this many records.
 CHECKPOINT_INTERVAL = 64
@@ -209,6 +216,16 @@ async def fold(
         view.add(m, files)
     view.seq = upto
     return view
+
+
+def checkpoint_due(log: CommitLog) -> bool:
+    """Whether the log's known head crossed a checkpoint boundary this object has
+    not seen folded (no I/O)."""
+    head = log.head
+    if head is None:
+        return False
+    c = (head.seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+    return c >= CHECKPOINT_INTERVAL and checkpoint_key(log, c) not in log.known
 
 
 async def maybe_checkpoint(store: Store, log: CommitLog, head: CommitRecord | None) -> bool:

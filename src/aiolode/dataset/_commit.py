@@ -34,7 +34,7 @@ from ..errors import (
     SnapshotNotFoundError,
     StaleWriteError,
 )
-from ..manifest._dataset import CommitRecord, FileRef, Manifest, PartitionRef
+from ..manifest._dataset import CommitRecord, ExpiryState, FileRef, Manifest, PartitionRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import Metadata
 from ._state import dropped_error
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from ._log import CommitLog
 
-__all__ = ["Committer", "ManifestStatics", "PendingSnapshot"]
+__all__ = ["Committer", "Incarnation", "ManifestStatics", "PendingSnapshot", "record_base"]
 
 #: Most snapshots one commit record carries (ids leave room for 10,000).
 MAX_BATCH = 256
@@ -99,14 +99,54 @@ def _manifest_partitions(m: Manifest) -> set[tuple[tuple[str, str], ...]]:
     return {tuple(sorted(p.items())) for p in m.partitions}
 
 
-def record_base(log: CommitLog, head: CommitRecord | None, seq: int, token: str) -> dict[str, Any]:
-    """The fields every record built on ``head`` carries (identity, time, and
-    what the lifecycle decided so far: expiry pointer, GC fence, tip)."""
-    return {
+@attrs.frozen
+class Incarnation:
+    """Which life of the dataset a writer works for (from its descriptor)."""
+
+    id: str = ""
+    first_seq: int = 1
+
+    def check_head(self, log: CommitLog, head: CommitRecord | None) -> bool:
+        """Whether a record built on ``head`` starts this incarnation (True) or
+        continues it (False).
+
+        Raises
+        ------
+        DatasetNotFoundError
+            ``head`` drops the dataset and this writer cannot start a new life
+            on it (it belongs to the dropped one, or to none after it).
+        """
+        if head is None or not head.dropped:
+            return False
+        if head.incarnation != self.id and head.seq == self.first_seq - 1:
+            return True
+        raise dropped_error(log.spec.owner_id)
+
+
+def record_base(
+    log: CommitLog, head: CommitRecord | None, seq: int, token: str, life: Incarnation
+) -> dict[str, Any]:
+    """The fields every record built on ``head`` carries: identity, time, and what
+    the lifecycle decided so far (expiry pointer, GC fence, tip). A record that
+    starts a new incarnation after a drop carries none of the old one's.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``head`` dropped the dataset (see :meth:`Incarnation.check_head`).
+    """
+    base: dict[str, Any] = {
         "dataset_id": log.spec.owner_id,
         "seq": seq,
         "token": token,
         "created_at": log.created_at_after(head),
+        "incarnation": life.id,
+    }
+    if life.check_head(log, head):
+        # Everything before belongs to the dropped life: expired from the start.
+        return {**base, "expiry": ExpiryState(below=seq), "expiry_seq": seq}
+    return {
+        **base,
         "expiry_seq": 0
         if head is None
         else (head.seq if head.expiry is not None else head.expiry_seq),
@@ -118,8 +158,16 @@ def record_base(log: CommitLog, head: CommitRecord | None, seq: int, token: str)
 class Committer:
     """Commits pending snapshots of one dataset; one per Dataset object."""
 
-    def __init__(self, log: CommitLog, *, partitioned: bool, statics: ManifestStatics) -> None:
+    def __init__(
+        self,
+        log: CommitLog,
+        *,
+        partitioned: bool,
+        statics: ManifestStatics,
+        life: Incarnation,
+    ) -> None:
         self.log = log
+        self.life = life
         self.partitioned = partitioned
         self.statics = statics
         self._pending: deque[PendingSnapshot] = deque()
@@ -216,9 +264,8 @@ class Committer:
 
         async def prepare(head: CommitRecord | None, seq: int) -> Draft[CommitRecord] | None:
             nonlocal current
-            if head is not None and head.dropped:
-                raise dropped_error(self.log.spec.owner_id)
-            current = self._check_fence(current, head)
+            genesis = self.life.check_head(self.log, head)
+            current = self._check_fence(current, None if genesis else head)
             current = await self._check_conflicts(current)
             if not current:
                 return None
@@ -284,7 +331,8 @@ class Committer:
         """Commit a maintenance record, serialised with this object's writes.
 
         ``prepare(head, seq, token)`` builds it on the head (again after every lost
-        race); see :func:`record_base` for the fields every record carries on.
+        race); see :func:`record_base` for the fields every record carries on
+        (``self.life`` is this writer's incarnation).
         """
         if self._lock is None:
             self._lock = anyio.Lock()
@@ -297,9 +345,9 @@ class Committer:
     def _build(
         self, batch: list[PendingSnapshot], head: CommitRecord | None, seq: int, token: str
     ) -> CommitRecord:
-        base = record_base(self.log, head, seq, token)
+        base = record_base(self.log, head, seq, token, self.life)
         now = base["created_at"]
-        parent = head.last_snapshot_id if head is not None else None
+        parent = base.pop("tip", None)
         st = self.statics
         manifests: list[Manifest] = []
         for i, e in enumerate(batch):

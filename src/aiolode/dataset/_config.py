@@ -166,9 +166,10 @@ class DatasetConfig:
             "timestamp_field": self.timestamp_field,
         }
 
-    def descriptor(self, dataset_id: str) -> DatasetDescriptor:
-        """The descriptor recording this configuration."""
+    def descriptor(self, dataset_id: str, *, first_seq: int = 1) -> DatasetDescriptor:
+        """A new descriptor recording this configuration (a new incarnation)."""
         return DatasetDescriptor(
+            first_seq=first_seq,
             dataset_id=dataset_id,
             created_at=datetime.now(UTC),
             incarnation=uuid.uuid4().hex,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import types
 import uuid
 from contextlib import aclosing, asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
 
 from .._concurrency import reraise
 from .._history import delete_quietly, follow, put_unique, retrying
+from .._history._log import WRITER_MAX_WARM_AGE
 from .._retry import Retry
 from .._validate import check_int, check_number
 from ..errors import (
@@ -35,7 +37,9 @@ from ..manifest._dataset import DatasetDescriptor
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
-from ._commit import Committer, ManifestStatics, PendingSnapshot
+from . import _lifecycle as lifecycle
+from ._checkpoint import checkpoint_due, maybe_checkpoint
+from ._commit import Committer, Incarnation, ManifestStatics, PendingSnapshot
 from ._config import UNSET, DatasetConfig, Options, descriptor_key
 from ._files import (
     collect_files,
@@ -61,7 +65,7 @@ from ._write import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
+    from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
 
     from ..checksum import Checksum
     from ..codecs import Codec
@@ -70,6 +74,7 @@ if TYPE_CHECKING:
     from ..manifest._metadata import Metadata
     from ..types import ProgressCallback
     from ..verify import VerifyReport
+    from ._lifecycle import DropReport, ExpireReport, GCReport
 
 __all__ = ["Dataset"]
 
@@ -188,8 +193,9 @@ class Dataset:
         self._spec: FileSpec | None = None
         self._committer: Committer | None = None
         self._config_lock: anyio.Lock | None = None
-        # True while the configuration in use still has to be recorded (a descriptor put).
-        self._unrecorded = False
+        # The descriptor still to be recorded (a new dataset, or one written
+        # before descriptors), put just before the first commit.
+        self._new_descriptor: DatasetDescriptor | None = None
         # Whether the dataset's root is known (the layout may be found by name).
         self._located = self._layout_given
 
@@ -294,19 +300,32 @@ class Dataset:
                 cfg = DatasetConfig.from_descriptor(desc, layout, key=key).reconcile(
                     self._given, dataset_id=self._id
                 )
+                life = Incarnation(desc.incarnation, desc.first_seq)
             else:
-                if head is not None:
+                if head is not None and not head.dropped:
                     # Written before descriptors: the newest manifest says what it is.
-                    cfg = DatasetConfig.from_manifest(head.snapshots[-1], layout).reconcile(
-                        self._given, dataset_id=self._id, legacy=True
+                    tip = head.last_snapshot_id
+                    newest = (
+                        await manifest_at(
+                            self._log, *parse_dataset_snapshot_id(tip, dataset_id=self._id)
+                        )
+                        if tip is not None
+                        else None
                     )
+                    if newest is None:
+                        cfg = DatasetConfig.from_options(self._given, default_checksum=None)
+                    else:
+                        cfg = DatasetConfig.from_manifest(newest, layout).reconcile(
+                            self._given, dataset_id=self._id, legacy=True
+                        )
                 else:
                     cfg = DatasetConfig.from_options(self._given, default_checksum=None)
-                # Recorded just before the first commit (nothing is written for a
-                # write whose data turns out to be invalid).
-                self._unrecorded = True
+                # A new life starts after a dropped one's tombstone.
+                first = head.seq + 1 if head is not None and head.dropped else 1
+                self._new_descriptor = cfg.descriptor(self._id, first_seq=first)
+                life = Incarnation(self._new_descriptor.incarnation, first)
             cfg.check()
-            self._install(cfg)
+            self._install(cfg, life)
             return cfg
 
     async def _record_descriptor(self) -> None:
@@ -323,43 +342,71 @@ class Dataset:
         StorageError
             The store failed.
         """
-        if not self._unrecorded:
+        if self._new_descriptor is None:
             return
         assert self._config_lock is not None
         async with self._config_lock:
-            if self._unrecorded:
-                await self._put_descriptor()
+            if self._new_descriptor is not None:
+                await self._put_descriptor(self._new_descriptor)
 
-    async def _put_descriptor(self) -> None:
+    async def _put_descriptor(self, desc: DatasetDescriptor) -> None:
         cfg = self._config
         assert cfg is not None
+        assert self._committer is not None
         key = descriptor_key(cfg.layout, self._id)
         try:
-            await put_unique(self._store, key, encode(cfg.descriptor(self._id)), self._retry)
+            await put_unique(self._store, key, encode(desc), self._retry)
         except ObjectExistsError:
-            desc = await self._read_descriptor()
-            if desc is None:  # created and dropped meanwhile: try again next time
+            found = await self._read_descriptor()
+            if found is None:  # created and dropped meanwhile: try again next time
                 return
             layout = cfg.layout if self._layout_given else None
-            recorded = DatasetConfig.from_descriptor(desc, layout, key=key).reconcile(
+            recorded = DatasetConfig.from_descriptor(found, layout, key=key).reconcile(
                 self._given, dataset_id=self._id
             )
+            # Another writer started this life first: join it.
+            self._committer.life = Incarnation(found.incarnation, found.first_seq)
             if recorded.fingerprint() != cfg.fingerprint():
                 # Compatible with what we were given, but not what we prepared
                 # (e.g. a default we filled in): the data must be written again.
-                self._install(recorded)
+                self._install(recorded, self._committer.life)
+                self._new_descriptor = None
                 raise ConfigMismatchError(
                     f"dataset {self._id!r} was created concurrently by another writer with "
                     f"{recorded.fingerprint()!r}; this write used {cfg.fingerprint()!r} and "
                     "was not committed: write it again",
                     dataset_id=self._id,
                 ) from None
-        self._unrecorded = False
+        self._new_descriptor = None
+
+    async def _check_life(self) -> None:
+        """A writer that has not read the log for a while re-reads the descriptor
+        before committing: if the dataset was dropped (and perhaps created again)
+        meanwhile, its write must fail, not resurrect the dropped dataset.
+
+        Cost: nothing for a writer that read the log within the last 5 minutes
+        (it builds on a head the drop's tombstone would have superseded);
+        otherwise one ``get``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            The dataset this writer worked for was dropped.
+        """
+        assert self._committer is not None
+        at = self._log.refreshed_at
+        if self._new_descriptor is not None or (
+            at is not None and time.monotonic() - at < WRITER_MAX_WARM_AGE / 2
+        ):
+            return
+        desc = await self._read_descriptor()
+        if desc is None or desc.incarnation != self._committer.life.id:
+            raise dropped_error(self._id)
 
     def _resolved(self) -> DatasetConfig | None:
         return self._config
 
-    def _install(self, cfg: DatasetConfig) -> None:
+    def _install(self, cfg: DatasetConfig, life: Incarnation) -> None:
         if self._layout_given is False and cfg.layout.root(self._id) != self._layout.root(self._id):
             self._log = dataset_log(self._store, cfg.layout, self._id, self._retry)
         self._layout = cfg.layout
@@ -383,6 +430,7 @@ class Dataset:
                 compressor_options=cfg.compressor.options() if cfg.compressor is not None else {},
                 layout=cfg.layout.describe(),
             ),
+            life=life,
         )
         self._config = cfg
 
@@ -398,8 +446,9 @@ class Dataset:
         """
         if await self._store.exists(descriptor_key(self._layout, self._id)):
             return True
-        if await self._log.refresh() is not None:
-            return True
+        head = await self._log.refresh()
+        if head is not None:
+            return not head.dropped
         return await self._relocate()
 
     async def _state(self, *, fresh: bool = True) -> HeadState:
@@ -496,6 +545,8 @@ class Dataset:
     async def _writer(self) -> FileSpec:
         if self._spec is None:
             await self._configure()
+        else:
+            await self._check_life()
         assert self._spec is not None
         return self._spec
 
@@ -506,15 +557,18 @@ class Dataset:
         return dataset_snapshot_id(seq, idx)
 
     async def _alongside_hint(self, data_work: Coroutine[Any, Any, Prepared]) -> Prepared:
-        """Run the data puts while refreshing the ``latest`` hint, concurrently.
+        """Run the data puts while the log's upkeep runs alongside them.
 
         The hint is moved to the newest record this object knows (committed
         by an earlier write) in parallel with the data puts, so a warm commit
         costs one sequential round trip beyond its data (the record put) and
-        the hint lags the log by at most the last commit of this object.
+        the hint lags the log by at most the last commit of this object. When
+        the log crossed a checkpoint boundary, the checkpoint is folded and
+        written alongside too (once per 64 records; best effort).
         """
         due = self._log.hint_due()
-        if due is None:
+        fold_due = checkpoint_due(self._log)
+        if due is None and not fold_due:
             return await data_work
         result: list[Prepared] = []
         error: list[BaseException] = []
@@ -527,7 +581,10 @@ class Dataset:
 
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._log.write_hint, due)
+                if due is not None:
+                    tg.start_soon(self._log.write_hint, due)
+                if fold_due:
+                    tg.start_soon(maybe_checkpoint, self._store, self._log, self._log.head)
                 await data()
         except BaseException:
             # Cancelled while the group finished: the files are not committed.
@@ -1084,6 +1141,177 @@ class Dataset:
                 f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
             )
         return found
+
+    # ----------------------------------------------------------------- lifecycle
+    async def expire(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        keep_last: int | None = None,
+        snapshots: Iterable[str | Snapshot] | None = None,
+        dry_run: bool = False,
+    ) -> ExpireReport:
+        """Expire snapshots: their data leaves every later view (a data TTL, or
+        "delete this upload").
+
+        A snapshot here is a batch, so expiring it removes its rows or blob from
+        :meth:`files`, :meth:`to_arrow_dataset`, :meth:`snapshots` and
+        :meth:`watch`; :meth:`snapshot`, :meth:`read` and time travel to it raise
+        :class:`~aiolode.SnapshotExpiredError`. The latest snapshot is never
+        expired. Expiry is a commit: concurrent appends are rebased (never lost)
+        and concurrent expiries merge. Objects stay until :meth:`gc` (readers
+        that already hold the file list keep reading until then).
+
+        Parameters
+        ----------
+        older_than
+            Expire the snapshots committed more than this long ago.
+        keep_last
+            Expire all but the newest ``keep_last`` snapshots.
+        snapshots
+            Expire these snapshots (ids or :class:`Snapshot` objects).
+        dry_run
+            Report what would be expired; commit nothing.
+
+        Returns
+        -------
+        ExpireReport
+            The snapshots expired and the files that left every view.
+
+        Cost: ``latest()`` + the newest checkpoint + the records after it (and
+        their partition manifests) + one record put. Criteria combine (union).
+
+        Raises
+        ------
+        InvalidInputError
+            No criterion, or one of the wrong type or value.
+        SnapshotNotFoundError
+            ``snapshots`` names a snapshot that does not exist.
+        DatasetNotFoundError
+            No dataset of this name exists (or it was dropped).
+        StorageError, FormatError
+            The store failed or a record is unreadable.
+        """
+        await self._require()
+        assert self._committer is not None
+        return await lifecycle.expire(
+            self._store,
+            self._log,
+            self._committer,
+            older_than=older_than,
+            keep_last=keep_last,
+            snapshots=snapshots,
+            dry_run=dry_run,
+        )
+
+    async def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> GCReport:
+        """Delete what no retained snapshot references, once older than ``grace``.
+
+        Collects the data files and partition manifests of expired snapshots,
+        of aborted and lost writes, log records below the expired prefix, and
+        superseded checkpoints — each only when older than ``grace``. It first
+        commits a *fence* (``now - grace``): a write that began before it is
+        refused at its commit with :class:`~aiolode.StaleWriteError` (its
+        unreferenced files may be gone), so no snapshot can ever point at
+        deleted data. Never deletes an object a retained snapshot references.
+        See ``docs/lifecycle.md`` for the argument and its clock assumptions.
+
+        Parameters
+        ----------
+        grace
+            Minimum age of what is deleted; writes taking longer than this are
+            refused. Default one hour.
+        dry_run
+            Return exactly what a real run would delete now; change nothing.
+
+        Returns
+        -------
+        GCReport
+            The keys deleted (or to delete), their bytes, the fence.
+
+        Cost: the fence record put, the newest checkpoint + the records after it
+        (and their partition manifests), **one listing** of the dataset's prefix,
+        and the deletes (16 concurrent). Never one read per historic commit.
+
+        Raises
+        ------
+        InvalidInputError
+            ``grace`` is not a timedelta >= 0.
+        DatasetNotFoundError
+            No dataset of this name exists (or it was dropped).
+        StorageError, FormatError
+            The store failed or a record is unreadable.
+        """
+        await self._require()
+        assert self._committer is not None
+        return await lifecycle.gc(
+            self._store,
+            self._log,
+            self._committer,
+            self.layout.root(self._id),
+            descriptor_key(self.layout, self._id),
+            grace=grace,
+            dry_run=dry_run,
+        )
+
+    async def drop(
+        self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False
+    ) -> DropReport:
+        """Delete the dataset: its name, history and data.
+
+        Commits a tombstone (a concurrent writer then gets
+        :class:`~aiolode.DatasetNotFoundError`, never resurrects half a dataset),
+        removes the descriptor (the name is not found from then on), then every
+        object under the dataset's prefix; the log records last, and only once
+        older than ``grace`` (a writer holding a recent view of the log must not
+        be able to fill a freed slot): run ``drop()`` again later to finish
+        (``report.done``). Resumable: an interrupted drop is finished by the next.
+        The name can be written again at once (a new dataset).
+
+        Cost: a record put, one delete, one listing, the deletes.
+
+        Raises
+        ------
+        InvalidInputError
+            ``grace`` is not a timedelta >= 0.
+        StorageError, FormatError
+            The store failed or a record is unreadable.
+        """
+        await self._configure()
+        return await lifecycle.drop(
+            self._store,
+            self._log,
+            self._committer,
+            self.layout.root(self._id),
+            descriptor_key(self.layout, self._id),
+            grace=grace,
+            dry_run=dry_run,
+        )
+
+    async def checkpoint(self) -> bool:
+        """Fold the history into the checkpoint due at the last 64-record boundary,
+        if none is there (writers do this alongside their writes; this is for
+        maintenance jobs and read-mostly datasets). Best effort.
+
+        Returns
+        -------
+        bool
+            Whether a checkpoint was written.
+
+        Raises
+        ------
+        StorageError, FormatError
+            The head could not be read.
+        """
+        return await maybe_checkpoint(self._store, self._log, await self._log.refresh())
+
+    async def _require(self) -> None:
+        """Configure for writing; raise if the dataset does not exist or was dropped."""
+        if not await self.exists():
+            raise DatasetNotFoundError(
+                f"there is no dataset {self._id!r} in {self._store!r}", dataset_id=self._id
+            )
+        await self._configure()
 
     async def verify(self, snapshot_id: str | None = None) -> VerifyReport:
         """Check this dataset's integrity and report what is wrong; repair nothing.

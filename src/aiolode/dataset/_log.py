@@ -85,8 +85,8 @@ def dataset_log(store: Store, layout: Layout, dataset_id: str, retry: Retry) -> 
     def check(rec: CommitRecord, seq: int, key: str) -> None:
         if rec.seq != seq or rec.dataset_id != dataset_id:
             raise _bad(key, dataset_id, f"says dataset {rec.dataset_id!r} seq {rec.seq}", "seq")
-        if not rec.snapshots:
-            raise _bad(key, dataset_id, "commits no snapshot", "snapshots")
+        if not rec.snapshots and not rec.ops:
+            raise _bad(key, dataset_id, "commits no snapshot and no operation", "snapshots")
         for i, m in enumerate(rec.snapshots):
             want = dataset_snapshot_id(seq, i)
             if m.snapshot_id != want or m.dataset_id != dataset_id:
@@ -96,11 +96,13 @@ def dataset_log(store: Store, layout: Layout, dataset_id: str, retry: Retry) -> 
                     f"snapshot {i} is {m.dataset_id!r} {m.snapshot_id!r}, expected {want!r}",
                     f"snapshots[{i}].snapshot_id",
                 )
+            # The first snapshot's parent is the newest snapshot of an earlier
+            # record (not always the previous one: records may commit only
+            # operations), or none at the start of a dataset's life.
             parent_ok = (
                 m.parent_id == rec.snapshots[i - 1].snapshot_id
                 if i
-                else (m.parent_id is None) == (seq == 1)
-                and (m.parent_id is None or m.parent_id.startswith(f"{seq - 1:016d}-"))
+                else m.parent_id is None or m.parent_id < f"{seq:016d}-"
             )
             if not parent_ok:
                 raise _bad(

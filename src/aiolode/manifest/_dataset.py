@@ -395,6 +395,9 @@ class CommitRecord:
     tip
         For a record without snapshots: the newest snapshot before it (so the
         parent of the next snapshot, and ``latest()``, need no walk back).
+    incarnation
+        The descriptor's incarnation the writer worked for (``""`` before
+        descriptors): a writer of a dropped incarnation can never append again.
     """
 
     dataset_id: str
@@ -408,6 +411,7 @@ class CommitRecord:
     gc_fence: datetime | None = None
     dropped: bool = False
     tip: str | None = None
+    incarnation: str = ""
 
     def snapshot_ids(self) -> list[str]:
         """The ids of the snapshots this record commits, in order."""
@@ -498,6 +502,9 @@ class DatasetDescriptor:
         The layout's description (``name``, ``partition_keys``, options).
     timestamp_field
         Record field whose min/max manifests record, or ``None``.
+    first_seq
+        The first record of this incarnation (after a drop, the log goes on
+        past the old one's tombstone).
     """
 
     dataset_id: str
@@ -512,6 +519,7 @@ class DatasetDescriptor:
         factory=FrozenDict, converter=_frozen_str_map
     )
     timestamp_field: str | None = None
+    first_seq: int = 1
 
 
 def _unstructure_any(value: Any) -> Any:

@@ -1,0 +1,490 @@
+"""Expiry, garbage collection and drop: the dataset lifecycle, safe while writers run.
+
+Every operation is a commit (or starts with one), so it is linear with the
+writes around it: concurrent appends are rebased, never lost, and concurrent
+expiries merge. Deletion is separate and conservative:
+
+- *Expiry* only decides: it commits the new expiry state; an expired snapshot
+  leaves every view at once, and its objects stay until ``gc()``.
+- *GC* first commits a **fence** (``now - grace``), then deletes only objects
+  that no retained snapshot references *and* that are older than the fence. A
+  write that began before the fence is refused at its commit with
+  :class:`~aiolode.StaleWriteError` (its unreferenced files may be gone), and a
+  write that began after it cannot have files older than it. Records below the
+  expiry state's ``below`` are deleted only after the low-water mark that tells
+  searches to start above them is written. The argument, and its clock-skew
+  assumption, are written out in ``docs/lifecycle.md``.
+- *Drop* commits a tombstone, removes the descriptor (the name is gone), then
+  everything else; log records only once older than ``grace``, so that no
+  writer holding a recent view of the log can fill a freed slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+
+from .._concurrency import bounded_map
+from .._history import Draft, retrying
+from .._history._log import LWM_SCHEMA, WRITER_MAX_WARM_AGE, decode_pointer, encode_pointer
+from ..errors import (
+    AiolodeError,
+    InvalidInputError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    SnapshotNotFoundError,
+)
+from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
+from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
+from ..types import IfMatch
+from ._checkpoint import CHECKPOINT_INTERVAL, fold
+from ._commit import record_base
+from ._files import snapshot_position
+from ._state import dropped_error, expiry_of
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from ._commit import Committer
+    from ._log import CommitLog
+
+__all__ = ["DropReport", "ExpireReport", "GCReport", "drop", "expire", "gc"]
+
+_DELETE_CONCURRENCY = 16
+
+
+@final
+@attrs.frozen
+class ExpireReport:
+    """What :meth:`Dataset.expire` expired (or would, with ``dry_run``).
+
+    Attributes
+    ----------
+    dry_run
+        Nothing was committed.
+    expired
+        Ids of the snapshots this call expired, oldest first.
+    files
+        Keys of the data files that left every view with them.
+    bytes
+        Their total size.
+    record
+        Sequence number of the expiry's commit record (``None``: dry run, or
+        nothing to expire).
+    """
+
+    dry_run: bool
+    expired: tuple[str, ...]
+    files: tuple[str, ...]
+    bytes: int
+    record: int | None
+
+
+@final
+@attrs.frozen
+class GCReport:
+    """What :meth:`Dataset.gc` deleted (or would delete, with ``dry_run``).
+
+    Attributes
+    ----------
+    dry_run
+        Nothing was committed or deleted.
+    fence
+        Objects older than this and referenced by no retained snapshot are
+        collected; writes begun before it are refused at commit.
+    deleted
+        The keys deleted (or that a real run would delete now), sorted.
+    bytes
+        Their total size.
+    kept_young
+        Unreferenced objects left because they are younger than the fence (an
+        in-flight write may still commit them).
+    """
+
+    dry_run: bool
+    fence: datetime
+    deleted: tuple[str, ...]
+    bytes: int
+    kept_young: int
+
+
+@final
+@attrs.frozen
+class DropReport:
+    """What :meth:`Dataset.drop` removed.
+
+    Attributes
+    ----------
+    dry_run
+        Nothing was committed or deleted.
+    deleted
+        The keys deleted (or that would be), sorted.
+    remaining
+        Log records kept until the drop is older than ``grace`` and than ten
+        minutes (run ``drop()`` again later to finish); empty when complete.
+    """
+
+    dry_run: bool
+    deleted: tuple[str, ...]
+    remaining: tuple[str, ...]
+
+    @property
+    def done(self) -> bool:
+        """Whether nothing of the dataset is left in the store."""
+        return not self.remaining
+
+
+def _check_grace(grace: object) -> timedelta:
+    if not isinstance(grace, timedelta) or grace < timedelta(0):
+        raise InvalidInputError(f"grace must be a timedelta >= 0, not {grace!r}")
+    return grace
+
+
+# ---------------------------------------------------------------------- expiry
+async def expire(
+    store: Store,
+    log: CommitLog,
+    committer: Committer,
+    *,
+    older_than: object = None,
+    keep_last: object = None,
+    snapshots: object = None,
+    dry_run: bool = False,
+) -> ExpireReport:
+    """Expire snapshots (see :meth:`aiolode.Dataset.expire`).
+
+    Raises
+    ------
+    InvalidInputError
+        No criterion, or a criterion of the wrong type or value.
+    SnapshotNotFoundError
+        ``snapshots`` names a snapshot that does not exist.
+    DatasetNotFoundError
+        The dataset was dropped.
+    StorageError, FormatError
+        The store failed or a record is unreadable.
+    """
+    dataset_id = log.spec.owner_id
+    if older_than is None and keep_last is None and snapshots is None:
+        raise InvalidInputError(
+            "expire() needs older_than=, keep_last= or snapshots=", dataset_id=dataset_id
+        )
+    if older_than is not None and (
+        not isinstance(older_than, timedelta) or older_than < timedelta(0)
+    ):
+        raise InvalidInputError(f"older_than must be a timedelta >= 0, not {older_than!r}")
+    if keep_last is not None and (
+        not isinstance(keep_last, int) or isinstance(keep_last, bool) or keep_last < 1
+    ):
+        raise InvalidInputError(f"keep_last must be an int >= 1, not {keep_last!r}")
+    named: set[str] = set()
+    if snapshots is not None:
+        if isinstance(snapshots, str) or not isinstance(snapshots, Iterable):
+            raise InvalidInputError(
+                "snapshots must be an iterable of snapshot ids or Snapshots", dataset_id=dataset_id
+            )
+        for s in snapshots:
+            seq, idx = snapshot_position(s, dataset_id)
+            named.add(dataset_snapshot_id(seq, idx))
+    cutoff = None if older_than is None else datetime.now(UTC) - older_than
+    found: dict[str, Any] = {}
+
+    async def plan(head: CommitRecord | None) -> tuple[list[str], ExpiryState, ExpiryState]:
+        state = await expiry_of(log, head)
+        if head is None or head.last_snapshot_id is None:
+            if named:
+                raise SnapshotNotFoundError(
+                    f"dataset {dataset_id!r} has no snapshot {sorted(named)[0]!r}",
+                    dataset_id=dataset_id,
+                    snapshot_id=sorted(named)[0],
+                )
+            return [], state, state
+        if head.dropped:
+            raise dropped_error(dataset_id)
+        view = await fold(store, log, head.seq, floor=state.below)
+        view.drop_expired(state)
+        retained = sorted(view.snapshots.values(), key=lambda s: s.snapshot_id)
+        ids = {s.snapshot_id for s in retained}
+        for sid in named:
+            seq, _ = parse_dataset_snapshot_id(sid, dataset_id=dataset_id)
+            if sid not in ids and not state.covers(seq, sid):
+                raise SnapshotNotFoundError(
+                    f"dataset {dataset_id!r} has no snapshot {sid!r}",
+                    dataset_id=dataset_id,
+                    snapshot_id=sid,
+                )
+        chosen = {sid for sid in named if sid in ids}
+        if cutoff is not None:
+            chosen |= {s.snapshot_id for s in retained if s.created_at < cutoff}
+        if keep_last is not None:
+            assert isinstance(keep_last, int)
+            chosen |= {s.snapshot_id for s in retained[:-keep_last]}
+        chosen.discard(head.last_snapshot_id)  # the latest snapshot is never expired
+        order = [s.snapshot_id for s in retained if s.snapshot_id in chosen]
+        keep = [s.snapshot_id for s in retained if s.snapshot_id not in chosen]
+        below = parse_dataset_snapshot_id(keep[0], dataset_id=dataset_id)[0]
+        below = max(below, state.below)
+        new = ExpiryState(
+            below=below,
+            ids=sorted(
+                i
+                for i in (*state.ids, *order)
+                if parse_dataset_snapshot_id(i, dataset_id=dataset_id)[0] >= below
+            ),
+        )
+        found["files"] = [f.file for f in view.files.values() if f.snapshot_id in chosen and f.live]
+        return order, state, new
+
+    if dry_run:
+        order, _, _ = await plan(await log.refresh())
+        files = found.get("files", [])
+        return ExpireReport(
+            True, tuple(order), tuple(f.key for f in files), sum(f.size for f in files), None
+        )
+
+    async def prepare(
+        head: CommitRecord | None, seq: int, token: str
+    ) -> Draft[CommitRecord] | None:
+        order, _, new = await plan(head)
+        if not order:
+            found["order"] = []
+            return None
+        found["order"] = order
+        base = record_base(log, head, seq, token, committer.life)
+        base.update(expiry=new, expiry_seq=seq)
+        return Draft(CommitRecord(snapshots=(), ops=(LogOp("expire", snapshot_ids=order),), **base))
+
+    outcome = await committer.commit_ops(prepare)
+    if outcome.error is not None:
+        raise outcome.error
+    files = found.get("files", []) if outcome.record is not None else []
+    return ExpireReport(
+        False,
+        tuple(found.get("order", [])) if outcome.record is not None else (),
+        tuple(f.key for f in files),
+        sum(f.size for f in files),
+        None if outcome.record is None else outcome.record.seq,
+    )
+
+
+# -------------------------------------------------------------------------- gc
+async def _commit_fence(log: CommitLog, committer: Committer, fence: datetime) -> CommitRecord:
+    async def prepare(
+        head: CommitRecord | None, seq: int, token: str
+    ) -> Draft[CommitRecord] | None:
+        if head is not None and head.dropped:
+            raise dropped_error(log.spec.owner_id)
+        base = record_base(log, head, seq, token, committer.life)
+        old = base.get("gc_fence")
+        base["gc_fence"] = fence if old is None else max(old, fence)
+        return Draft(CommitRecord(snapshots=(), ops=(LogOp("fence", fence=fence),), **base))
+
+    outcome = await committer.commit_ops(prepare)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.record is not None
+    return outcome.record
+
+
+async def write_lwm(store: Store, log: CommitLog, seq: int) -> None:
+    """Raise the stored low-water mark to ``seq`` (never lower it): compare-and-swap.
+
+    Raises
+    ------
+    StorageError
+        The store failed.
+    """
+    key = log.spec.lwm_key
+    data = encode_pointer(LWM_SCHEMA, log.spec.owner_id, seq)
+    for _ in range(64):
+        try:
+            info = await store.head(key)
+            current = decode_pointer(await store.get(key), LWM_SCHEMA, log.spec.owner_id)
+        except ObjectNotFoundError:
+            try:
+                await store.put(key, data, mode="create")
+                break
+            except AiolodeError:
+                continue
+        if current >= seq:
+            break
+        try:
+            await store.put(key, data, mode=IfMatch(info.etag))
+            break
+        except (PreconditionFailedError, ObjectNotFoundError):
+            continue
+    log.lwm = max(log.lwm, seq)
+
+
+def _record_seq(log: CommitLog, key: str) -> int | None:
+    """The sequence number of a record key of this log, else ``None``."""
+    if not key.startswith(log.spec.prefix):
+        return None
+    stem = key[len(log.spec.prefix) :].removesuffix(".json")
+    if stem.isdigit() and len(stem) == log.spec.width and key.endswith(".json"):
+        return int(stem)
+    return None
+
+
+def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool | None:
+    """For a key under the log prefix: keep it (True), collect it (False); None
+    for keys outside the log prefix."""
+    prefix = log.spec.prefix
+    if not key.startswith(prefix):
+        return None
+    name = key[len(prefix) :]
+    if name in ("_latest.json", "_lwm.json"):
+        return True
+    if name.startswith("_checkpoints/"):
+        stem = name[len("_checkpoints/") :].removesuffix(".json")
+        return stem.isdigit() and int(stem) >= below - (below % CHECKPOINT_INTERVAL)
+    seq = _record_seq(log, key)
+    if seq is not None:
+        return seq >= below or seq in keep_seqs
+    return False
+
+
+async def gc(
+    store: Store,
+    log: CommitLog,
+    committer: Committer,
+    root: str,
+    descriptor_key: str,
+    *,
+    grace: object,
+    dry_run: bool,
+) -> GCReport:
+    """Collect what no retained snapshot references (see :meth:`aiolode.Dataset.gc`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``grace`` is not a timedelta >= 0.
+    DatasetNotFoundError
+        The dataset was dropped.
+    StorageError, FormatError
+        The store failed or a record is unreadable.
+    """
+    fence = datetime.now(UTC) - _check_grace(grace)
+    head = await log.refresh()
+    if head is not None and head.dropped:
+        raise dropped_error(log.spec.owner_id)
+    if not dry_run and head is not None:
+        head = await _commit_fence(log, committer, fence)
+    state = await expiry_of(log, head)
+    referenced: set[str] = {descriptor_key}
+    keep_seqs: set[int] = set()
+    if head is not None:
+        view = await fold(store, log, head.seq, floor=state.below)
+        view.drop_expired(state)
+        referenced |= {f.file.key for f in view.files.values()}
+        referenced |= {k for s in view.snapshots.values() for k in s.partition_manifests}
+        keep_seqs = {head.seq, head.expiry_seq}
+        if head.last_snapshot_id is not None:
+            keep_seqs.add(parse_dataset_snapshot_id(head.last_snapshot_id, dataset_id="")[0])
+    doomed: dict[str, int] = {}
+    young = 0
+    async with aclosing(store.list(root)) as listing:
+        async for obj in listing:
+            keep = _log_keep(log, obj.key, state.below, keep_seqs)
+            if keep or (keep is None and obj.key in referenced):
+                continue
+            if obj.last_modified is None or obj.last_modified >= fence:
+                young += 1
+                continue
+            doomed[obj.key] = obj.size
+    if not dry_run and doomed:
+        if state.below > 1:
+            # Searches must start above the records about to go.
+            await write_lwm(store, log, state.below)
+        await bounded_map(
+            lambda k: _delete(store, log, k), sorted(doomed), limit=_DELETE_CONCURRENCY
+        )
+    return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
+
+
+async def _delete(store: Store, log: CommitLog, key: str) -> None:
+    await retrying(log.retry, lambda: store.delete(key))
+
+
+# ------------------------------------------------------------------------ drop
+async def drop(
+    store: Store,
+    log: CommitLog,
+    committer: Committer | None,
+    root: str,
+    descriptor_key: str,
+    *,
+    grace: object,
+    dry_run: bool,
+) -> DropReport:
+    """Drop the dataset (see :meth:`aiolode.Dataset.drop`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``grace`` is not a timedelta >= 0.
+    StorageError, FormatError
+        The store failed or a record is unreadable.
+    """
+    grace_td = _check_grace(grace)
+    head = await log.refresh()
+    if not dry_run and head is not None and not head.dropped and committer is not None:
+        life = committer.life
+
+        async def prepare(
+            head: CommitRecord | None, seq: int, token: str
+        ) -> Draft[CommitRecord] | None:
+            if head is not None and head.dropped:
+                return None
+            base = record_base(log, head, seq, token, life)
+            return Draft(CommitRecord(snapshots=(), ops=(LogOp("drop"),), dropped=True, **base))
+
+        outcome = await committer.commit_ops(prepare)
+        if outcome.error is not None:
+            raise outcome.error
+        head = log.head
+    if not dry_run:
+        # The name is gone from here on: nothing opens it, nothing writes to it.
+        await retrying(log.retry, lambda: store.delete(descriptor_key))
+        if head is not None:
+            await write_lwm(store, log, head.seq)
+    # Log records go only once the drop itself is older than the grace period
+    # AND than twice the time a writer may build on a view of the log without
+    # re-reading it: a writer with a recent view must find its next slot taken
+    # (by the tombstone's history) and learn of the drop, never fill a freed slot.
+    tombstone_age = (
+        datetime.now(UTC) - head.created_at if head is not None and head.dropped else None
+    )
+    keep_window = max(grace_td, timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
+    log_may_go = tombstone_age is not None and tombstone_age >= keep_window
+    deleted: list[str] = []
+    young_records: list[str] = []
+    old_records: list[str] = []
+    async with aclosing(store.list(root)) as listing:
+        async for obj in listing:
+            if obj.key == log.spec.lwm_key:
+                continue
+            if _record_seq(log, obj.key) is None:
+                deleted.append(obj.key)
+            elif log_may_go:
+                old_records.append(obj.key)
+            else:
+                young_records.append(obj.key)
+    finished = not young_records
+    if finished:
+        # The whole log is old enough: it goes too, the tombstone last, then the
+        # low-water mark that keeps searches above the freed slots.
+        deleted += [*sorted(old_records), log.spec.lwm_key]
+    if not dry_run:
+        others = [k for k in deleted if _record_seq(log, k) is None and k != log.spec.lwm_key]
+        await bounded_map(lambda k: _delete(store, log, k), others, limit=_DELETE_CONCURRENCY)
+        if finished:
+            for k in sorted(old_records):
+                await _delete(store, log, k)
+            await _delete(store, log, log.spec.lwm_key)
+    remaining = [] if finished else [*old_records, *young_records]
+    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
