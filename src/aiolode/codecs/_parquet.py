@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 from ..errors import CorruptDataError, InvalidInputError
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
-from ._tabular import StatsAccumulator, pyarrow_module, to_table
+from ._tabular import StatsAccumulator, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from ..schema import Schema, SchemaMode
     from ._base import ColumnStats, Records
 
 __all__ = ["Parquet"]
@@ -100,9 +101,17 @@ def _arrow_exc() -> tuple[type[BaseException], ...]:
 
 
 class _ParquetEncoder(ArrowStreamEncoder):
-    def __init__(self, codec: Parquet, timestamp_field: str | None) -> None:
+    def __init__(
+        self,
+        codec: Parquet,
+        timestamp_field: str | None,
+        schema: Schema | None,
+        mode: SchemaMode,
+    ) -> None:
         super().__init__(
-            schema=codec.schema,
+            physical=codec.schema,
+            schema=schema,
+            mode=mode,
             timestamp_field=timestamp_field,
             flush_rows=codec.row_group_size,
             flush_bytes=MAX_BUFFERED_BYTES,
@@ -223,12 +232,19 @@ class Parquet(Codec):
             compression_level=self.compression_level,
         )
 
-    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+    def encode(
+        self,
+        records: Records,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> EncodedFile:
         # docstring inherited
         pyarrow_module()
         import pyarrow as pa
 
-        table = to_table(records, self.schema)
+        table, logical = encode_table(records, self.schema, schema, schema_mode)
         lo = hi = None
         if timestamp_field is not None:
             ts = TimestampRange(timestamp_field)
@@ -249,12 +265,19 @@ class Parquet(Codec):
             stats=stats,
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=logical,
         )
 
-    def open_encoder(self, *, timestamp_field: str | None = None) -> _ParquetEncoder:
+    def open_encoder(
+        self,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> _ParquetEncoder:
         # docstring inherited
         pyarrow_module()
-        return _ParquetEncoder(self, timestamp_field)
+        return _ParquetEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
