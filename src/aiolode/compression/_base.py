@@ -106,7 +106,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -120,7 +120,7 @@ class Compressor(abc.ABC):
         ------
         CorruptDataError
             ``data`` is corrupt, truncated, or not of this format.
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -130,7 +130,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -140,7 +140,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, final
 
-from ..errors import CorruptDataError, InvalidInputError, UnsupportedOperationError
+from ..errors import CorruptDataError, InvalidInputError, MissingDependencyError
 from ._base import Compressor, register_compressor
 
 if TYPE_CHECKING:
@@ -17,8 +17,10 @@ def _zstd() -> ModuleType:
     try:
         import zstandard
     except ImportError as exc:
-        raise UnsupportedOperationError(
-            "zstd compression needs the 'zstandard' package: pip install 'aiolode[zstd]'"
+        raise MissingDependencyError(
+            "zstd compression needs the 'zstandard' package: pip install 'aiolode[zstd]'",
+            package="zstandard",
+            extra="zstd",
         ) from exc
     return zstandard
 
