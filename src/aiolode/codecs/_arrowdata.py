@@ -21,7 +21,7 @@ from ..errors import InvalidInputError, SchemaViolationError
 from ._deps import require_pyarrow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     import pyarrow as pa
 
@@ -136,7 +136,7 @@ def arrow_table(obj: object) -> pa.Table:
         raise _not_tabular(obj, exc) from exc
 
 
-def arrow_batches(obj: object) -> Iterator[pa.Table]:
+def arrow_batches(obj: object) -> Generator[pa.Table, None, None]:
     """Arrow input as a sequence of tables, read lazily (blocking: a worker thread).
 
     A stream (``RecordBatchReader``, ``__arrow_c_stream__``) is read batch by
