@@ -224,7 +224,7 @@ def _split_arrow(layout: Layout, table: Any) -> list[tuple[dict[str, str], Any]]
         single = all(pc.count_distinct(c, mode="all").as_py() == 1 for c in key_cols)
         if single:
             return [(values_at(table, 0), table)]
-        key_table: Any = pa.Table.from_arrays(key_cols, names=keys)
+        key_table: Any = pa.Table.from_arrays(key_cols, names=list(keys))
         order = pc.sort_indices(key_table, sort_keys=[(k, "ascending") for k in keys])
         ordered = _without_views(table).take(order)
         change = None
