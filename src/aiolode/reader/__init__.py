@@ -7,8 +7,8 @@ same for one :class:`~aiolode.Dataset`. See ``docs/reader.md``.
 
 from __future__ import annotations
 
-from ._arrow import arrow_dataset as arrow_dataset
-from ._arrow import arrow_filesystem as arrow_filesystem
+from ..arrow import arrow_dataset as arrow_dataset
+from ..arrow import arrow_filesystem as arrow_filesystem
 from ._dataset_api import files_of as files_of
 from ._dataset_api import to_arrow_dataset as to_arrow_dataset
 from ._ranges import RangeReader as RangeReader

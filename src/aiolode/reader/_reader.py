@@ -540,7 +540,7 @@ class DatasetReader:
             A file aiolode reads itself (``verify=True``, the ``"memory"``
             route, JSONL decoded eagerly) does not match its manifest.
         """
-        from ._arrow import arrow_dataset
+        from ..arrow import arrow_dataset
 
         files = await self.files(dataset, as_of=as_of, where=where)
         return await arrow_dataset(
