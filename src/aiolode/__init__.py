@@ -67,6 +67,8 @@ from .manifest import Manifest as Manifest
 from .reader import DataFile as DataFile
 from .reader import DatasetReader as DatasetReader
 from .reader import SnapshotRef as SnapshotRef
+from .schema import Field as Field
+from .schema import Schema as Schema
 from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
@@ -91,6 +93,8 @@ __all__ = [
     "DatasetReader",
     "DataFile",
     "SnapshotRef",
+    "Field",
+    "Schema",
     "Manifest",
     "FileRef",
     "TemplateLayout",

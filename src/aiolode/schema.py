@@ -127,6 +127,8 @@ def _check_children(field: Field, _attr: Any, children: tuple[Field, ...]) -> No
     if not isinstance(children, tuple) or not all(isinstance(c, Field) for c in children):
         raise _type_error(f"children of field {field.name!r} must be a tuple of Field")
     typ = field.type
+    if typ == "null" and not field.nullable:
+        raise _type_error(f"field {field.name!r} of type null must be nullable")
     if typ == "list" and len(children) != 1:
         raise _type_error(f"list field {field.name!r} needs exactly one child (its item)")
     if typ == "map" and (len(children) != 2 or children[0].nullable):
