@@ -111,14 +111,14 @@ def _type_error(message: str) -> InvalidInputError:
 
 def _check_type(typ: object) -> None:
     if not isinstance(typ, str):
-        raise _type_error(f"a field type is a str such as 'int64', not {typ!r}")
+        raise _type_error(f"a field type is a str such as 'int64', not {safe_repr(typ)}")
     if typ in _SIMPLE or typ in _NESTED or _UNIT_RE.match(typ) or _TS_RE.match(typ):
         return
     m = _DEC_RE.match(typ)
     if m is not None and 1 <= int(m[1]) <= 76 and int(m[2]) <= int(m[1]):
         return
     raise _type_error(
-        f"unknown logical type {typ!r}; see aiolode.schema for the vocabulary "
+        f"unknown logical type {safe_repr(typ)}; see aiolode.schema for the vocabulary "
         "(int64, float64, string, timestamp[us, tz=UTC], decimal(10, 2), list, struct …)"
     )
 
@@ -145,14 +145,25 @@ def _check_children(field: Field, _attr: Any, children: tuple[Field, ...]) -> No
 
 def _check_name(_inst: Any, _attr: Any, name: Any) -> None:
     if not isinstance(name, str):
-        raise _type_error(f"a field name is a str, not {name!r}")
+        raise _type_error(f"a field name is a str, not {safe_repr(name)}")
     if not _encodable(name):
         raise _type_error(f"field name {name!r} is not valid Unicode text")
 
 
 def _check_bool(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, bool):
-        raise _type_error(f"nullable must be a bool, not {value!r}")
+        raise _type_error(f"nullable must be a bool, not {safe_repr(value)}")
+
+
+def safe_repr(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for error messages: shortened, and never raising (a hostile
+    ``__repr__`` must not replace the error being reported)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    text = text.encode("utf-8", "backslashreplace").decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _safe_str(value: object) -> str:
@@ -984,5 +995,5 @@ def merge(recorded: Schema, incoming: Schema, *, mode: SchemaMode = "strict") ->
             f"and {type(incoming).__name__}"
         )
     if mode not in _MODES:
-        raise InvalidInputError(f"mode must be one of {_MODES}, not {mode!r}")
+        raise InvalidInputError(f"mode must be one of {_MODES}, not {safe_repr(mode)}")
     return Schema(_merge_children(recorded.fields, incoming.fields, mode, ""))

@@ -6,6 +6,7 @@ import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
 from ..errors import CorruptDataError, InvalidInputError
+from ..schema import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
 from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module
@@ -140,14 +141,14 @@ class ArrowIPC(Codec):
     def __init__(self, compression: str | None = None, schema: pa.Schema | None = None) -> None:
         if compression not in _COMPRESSIONS:
             raise InvalidInputError(
-                f"Arrow IPC compression must be one of {_COMPRESSIONS}, not {compression!r}"
+                f"Arrow IPC compression must be one of {_COMPRESSIONS}, not {safe_repr(compression)}"
             )
         if schema is not None:
             pyarrow_module()
             import pyarrow as pa
 
             if not isinstance(schema, pa.Schema):
-                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {schema!r}")
+                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {safe_repr(schema)}")
         self.compression = compression
         self.schema = schema
 

@@ -6,7 +6,7 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema import Schema, unify_schemas
+from ..schema import Schema, safe_repr, unify_schemas
 from ._base import EncodedTail, StreamEncoder
 from ._tabular import conform, physical_schema, prepare_table, pyarrow_module
 from ._timestamps import TimestampRange
@@ -97,7 +97,9 @@ class ArrowStreamEncoder(StreamEncoder):
         flush_bytes: int,
     ) -> None:
         if mode not in ("strict", "add_columns"):
-            raise InvalidInputError(f"schema_mode must be 'strict' or 'add_columns', not {mode!r}")
+            raise InvalidInputError(
+                f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+            )
         self._physical = physical
         self._mode: SchemaMode = mode
         if schema is None and physical is not None:

@@ -15,6 +15,7 @@ the producer (a DuckDB query), so callers run it in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import InvalidInputError, SchemaViolationError
@@ -25,7 +26,15 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-__all__ = ["ACCEPTED", "arrow_batches", "arrow_table", "describe", "is_arrow", "is_arrow_batch"]
+__all__ = [
+    "ACCEPTED",
+    "arrow_batches",
+    "arrow_table",
+    "describe",
+    "is_arrow",
+    "is_arrow_batch",
+    "rows_of",
+]
 
 ACCEPTED = (
     "records (an iterable of mappings with str keys), a pyarrow Table or RecordBatch, "
@@ -39,6 +48,23 @@ def describe(obj: object) -> str:
     t = type(obj)
     mod = t.__module__.split(".", 1)[0]
     return t.__name__ if mod == "builtins" else f"{mod}.{t.__name__}"
+
+
+def rows_of(records: object) -> list[Any]:
+    """Records that are not Arrow data, as a list (a list is returned as is).
+
+    Raises
+    ------
+    InvalidInputError
+        Not an iterable of records (a str, bytes, one mapping, a number …).
+    """
+    if isinstance(records, list):
+        return records
+    if isinstance(records, str | bytes | bytearray | memoryview | Mapping) or not isinstance(
+        records, Iterable
+    ):
+        raise InvalidInputError(f"records must be {ACCEPTED}; not {describe(records)}")
+    return list(records)
 
 
 def is_arrow_batch(obj: object) -> bool:

@@ -28,6 +28,7 @@ A record missing the field, a null, or a value of any other kind raises
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
 
 import attrs
@@ -37,7 +38,7 @@ from ..errors import CodecNotStreamableError, ManifestFormatError
 from ..schema import Schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Iterator
     from typing import Self
 
     import pyarrow as pa
@@ -221,6 +222,11 @@ class Codec(abc.ABC):
         ManifestFormatError
             An option has an invalid value.
         """
+        if not isinstance(options, Mapping):
+            raise ManifestFormatError(
+                f"{cls.name} options must be a JSON object, not {type(options).__name__}",
+                field="codec_options",
+            )
         return build_from_options(
             cls, options, cls._option_names(), what=f"codec {cls.name!r}", field="codec_options"
         )

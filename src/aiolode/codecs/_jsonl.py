@@ -13,8 +13,8 @@ import attrs
 import orjson
 
 from ..errors import CorruptDataError, InvalidInputError, SchemaViolationError
-from ..schema import Field, Schema, merge, unify, value_type
-from ._arrowdata import arrow_table, is_arrow
+from ..schema import Field, Schema, merge, safe_repr, unify, value_type
+from ._arrowdata import arrow_table, is_arrow, rows_of
 from ._base import Codec, ColumnStats, EncodedFile, EncodedTail, StreamEncoder, register_codec
 from ._tabular import pyarrow_module, records_to_table
 from ._timestamps import TimestampRange
@@ -396,7 +396,7 @@ def _rows(records: Records) -> list[Any]:
         # Arrow input: its own rows (timestamps become ISO strings via _default).
         rows: list[Any] = arrow_table(records).to_pylist()
         return rows
-    return records if isinstance(records, list) else list(records)  # type: ignore[arg-type]
+    return rows_of(records)
 
 
 class _Batch:
@@ -591,7 +591,7 @@ class JSONL(Codec):
 
     def __init__(self, stats: bool = True) -> None:
         if not isinstance(stats, bool):
-            raise InvalidInputError(f"stats must be a bool, not {stats!r}")
+            raise InvalidInputError(f"stats must be a bool, not {safe_repr(stats)}")
         self.stats = stats
 
     @classmethod
@@ -685,4 +685,6 @@ class JSONL(Codec):
 
 def _check_mode(mode: object) -> None:
     if mode not in ("strict", "add_columns"):
-        raise InvalidInputError(f"schema_mode must be 'strict' or 'add_columns', not {mode!r}")
+        raise InvalidInputError(
+            f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
 from ..errors import CorruptDataError, InvalidInputError
+from ..schema import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
 from ._tabular import StatsAccumulator, encode_table, pyarrow_module
@@ -187,24 +188,26 @@ class Parquet(Codec):
     ) -> None:
         if compression not in _COMPRESSIONS:
             raise InvalidInputError(
-                f"Parquet compression must be one of {_COMPRESSIONS}, not {compression!r}"
+                f"Parquet compression must be one of {_COMPRESSIONS}, not {safe_repr(compression)}"
             )
         if isinstance(row_group_size, bool) or not isinstance(row_group_size, int):
-            raise InvalidInputError(f"row_group_size must be an int, not {row_group_size!r}")
+            raise InvalidInputError(
+                f"row_group_size must be an int, not {safe_repr(row_group_size)}"
+            )
         if row_group_size < 1:
             raise InvalidInputError(f"row_group_size must be positive, not {row_group_size}")
         if compression_level is not None and (
             isinstance(compression_level, bool) or not isinstance(compression_level, int)
         ):
             raise InvalidInputError(
-                f"compression_level must be an int or None, not {compression_level!r}"
+                f"compression_level must be an int or None, not {safe_repr(compression_level)}"
             )
         if schema is not None:
             pyarrow_module()
             import pyarrow as pa
 
             if not isinstance(schema, pa.Schema):
-                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {schema!r}")
+                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {safe_repr(schema)}")
         self.compression = compression
         self.row_group_size = row_group_size
         self.schema = schema

@@ -12,8 +12,8 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema import Field, Schema, SchemaMode, merge, unify, value_type
-from ._arrowdata import arrow_table, describe, is_arrow
+from ..schema import MAX_DEPTH, Field, Schema, SchemaMode, merge, safe_repr, unify, value_type
+from ._arrowdata import arrow_table, describe, is_arrow, rows_of
 from ._base import ColumnStats
 from ._deps import require_pyarrow
 from ._timestamps import json_safe
@@ -63,7 +63,7 @@ def check_rows(records: Iterable[Any]) -> list[Mapping[str, Any]]:
     SchemaViolationError
         A record is not a mapping.
     """
-    rows = records if isinstance(records, list) else list(records)
+    rows = rows_of(records)
     for i, rec in enumerate(rows):
         if type(rec) is not dict and not isinstance(rec, Mapping):
             raise SchemaViolationError(
@@ -125,6 +125,24 @@ def _parse_temporal(values: list[Any], field: Field) -> list[Any]:
     return out
 
 
+_NESTED_TYPES = (list, tuple, dict)
+
+
+def _check_nesting(name: str, values: list[Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (a cyclic structure) before pyarrow
+    sees it: pyarrow's converter recurses in C and crashes the process."""
+    stack = [(v, 0) for v in values if isinstance(v, (_NESTED_TYPES, Mapping))]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SchemaViolationError(
+                f"column {name!r} nests deeper than {MAX_DEPTH} levels (a cyclic structure?)",
+                field=name,
+            )
+        items = v.values() if isinstance(v, Mapping) else v
+        stack.extend((x, depth + 1) for x in items if isinstance(x, (_NESTED_TYPES, Mapping)))
+
+
 def _explain_column(name: str, values: list[Any], exc: BaseException) -> SchemaViolationError:
     """Why pyarrow could not build one column from Python values (errors only)."""
     try:
@@ -165,6 +183,7 @@ def records_to_table(records: Iterable[Any], target: Schema | None = None) -> pa
     arrays = []
     for name in names:
         values = [r.get(name) for r in rows]
+        _check_nesting(name, values)
         want = target.field(name) if target is not None else None
         typ = None
         if want is not None and (want.type == "date" or want.type.startswith("timestamp[")):
@@ -355,7 +374,9 @@ def encode_table(
         See :func:`prepare_table`.
     """
     if mode not in ("strict", "add_columns"):
-        raise InvalidInputError(f"schema_mode must be 'strict' or 'add_columns', not {mode!r}")
+        raise InvalidInputError(
+            f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+        )
     if schema is None and physical is not None:
         schema = Schema.from_arrow(physical)
     if schema is None:
