@@ -673,6 +673,213 @@ def _decimal_type(v: Decimal, path: str) -> str:
 _INT64_MIN, _INT64_MAX = _INTS["int64"]
 
 
+# Inference works on light type terms, made Fields once per column at the end:
+# a logical type name (str), ("list", item) or ("struct", ((name, term), ...)).
+TypeTerm: TypeAlias = "str | tuple[Any, ...]"
+
+
+def term_of(f: Field) -> TypeTerm:
+    """The type term of a field (its nullability aside)."""
+    if f.type == "list":
+        return ("list", term_of(f.children[0]))
+    if f.type == "struct":
+        return ("struct", tuple((c.name, term_of(c)) for c in f.children))
+    if f.type == "map":
+        return ("map", term_of(f.children[0]), term_of(f.children[1]))
+    return f.type
+
+
+def to_field(name: str, t: TypeTerm, nullable: bool = True) -> Field:
+    """The (nullable) Field of a type term."""
+    if isinstance(t, str):
+        return Field(name, t, nullable=nullable or t == "null")
+    if t[0] == "list":
+        return Field(name, "list", nullable=nullable, children=(to_field("item", t[1]),))
+    if t[0] == "map":
+        key = to_field("key", t[1], nullable=False)
+        return Field(name, "map", nullable=nullable, children=(key, to_field("value", t[2])))
+    kids = tuple(to_field(n, c) for n, c in t[1])
+    return Field(name, "struct", nullable=nullable, children=kids)
+
+
+def term_name(t: TypeTerm) -> str:
+    """``list<int64>``, ``struct<a: string>`` … of a type term."""
+    if isinstance(t, str):
+        return t
+    if t[0] == "list":
+        return f"list<{term_name(t[1])}>"
+    if t[0] == "map":
+        return f"map<{term_name(t[1])}, {term_name(t[2])}>"
+    return "struct<" + ", ".join(f"{n}: {term_name(c)}" for n, c in t[1]) + ">"
+
+
+def unify_terms(a: TypeTerm, b: TypeTerm, path: str) -> TypeTerm:
+    """:func:`unify` on type terms.
+
+    Raises
+    ------
+    SchemaViolationError
+        No type holds both.
+    """
+    if a == b or b == "null":
+        return a
+    if a == "null":
+        return b
+    if isinstance(a, str) and isinstance(b, str):
+        if {a, b} == {"int64", "float64"}:
+            return "float64"
+        if a.startswith("decimal(") and b.startswith("decimal("):
+            return _wider_decimal(a, b)
+    elif isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0]:
+        if a[0] == "list":
+            return ("list", unify_terms(a[1], b[1], f"{path}[]"))
+        if a[0] == "map":
+            return (
+                "map",
+                unify_terms(a[1], b[1], f"{path}.key"),
+                unify_terms(a[2], b[2], f"{path}.value"),
+            )
+        kids = dict(a[1])
+        for n, c in b[1]:
+            kids[n] = c if n not in kids else unify_terms(kids[n], c, f"{path}.{n}")
+        return ("struct", tuple(kids.items()))
+    raise SchemaViolationError(
+        f"column {path!r} holds {term_name(a)} and {term_name(b)} values; a column holds "
+        "one type (ints and floats make float64, nulls fit any type)",
+        field=_top(path),
+    )
+
+
+_JSON_KINDS = (
+    "str, int, float, bool, None, lists and str-keyed mappings (datetime, date and time as "
+    "ISO strings)"
+)
+_KINDS = (
+    "str, int, float, bool, None, lists and str-keyed mappings, bytes, datetime, date, "
+    "time, timedelta and Decimal"
+)
+
+
+def term(value: Any, path: str, json: bool = False, depth: int = 0) -> TypeTerm:
+    """The type term of one Python value (see :func:`value_type`).
+
+    Raises
+    ------
+    SchemaViolationError
+        As :func:`value_type`.
+    """
+    tv = type(value)
+    if tv is str:
+        if json or _encodable(value):
+            return "string"  # JSONL: the encoder itself refuses lone surrogates
+    elif tv is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return "int64"
+    elif tv is float:
+        if not json or -math.inf < value < math.inf:
+            return "float64"
+    elif value is None:
+        return "null"
+    elif tv is bool:
+        return "bool"
+    elif tv is list or tv is tuple:
+        if depth >= MAX_DEPTH:
+            raise _too_deep(path)
+        item: TypeTerm = "null"
+        sub = f"{path}[]"
+        for v in value:
+            t = term(v, sub, json, depth + 1)
+            if t != item:
+                item = unify_terms(item, t, sub)
+        return ("list", item)
+    elif tv is dict:
+        return _struct_term(value, path, json, depth)
+    return _slow_term(value, path, json, depth)
+
+
+def _too_deep(path: str) -> SchemaViolationError:
+    top = _top(path)
+    return SchemaViolationError(
+        f"column {top!r} nests deeper than {MAX_DEPTH} levels (a cyclic structure?)", field=top
+    )
+
+
+def _struct_term(value: Mapping[Any, Any], path: str, json: bool, depth: int) -> TypeTerm:
+    if depth >= MAX_DEPTH:
+        raise _too_deep(path)
+    kids: dict[str, TypeTerm] = {}
+    for k, v in value.items():
+        if type(k) is not str and not isinstance(k, str):
+            raise SchemaViolationError(
+                f"column {path!r} holds a mapping with the key {safe_repr(k)}, not a str",
+                field=_top(path),
+            )
+        sub = f"{path}.{k}"
+        t = term(v, sub, json, depth + 1)
+        kids[k] = t if k not in kids else unify_terms(kids[k], t, sub)
+    for k in kids:
+        if not _encodable(k):
+            raise SchemaViolationError(
+                f"column {path!r} holds a mapping with the key {safe_repr(k)}, not valid "
+                "Unicode text",
+                field=_top(path),
+            )
+    return ("struct", tuple(kids.items()))
+
+
+def _slow_term(value: Any, path: str, json: bool, depth: int) -> TypeTerm:
+    top = _top(path)
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return "int64"
+        if not json and 0 <= value <= _INTS["uint64"][1]:
+            return "uint64"
+        raise SchemaViolationError(
+            f"column {path!r} holds the integer {value}, outside the 64-bit range that "
+            "Arrow, Parquet and JSON readers hold exactly; store it as a str",
+            field=top,
+        )
+    if isinstance(value, float):
+        if json and not -math.inf < value < math.inf:
+            raise SchemaViolationError(
+                f"column {path!r} holds {value}; JSON has no NaN or infinity", field=top
+            )
+        return "float64"
+    if isinstance(value, str):
+        if not json and not _encodable(value):
+            raise SchemaViolationError(
+                f"column {path!r} holds a str that is not valid Unicode (a lone surrogate)",
+                field=top,
+            )
+        return "string"
+    if isinstance(value, datetime):
+        if json:
+            return "string"
+        return "timestamp[us, tz=UTC]" if value.tzinfo is not None else "timestamp[us]"
+    if isinstance(value, date):
+        return "string" if json else "date"
+    if isinstance(value, time):
+        return "string" if json else "time[us]"
+    if not json:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return "binary"
+        if isinstance(value, timedelta):
+            return "duration[us]"
+        if isinstance(value, Decimal):
+            return _decimal_type(value, path)
+    if isinstance(value, Mapping):
+        return _struct_term(value, path, json, depth)
+    if isinstance(value, list | tuple):
+        return term(list(value), path, json, depth)
+    raise SchemaViolationError(
+        f"column {path!r} holds a {type(value).__name__}; records hold "
+        f"{_JSON_KINDS if json else _KINDS}",
+        field=top,
+    )
+
+
 def value_type(value: Any, path: str, *, json: bool = False, depth: int = 0) -> Field:
     """The logical type of one Python value (``name`` is the last path part).
 
@@ -686,85 +893,7 @@ def value_type(value: Any, path: str, *, json: bool = False, depth: int = 0) -> 
         non-finite float (``json=True``), a non-``str`` mapping key, or nesting
         deeper than :data:`MAX_DEPTH` (a cyclic structure).
     """
-    name = path.rsplit(".", 1)[-1]
-    top = path.split(".", 1)[0].split("[", 1)[0]
-    if depth > MAX_DEPTH:
-        raise SchemaViolationError(
-            f"column {top!r} nests deeper than {MAX_DEPTH} levels (a cyclic structure?)",
-            field=top,
-        )
-    if value is None:
-        return Field(name, "null")
-    if isinstance(value, bool):
-        return Field(name, "bool")
-    if isinstance(value, int):
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return Field(name, "int64")
-        if not json and 0 <= value <= _INTS["uint64"][1]:
-            return Field(name, "uint64")
-        raise SchemaViolationError(
-            f"column {path!r} holds the integer {value}, outside the 64-bit range that "
-            "Arrow, Parquet and JSON readers hold exactly; store it as a str",
-            field=top,
-        )
-    if isinstance(value, float):
-        if json and not math.isfinite(value):
-            raise SchemaViolationError(
-                f"column {path!r} holds {value}; JSON has no NaN or infinity", field=top
-            )
-        return Field(name, "float64")
-    if isinstance(value, str):
-        if not _encodable(value):
-            raise SchemaViolationError(
-                f"column {path!r} holds a str that is not valid Unicode (a lone surrogate)",
-                field=top,
-            )
-        return Field(name, "string")
-    if isinstance(value, datetime):
-        if json:
-            return Field(name, "string")
-        return Field(name, "timestamp[us, tz=UTC]" if value.tzinfo is not None else "timestamp[us]")
-    if isinstance(value, date):
-        return Field(name, "string" if json else "date")
-    if isinstance(value, time):
-        return Field(name, "string" if json else "time[us]")
-    if not json:
-        if isinstance(value, bytes | bytearray | memoryview):
-            return Field(name, "binary")
-        if isinstance(value, timedelta):
-            return Field(name, "duration[us]")
-        if isinstance(value, Decimal):
-            return Field(name, _decimal_type(value, path))
-    if isinstance(value, Mapping):
-        kids: list[Field] = []
-        index: dict[str, int] = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or not _encodable(k):
-                raise SchemaViolationError(
-                    f"column {path!r} holds a mapping with the key {k!r}, not valid str text",
-                    field=top,
-                )
-            child = value_type(v, f"{path}.{k}", json=json, depth=depth + 1)
-            if k in index:  # a str subclass equal to an earlier key
-                kids[index[k]] = unify(kids[index[k]], child, f"{path}.{k}")
-            else:
-                index[k] = len(kids)
-                kids.append(child)
-        return Field(name, "struct", children=tuple(kids))
-    if isinstance(value, list | tuple):
-        item = Field("item", "null")
-        for v in value:
-            item = unify(item, attrs.evolve(value_type(v, f"{path}[]", json=json, depth=depth + 1),
-                                            name="item"), f"{path}[]")  # fmt: skip
-        return Field(name, "list", children=(item,))
-    kinds = "str, int, float, bool, None, lists and str-keyed mappings"
-    if json:
-        kinds += " (datetime, date and time as ISO strings)"
-    else:
-        kinds += ", bytes, datetime, date, time, timedelta and Decimal"
-    raise SchemaViolationError(
-        f"column {path!r} holds a {type(value).__name__}; records hold {kinds}", field=top
-    )
+    return to_field(path.rsplit(".", 1)[-1], term(value, path, json, depth))
 
 
 def infer(data: object) -> Schema:
@@ -806,19 +935,19 @@ def infer(data: object) -> Schema:
             f"infer() takes records (an iterable of mappings) or Arrow data, not "
             f"{type(data).__name__}"
         )
-    cols: dict[str, Field] = {}
+    cols: dict[str, TypeTerm] = {}
     for i, rec in enumerate(data):
         if not isinstance(rec, Mapping):
             raise SchemaViolationError(f"record {i} is a {type(rec).__name__}, not a mapping")
         for k, v in rec.items():
-            if not isinstance(k, str) or not _encodable(k):
+            if k not in cols and (not isinstance(k, str) or not _encodable(k)):
                 raise SchemaViolationError(
-                    f"record {i} key {k!r} is not valid str text", field=_safe_str(k)
+                    f"record {i} key {safe_repr(k)} is not valid str text", field=_safe_str(k)
                 )
-            f = value_type(v, k)
+            t = term(v, k)
             old = cols.get(k)
-            cols[k] = f if old is None else unify(old, f, k)
-    return Schema(tuple(cols.values()))
+            cols[k] = t if old is None or old == t else unify_terms(old, t, k)
+    return Schema(tuple(to_field(k, t) for k, t in cols.items()))
 
 
 # ----------------------------------------------------------------- evolution
