@@ -196,6 +196,16 @@ def jsonl_section(repeat: int) -> list[str]:
     ]
 
 
+async def _anchors() -> tuple[float, float]:
+    async def idle() -> None:
+        await anyio.sleep(1.0)
+
+    async def busy() -> None:
+        await anyio.to_thread.run_sync(_busy, 1.0)
+
+    return await _stall(idle), await _stall(busy)
+
+
 def _busy(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -251,17 +261,8 @@ def stall_section(n: int) -> list[str]:
 
                 return await _stall(write), await _stall(read), await _stall(iterate)
 
-        async def anchors() -> tuple[float, float]:
-            async def idle() -> None:
-                await anyio.sleep(1.0)
-
-            async def busy() -> None:
-                await anyio.to_thread.run_sync(_busy, 1.0)
-
-            return await _stall(idle), await _stall(busy)
-
         w, r, i = anyio.run(main, backend=backend)
-        idle, busy = anyio.run(anchors, backend=backend)
+        idle, busy = anyio.run(_anchors, backend=backend)
         out.append(
             f"| {backend} | {w * 1e3:.1f} ms | {r * 1e3:.1f} ms | {i * 1e3:.1f} ms "
             f"| {idle * 1e3:.1f} ms | {busy * 1e3:.1f} ms |"
