@@ -273,3 +273,30 @@ async def test_rfc3339_strings_round_trip_jsonl_to_parquet(memory: aiolode.Memor
     (f,) = prep.files
     back = aiolode.Parquet().decode(await memory.get(f.key))
     assert back[0]["at"] == t
+
+
+async def test_missing_pyarrow_is_one_error_on_every_path(
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    jsonl = aiolode.Dataset("j", memory, codec=aiolode.JSONL())
+    snap = await jsonl.write([{"a": 1}])
+    df = frame(10)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    # JSONL records need no pyarrow at all, schemas included.
+    assert await jsonl.read(snap) == [{"a": 1}]
+    assert (await prepare_records(spec_for(memory, aiolode.JSONL()), [{"a": 2}])).schema == Schema(
+        [Field("a", "int64")]
+    )
+    calls = [
+        lambda: aiolode.Dataset("p", memory, codec=aiolode.JSONL()).write(df),
+        lambda: aiolode.Dataset("q", memory, codec=aiolode.Parquet()).write([{"a": 1}]),
+        lambda: jsonl.read_table(snap),
+    ]
+    for call in calls:
+        with pytest.raises(aiolode.MissingDependencyError) as ei:
+            await call()
+        assert (ei.value.package, ei.value.extra) == ("pyarrow", "parquet")
+    with pytest.raises(aiolode.MissingDependencyError):
+        Schema([Field("a", "int64")]).to_arrow()
