@@ -47,6 +47,8 @@ _RUN = b"\x01" * 20
 
 def _long_number(data: bytes) -> bool:
     return data.translate(_DIGITS).find(_RUN) >= 0
+
+
 #: decode() splits a whole file in pieces of about this size, so no single
 #: GIL-holding call works on more than a few MiB.
 _PIECE = 4 << 20
