@@ -69,6 +69,8 @@ from .manifest import FileRef as FileRef
 from .manifest import Manifest as Manifest
 from .reader import DataFile as DataFile
 from .reader import DatasetReader as DatasetReader
+from .schema import Field as Field
+from .schema import Schema as Schema
 from .store import FileStore as FileStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
@@ -92,6 +94,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DatasetReader",
     "DataFile",
+    "Field",
+    "Schema",
     "Manifest",
     "FileRef",
     "TemplateLayout",

@@ -10,23 +10,51 @@ from hypothesis import strategies as st
 
 KEYS = st.sampled_from(["a", "b", "name", "ts", "x y", "é", "n0"]) | st.text(min_size=1, max_size=6)
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
+# JSON values of one type per column (a write refuses a column of two types):
+# a strategy of value strategies, one drawn per column.
+_JSON_SCALARS: list[st.SearchStrategy[Any]] = [
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    # ints and floats together make one float64 column
+    st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+    st.booleans(),
+]
 
-json_values = st.recursive(
-    json_scalars,
+
+def _optional_struct(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries({}, optional={k: st.none() | v for k, v in fields.items()})
+
+
+json_types: st.SearchStrategy[st.SearchStrategy[Any]] = st.recursive(
+    st.sampled_from(_JSON_SCALARS),
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        inner.map(lambda v: st.lists(st.none() | v, max_size=4))
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3).map(_optional_struct)
     ),
-    max_leaves=8,
+    max_leaves=6,
 )
 
-json_records = st.lists(st.dictionaries(KEYS, json_values, max_size=5), max_size=30)
+
+@st.composite
+def typed_json_records(draw: st.DrawFn, max_rows: int = 30) -> list[dict[str, Any]]:
+    """Records whose columns each hold one JSON type (or null / absent)."""
+    names = draw(st.lists(KEYS, unique=True, max_size=5))
+    kinds = {n: draw(json_types) for n in names}
+    rows = []
+    for _ in range(draw(st.integers(min_value=0, max_value=max_rows))):
+        rec: dict[str, Any] = {}
+        for n in draw(st.permutations(names)):
+            choice = draw(st.integers(min_value=0, max_value=4))
+            if choice == 0:
+                continue
+            rec[n] = None if choice == 1 else draw(kinds[n])
+        rows.append(rec)
+    return rows
+
+
+json_records = typed_json_records()
 
 instants = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)

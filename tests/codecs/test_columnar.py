@@ -19,7 +19,7 @@ from aiolode.codecs import Codec, ColumnStats  # noqa: E402
 from aiolode.errors import (  # noqa: E402
     CodecNotStreamableError,
     InvalidInputError,
-    UnsupportedOperationError,
+    MissingDependencyError,
 )
 
 from .strategies import batches, cut, filled, schema_of, splits, tabular  # noqa: E402
@@ -378,13 +378,19 @@ def test_stats_of_strings_and_large_values(codec: Codec) -> None:
     }
 
 
-def test_missing_pyarrow_is_a_clear_unsupported_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_pyarrow_is_one_missing_dependency_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     for codec in (Parquet(), ArrowIPC()):
-        with pytest.raises(UnsupportedOperationError, match="pyarrow"):
-            codec.encode([{"a": 1}])
-        with pytest.raises(UnsupportedOperationError, match="pyarrow"):
-            codec.decode(b"x")
+        for call in (
+            lambda c=codec: c.encode([{"a": 1}]),
+            lambda c=codec: c.decode(b"x"),
+            lambda c=codec: c.open_encoder(),
+            lambda c=codec: list(c.iter_batches(io.BytesIO(b"x"))),
+        ):
+            with pytest.raises(MissingDependencyError, match=r"aiolode\[parquet\]") as ei:
+                call()
+            assert (ei.value.package, ei.value.extra) == ("pyarrow", "parquet")
+            assert isinstance(ei.value, ImportError)
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=IDS)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from aiolode import CorruptDataError, FormatError, Gzip, InvalidInputError, Zstd
 from aiolode.compression import Compressor, compressor_from_name
-from aiolode.errors import ManifestFormatError, UnsupportedError, UnsupportedOperationError
+from aiolode.errors import ManifestFormatError, MissingDependencyError, UnsupportedError
 
 from .strategies import cut, splits
 
@@ -143,14 +143,23 @@ def test_invalid_level(cls: type[Compressor], level: object) -> None:
         cls(level=level)  # type: ignore[call-arg]
 
 
-def test_missing_zstandard_is_a_clear_unsupported_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_zstandard_is_one_missing_dependency_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "zstandard", None)
     comp = Zstd()  # constructing and recording it needs no import
     assert comp.options() == {"level": 3}
-    for call in (lambda: comp.compress(b"x"), comp.decompressobj, comp.compressobj):
-        with pytest.raises(UnsupportedOperationError, match=r"aiolode\[zstd\]") as ei:
+    for call in (
+        lambda: comp.compress(b"x"),
+        lambda: comp.decompress(b"x"),
+        comp.decompressobj,
+        comp.compressobj,
+    ):
+        with pytest.raises(MissingDependencyError, match=r"aiolode\[zstd\]") as ei:
             call()
         assert isinstance(ei.value, UnsupportedError)
+        assert isinstance(ei.value, ImportError)
+        assert (ei.value.package, ei.value.extra) == ("zstandard", "zstd")
 
 
 def test_corrupt_data_error_pickles_with_attributes() -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from aiolode import JSONL, CorruptDataError, SchemaViolationError
 from aiolode.codecs import ColumnStats
 from aiolode.errors import CodecNotStreamableError, InvalidInputError
+from aiolode.schema import Field
 
 from .strategies import batches, cut, json_records, splits
 
@@ -148,21 +149,28 @@ def test_rejected_batch_leaves_stream_usable() -> None:
 
 
 def test_timestamp_kinds() -> None:
-    rows = [
+    # Datetimes, dates and ISO strings are one JSON type (strings) ...
+    texts = [
         {"ts": datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=-5)))},  # 17:00Z
         {"ts": datetime(2024, 1, 1, 9)},  # naive: UTC
         {"ts": "2024-01-01T08:00:00Z"},
         {"ts": "2024-01-02"},  # date only: midnight UTC
-        {"ts": 1704067200},  # 2024-01-01T00:00:00Z
-        {"ts": 1704067200.25},
         {"ts": date(2023, 12, 31)},
     ]
-    ef = codec.encode(rows, timestamp_field="ts")
+    ef = codec.encode(texts, timestamp_field="ts")
     assert ef.min_timestamp == "2023-12-31T00:00:00.000000Z"
     assert ef.max_timestamp == "2024-01-02T00:00:00.000000Z"
-    ef = codec.encode(rows[:3], timestamp_field="ts")
+    assert ef.schema is not None
+    assert ef.schema.field("ts") == Field("ts", "string")
+    ef = codec.encode(texts[:3], timestamp_field="ts")
     assert ef.min_timestamp == "2024-01-01T08:00:00.000000Z"
     assert ef.max_timestamp == "2024-01-01T17:00:00.000000Z"
+    # ... epoch seconds another (ints and floats: float64).
+    ef = codec.encode([{"ts": 1704067200}, {"ts": 1704067200.25}], timestamp_field="ts")
+    assert ef.min_timestamp == "2024-01-01T00:00:00.000000Z"
+    assert ef.max_timestamp == "2024-01-01T00:00:00.250000Z"
+    assert ef.schema is not None
+    assert ef.schema.field("ts") == Field("ts", "float64")
     assert codec.encode([], timestamp_field="ts").min_timestamp is None
 
 
@@ -257,6 +265,6 @@ def test_capabilities() -> None:
 
 
 def test_output_is_standard_json_lines() -> None:
-    rows = [{"a": [1, {"b": None}], "c": -0.5, "d": 10**30}]
+    rows = [{"a": [1, 2], "b": {"c": None, "d": [{"e": 1.5}]}, "c": -0.5, "d": 2**63 - 1}]
     data = codec.encode(rows).data
     assert [json.loads(line) for line in data.splitlines()] == rows

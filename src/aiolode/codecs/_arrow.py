@@ -6,9 +6,10 @@ import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
 from ..errors import CorruptDataError, InvalidInputError
+from ..schema import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
-from ._tabular import StatsAccumulator, add_table_stats, pyarrow_module, to_table
+from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from ..schema import Schema, SchemaMode
     from ._base import ColumnStats, Records
 
 __all__ = ["ArrowIPC"]
@@ -67,9 +69,17 @@ class _ChunkReader(io.RawIOBase):
 
 
 class _ArrowEncoder(ArrowStreamEncoder):
-    def __init__(self, codec: ArrowIPC, timestamp_field: str | None) -> None:
+    def __init__(
+        self,
+        codec: ArrowIPC,
+        timestamp_field: str | None,
+        schema: Schema | None,
+        mode: SchemaMode,
+    ) -> None:
         super().__init__(
-            schema=codec.schema,
+            physical=codec.schema,
+            schema=schema,
+            mode=mode,
             timestamp_field=timestamp_field,
             flush_rows=FLUSH_ROWS,
             flush_bytes=FLUSH_BYTES,
@@ -131,14 +141,14 @@ class ArrowIPC(Codec):
     def __init__(self, compression: str | None = None, schema: pa.Schema | None = None) -> None:
         if compression not in _COMPRESSIONS:
             raise InvalidInputError(
-                f"Arrow IPC compression must be one of {_COMPRESSIONS}, not {compression!r}"
+                f"Arrow IPC compression must be one of {_COMPRESSIONS}, not {safe_repr(compression)}"
             )
         if schema is not None:
             pyarrow_module()
             import pyarrow as pa
 
             if not isinstance(schema, pa.Schema):
-                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {schema!r}")
+                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {safe_repr(schema)}")
         self.compression = compression
         self.schema = schema
 
@@ -157,12 +167,19 @@ class ArrowIPC(Codec):
         opts = pa.ipc.IpcWriteOptions(compression=cast("Any", self.compression))
         return pa.ipc.new_file(where, schema, options=opts)
 
-    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+    def encode(
+        self,
+        records: Records,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> EncodedFile:
         # docstring inherited
         pyarrow_module()
         import pyarrow as pa
 
-        table = to_table(records, self.schema)
+        table, logical = encode_table(records, self.schema, schema, schema_mode)
         lo = hi = None
         if timestamp_field is not None:
             ts = TimestampRange(timestamp_field)
@@ -180,12 +197,19 @@ class ArrowIPC(Codec):
             stats=acc.result(),
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=logical,
         )
 
-    def open_encoder(self, *, timestamp_field: str | None = None) -> _ArrowEncoder:
+    def open_encoder(
+        self,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> _ArrowEncoder:
         # docstring inherited
         pyarrow_module()
-        return _ArrowEncoder(self, timestamp_field)
+        return _ArrowEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited

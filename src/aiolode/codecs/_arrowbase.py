@@ -6,16 +6,18 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, SchemaViolationError
+from ..schema import Schema, safe_repr, unify_schemas
 from ._base import EncodedTail, StreamEncoder
-from ._tabular import pyarrow_module, to_table
+from ._tabular import conform, physical_schema, prepare_table, pyarrow_module
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..schema import SchemaMode
     from ._base import ColumnStats, Records
 
-__all__ = ["ArrowStreamEncoder", "DrainSink", "unify"]
+__all__ = ["ArrowStreamEncoder", "DrainSink"]
 
 
 class DrainSink:
@@ -70,57 +72,42 @@ class DrainSink:
         return parts
 
 
-def unify(current: pa.Schema, new: pa.Schema) -> pa.Schema:
-    """Widen ``current`` to accept ``new`` (nulls → any type, int → float, new columns).
-
-    Raises
-    ------
-    SchemaViolationError
-        A column's types cannot be unified; ``.field`` names it.
-    """
-    pyarrow_module()
-    import pyarrow as pa
-
-    try:
-        return pa.unify_schemas([current, new], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        for f in new:
-            i = current.get_field_index(f.name)
-            if i < 0:
-                continue
-            try:
-                pa.unify_schemas(
-                    [pa.schema([current.field(i)]), pa.schema([f])], promote_options="permissive"
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                raise SchemaViolationError(
-                    f"column {f.name!r} is {f.type} in this batch but "
-                    f"{current.field(i).type} before",
-                    field=f.name,
-                ) from exc
-        raise SchemaViolationError(f"batch schema does not fit earlier batches: {exc}") from exc
-
-
 class ArrowStreamEncoder(StreamEncoder):
     """Incremental encoder for Arrow-based formats.
 
     Batches are buffered until ``flush_rows`` rows (or ``flush_bytes`` bytes)
     are pending, then written as one unit (a Parquet row group, an IPC batch).
-    Until the first unit is written the schema is the union of the batches seen
-    (nulls and ints widen); from then on it is fixed and every batch must fit it.
-    A ``schema`` given up front is fixed from the start.
+
+    Schemas: with a recorded ``schema`` (or a codec's pinned ``physical``
+    schema), every batch is merged into it per ``mode`` (see
+    :func:`aiolode.schema.merge`) and converted exactly. Without one, the
+    batches' own types are joined (nulls take any type, ints and floats make
+    float64). Either way the file schema is fixed when the first unit is
+    written: from then on a batch that would add or change a column is refused.
     """
 
     def __init__(
         self,
         *,
-        schema: pa.Schema | None,
+        physical: pa.Schema | None,
+        schema: Schema | None,
+        mode: SchemaMode,
         timestamp_field: str | None,
         flush_rows: int,
         flush_bytes: int,
     ) -> None:
-        self._fixed: pa.Schema | None = schema
-        self._inferred: pa.Schema | None = None
+        if mode not in ("strict", "add_columns"):
+            raise InvalidInputError(
+                f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+            )
+        self._physical = physical
+        self._mode: SchemaMode = mode
+        if schema is None and physical is not None:
+            schema = Schema.from_arrow(physical)
+        self._recorded = schema is not None
+        self._schema: Schema | None = schema  # logical schema so far
+        self._opened_schema: Schema | None = None
+        self._fixed: pa.Schema | None = None  # physical schema once the writer is open
         self._sink = DrainSink()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -131,7 +118,6 @@ class ArrowStreamEncoder(StreamEncoder):
         self._rows = 0
         self._done = False
         self._nulls: dict[str, int] = {}
-        self._opened = False
 
     # -- format hooks
     @abc.abstractmethod
@@ -150,6 +136,11 @@ class ArrowStreamEncoder(StreamEncoder):
     def row_count(self) -> int:
         return self._rows
 
+    @property
+    def schema(self) -> Schema | None:
+        """The logical schema of the records accepted so far."""
+        return self._schema
+
     def write(self, records: Records) -> bytes:
         # docstring inherited
         self._accept(records)
@@ -166,21 +157,33 @@ class ArrowStreamEncoder(StreamEncoder):
     def _accept(self, records: Records) -> None:
         if self._done:
             raise InvalidInputError(f"the {type(self).__name__} is already finished")
-        table = to_table(records, self._fixed)
+        if self._recorded:
+            table, new = prepare_table(
+                records, schema=self._schema, mode=self._mode, physical=self._physical
+            )
+        else:
+            table, incoming = prepare_table(records, schema=None, mode=self._mode)
+            new = incoming if self._schema is None else unify_schemas(self._schema, incoming)
+            if new != incoming:
+                table = conform(table, new)
         if table.num_rows == 0 and table.num_columns == 0:
             return
-        inferred = None
-        if self._fixed is None:
-            inferred = (
-                table.schema if self._inferred is None else unify(self._inferred, table.schema)
-            )
+        if self._opened_schema is not None:
+            if new != self._opened_schema:
+                raise SchemaViolationError(
+                    f"this batch has {new}, but the file was started with "
+                    f"{self._opened_schema}: a streamed file cannot change its columns after "
+                    "its first row group; write such records in another file",
+                    field=_first_difference(self._opened_schema, new),
+                )
+            assert self._fixed is not None
+            table = conform(table, new, self._fixed)
         if self._ts is not None:
             # Check before buffering so a rejected batch leaves no trace.
             ts = TimestampRange(self._ts.field)
             ts.add_table(table)
             self._ts.merge(ts)
-        if inferred is not None:
-            self._inferred = inferred
+        self._schema = new
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self._pending_bytes += table.nbytes
@@ -192,19 +195,24 @@ class ArrowStreamEncoder(StreamEncoder):
         pyarrow_module()
         import pyarrow as pa
 
-        if self._fixed is None:
-            schema = self._inferred if self._inferred is not None else pa.schema([])
-        else:
-            schema = self._fixed
-        parts = [t if t.schema.equals(schema) else _widen(t, schema) for t in self._pending]
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+        schema = self._schema if self._schema is not None else Schema(())
+        if not self._pending:
+            empty = (
+                self._fixed if self._fixed is not None else physical_schema(schema, self._physical)
+            )
+            return empty.empty_table()
+        parts = [conform(t, schema, self._fixed) for t in self._pending]
+        physical = self._fixed if self._fixed is not None else parts[0].schema
+        parts = [t if t.schema.equals(physical) else conform(t, schema, physical) for t in parts]
+        out: pa.Table = pa.concat_tables(parts)
+        return out
 
     def _flush(self, *, final: bool) -> None:
         table = self._concat_pending()
-        if not self._opened:
+        if self._fixed is None:
             self._fixed = table.schema
+            self._opened_schema = self._schema if self._schema is not None else Schema(())
             self._open(self._sink, table.schema)
-            self._opened = True
         if final or table.nbytes >= self._flush_bytes:
             full = table.num_rows
         else:
@@ -224,7 +232,7 @@ class ArrowStreamEncoder(StreamEncoder):
         if self._done:
             raise InvalidInputError(f"the {type(self).__name__} is already finished")
         self._done = True
-        if self._pending or not self._opened:
+        if self._pending or self._fixed is None:
             self._flush(final=True)
         stats = self._close()
         lo, hi = self._ts.result() if self._ts is not None else (None, None)
@@ -234,6 +242,7 @@ class ArrowStreamEncoder(StreamEncoder):
             stats=stats,
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=self._schema if self._schema is not None else Schema(()),
         )
 
     def abort(self) -> None:
@@ -247,8 +256,8 @@ class ArrowStreamEncoder(StreamEncoder):
         return self._nulls
 
 
-def _widen(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast an earlier batch to the unified schema (adds absent columns as nulls)."""
-    from ._tabular import conform
-
-    return conform(table, schema)
+def _first_difference(old: Schema, new: Schema) -> str | None:
+    for f in new.fields:
+        if old.field(f.name) != f:
+            return f.name
+    return None

@@ -28,18 +28,22 @@ A record missing the field, a null, or a value of any other kind raises
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
 
 import attrs
 
 from .._options import build_from_options
 from ..errors import CodecNotStreamableError, ManifestFormatError
+from ..schema import Schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Iterator
     from typing import Self
 
     import pyarrow as pa
+
+    from ..schema import SchemaMode
 
 __all__ = [
     "Codec",
@@ -57,8 +61,10 @@ StatValue: TypeAlias = "str | int | float | bool | None"
 """A JSON-safe statistic: numbers, strings, booleans; timestamps and dates as
 ISO strings; ``None`` when unknown (no non-null value, or not comparable)."""
 
-Records: TypeAlias = "Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch"
-"""What ``encode``/``write`` accept: mappings, or Arrow data for every codec."""
+Records: TypeAlias = "Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch | Any"
+"""What ``encode``/``write`` accept: mappings, or Arrow data for every codec (a
+``pyarrow.Table``/``RecordBatch``, a list of RecordBatches, or anything with
+``__arrow_c_stream__``: see :mod:`aiolode.codecs._arrowdata`)."""
 
 
 @attrs.frozen
@@ -96,6 +102,10 @@ class EncodedFile:
     min_timestamp, max_timestamp
         UTC ISO strings (``...Z``) of the ``timestamp_field`` extremes, or
         ``None`` when no field was given or there were no rows.
+    schema
+        The :class:`~aiolode.schema.Schema` the file's records have: the
+        ``schema`` passed to the encoder merged with the records (see
+        :func:`aiolode.schema.merge`), or the records' own when none was passed.
     """
 
     data: bytes
@@ -103,6 +113,7 @@ class EncodedFile:
     stats: dict[str, ColumnStats] | None = None
     min_timestamp: str | None = None
     max_timestamp: str | None = None
+    schema: Schema | None = None
 
 
 @attrs.frozen
@@ -114,7 +125,7 @@ class EncodedTail:
     data
         Bytes still to emit after everything :meth:`StreamEncoder.write`
         returned (a Parquet footer, a final row group); possibly ``b""``.
-    row_count, stats, min_timestamp, max_timestamp
+    row_count, stats, min_timestamp, max_timestamp, schema
         Totals over every record written, as in :class:`EncodedFile`.
     """
 
@@ -123,6 +134,7 @@ class EncodedTail:
     stats: dict[str, ColumnStats] | None = None
     min_timestamp: str | None = None
     max_timestamp: str | None = None
+    schema: Schema | None = None
 
 
 class StreamEncoder(abc.ABC):
@@ -210,6 +222,11 @@ class Codec(abc.ABC):
         ManifestFormatError
             An option has an invalid value.
         """
+        if not isinstance(options, Mapping):
+            raise ManifestFormatError(
+                f"{cls.name} options must be a JSON object, not {type(options).__name__}",
+                field="codec_options",
+            )
         return build_from_options(
             cls, options, cls._option_names(), what=f"codec {cls.name!r}", field="codec_options"
         )
@@ -221,8 +238,22 @@ class Codec(abc.ABC):
 
     # ----------------------------------------------------------------- encode
     @abc.abstractmethod
-    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+    def encode(
+        self,
+        records: Records,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> EncodedFile:
         """Encode a whole batch into one file.
+
+        With ``schema`` (a dataset's recorded schema), the records must fit it
+        as :func:`aiolode.schema.merge` says for ``schema_mode``, and every
+        value is converted exactly or refused: nothing is stored lossily.
+        Without one, the records' own types are used; a column holding values
+        of two types (``200`` and ``"timeout"``) is refused. The result's
+        ``schema`` is what was written.
 
         Memory: the records plus the encoded file (Arrow codecs: plus one
         columnar copy of the records).
@@ -230,18 +261,36 @@ class Codec(abc.ABC):
         Raises
         ------
         SchemaViolationError
-            A record does not fit the codec or schema, or a timestamp is missing
-            or invalid; ``.field`` names the column.
+            A record does not fit the codec or schema, a value would not convert
+            exactly, a non-nullable column is missing or null, or a timestamp is
+            missing or invalid; ``.field`` names the column.
+        InvalidInputError
+            Arrow input that is not tabular (a Series), or a bad ``schema_mode``.
+        MissingDependencyError
+            The codec (or Arrow input) needs pyarrow, which is not installed.
         """
 
     @abc.abstractmethod
-    def open_encoder(self, *, timestamp_field: str | None = None) -> StreamEncoder:
+    def open_encoder(
+        self,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> StreamEncoder:
         """Start an incremental encode of one file (see :class:`StreamEncoder`).
+
+        ``schema`` and ``schema_mode`` as for :meth:`encode`; every batch must
+        fit. Columnar encoders fix their file schema when they write their
+        first row group or record batch: a later batch that would add or
+        change a column is refused.
 
         Raises
         ------
         CodecNotStreamableError
             The codec cannot encode incrementally (``streaming`` is False).
+        MissingDependencyError
+            The codec needs pyarrow, which is not installed.
         """
 
     # ----------------------------------------------------------------- decode
@@ -265,7 +314,7 @@ class Codec(abc.ABC):
             ``data`` is not a valid file of this codec.
         SchemaViolationError
             (JSONL) the records do not form a table (inconsistent column types).
-        UnsupportedOperationError
+        MissingDependencyError
             pyarrow is not installed.
         """
 

@@ -8,9 +8,13 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, final
 
+import orjson
+
 from ..errors import CorruptDataError, InvalidInputError, SchemaViolationError
-from ._base import Codec, EncodedFile, EncodedTail, StreamEncoder, register_codec
-from ._tabular import is_arrow, pyarrow_module, records_to_table
+from ..schema import Field, Schema, merge, safe_repr, term, term_name, to_field, unify_terms
+from ._arrowdata import arrow_table, is_arrow, rows_of
+from ._base import Codec, ColumnStats, EncodedFile, EncodedTail, StreamEncoder, register_codec
+from ._tabular import pyarrow_module, records_to_table
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
@@ -18,176 +22,453 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from ._base import ColumnStats, Records
+    from ..schema import SchemaMode
+    from ._base import Records
 
 __all__ = ["JSONL"]
 
-_NUM = 1
-_STR = 2
-_BOOL = 3
-_OTHER = 4  # nested, or mixed kinds: no min/max
+#: Value kinds of the scan, in an order where every comparable kind is <= _STR.
+_NULL, _BOOL, _INT, _FLOAT, _STR, _NESTED = range(6)
+_KIND_TYPES = {_NULL: "null", _BOOL: "bool", _INT: "int64", _FLOAT: "float64", _STR: "string"}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INF = math.inf
+
+#: orjson options: datetimes are handed to _default (written with isoformat(),
+#: exactly as before), dataclasses too (refused, as the stdlib refused them).
+_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_dumps = orjson.dumps
+_loads = orjson.loads
+#: 20+ digits in a row: an integer orjson would read as a float (beyond 2**64),
+#: or a long fraction; such lines are decoded by the standard library, exactly.
+#: Found with translate + find (both C loops at memory speed; a regex is ~10x slower).
+_DIGITS = bytes(1 if 0x30 <= i <= 0x39 else 0 for i in range(256))
+_RUN = b"\x01" * 20
+
+
+def _long_number(data: bytes) -> bool:
+    return data.translate(_DIGITS).find(_RUN) >= 0
+
+
+#: decode() splits a whole file in pieces of about this size, so no single
+#: GIL-holding call works on more than a few MiB.
+_PIECE = 4 << 20
 
 
 def _default(value: Any) -> Any:
-    # Called by json for values it cannot serialise natively.
+    # Called by orjson for what it does not serialise itself; the scan has
+    # already refused every kind JSONL does not take.
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, tuple | list):
+        return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
-)
-_encode = _encoder.encode
-
-
-def _check_nested(value: Any, path: str) -> None:
-    """Reject what json would change silently: non-``str`` keys in nested mappings."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if type(k) is not str:
-                raise SchemaViolationError(
-                    f"column {path!r} holds a mapping with non-str key {k!r}", field=path
-                )
-            _check_nested(v, path)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _check_nested(v, path)
 
 
 def _explain(rec: Mapping[str, Any], index: int, exc: Exception) -> SchemaViolationError:
     """Find which field of ``rec`` made serialisation fail (slow path, errors only)."""
     for k, v in rec.items():
         try:
-            _encode(v).encode()
-        except (TypeError, ValueError, UnicodeEncodeError) as field_exc:
+            _dumps({k: v}, default=_default, option=_OPTS)
+        except (TypeError, ValueError) as field_exc:
+            name = _safe_str(k)
             return SchemaViolationError(
-                f"record {index} field {k!r} is not JSON-serialisable: {field_exc} "
-                "(JSONL takes str, int, float (finite), bool, None, lists, str-keyed "
+                f"record {index} field {name!r} is not JSON-serialisable: {field_exc} "
+                "(JSONL takes str, int (64-bit), float (finite), bool, None, lists, str-keyed "
                 "mappings, and datetime/date/time as ISO strings)",
-                field=k,
+                field=name,
             )
     return SchemaViolationError(f"record {index} is not JSON-serialisable: {exc}")
 
 
-class _Stats:
-    """Per-column min/max/null count of scalar JSON values (one Python pass)."""
+def _safe_str(value: object) -> str:
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except Exception:  # a hostile __repr__
+        text = f"<{type(value).__name__}>"
+    return text.encode("utf-8", "backslashreplace").decode()
 
-    __slots__ = ("cols", "rows")
 
-    def __init__(self) -> None:
-        # name -> [kind, lo, hi, non_null]
-        self.cols: dict[str, list[Any]] = {}
-        self.rows = 0
+def _bad_key(k: object, i: int) -> SchemaViolationError:
+    return SchemaViolationError(
+        f"record {i} key {_safe_str(k)!r} is a {type(k).__name__}"
+        + ("" if isinstance(k, str) else ", not a str")
+        + ("; a key must be valid Unicode text" if isinstance(k, str) else ""),
+        field=_safe_str(k),
+    )
 
-    def add(self, rec: Mapping[str, Any]) -> None:
-        cols = self.cols
+
+def _type_name(c: list[Any]) -> str:
+    return term_name(c[1]) if c[0] == _NESTED else _KIND_TYPES[c[0]]
+
+
+def _conflict(k: str, c: list[Any], kind: int, field: Any, i: int) -> SchemaViolationError:
+    new = term_name(field) if field is not None else _KIND_TYPES[kind]
+    return SchemaViolationError(
+        f"column {k!r} holds {_type_name(c)} values (record {c[5]}) and {new} values "
+        f"(record {i}); a column holds one type per write (ints and floats make float64, "
+        "nulls fit any type)",
+        field=k,
+    )
+
+
+def _slow(v: Any, k: str, i: int) -> tuple[int, Any]:
+    """Kind and stats value of a value that is not exactly str/int/float/bool/None."""
+    if isinstance(v, bool):
+        return _BOOL, bool(v)
+    if isinstance(v, int):
+        if not _INT64_MIN <= v <= _INT64_MAX:
+            raise _big(k, v, i)
+        return _INT, int(v)
+    if isinstance(v, float):
+        if not -_INF < v < _INF:
+            raise _nan(k, v, i)
+        return _FLOAT, float(v)
+    if isinstance(v, str):
+        return _STR, str(v)
+    if isinstance(v, datetime | date | time):
+        # Written as its ISO string: statistics describe the stored value.
+        return _STR, v.isoformat()
+    return _NESTED, term(v, k, True)
+
+
+def _big(k: str, v: int, i: int) -> SchemaViolationError:
+    return SchemaViolationError(
+        f"record {i} field {k!r} holds the integer {v}, outside the signed 64-bit range "
+        "JSON readers (Arrow, DuckDB, Polars) hold exactly; store it as a str",
+        field=k,
+    )
+
+
+def _nan(k: str, v: float, i: int) -> SchemaViolationError:
+    return SchemaViolationError(
+        f"record {i} field {k!r} is {v}: JSON has no NaN or infinity", field=k
+    )
+
+
+# A column's scan state: [kind, nested Field, lo, hi, non-null count, record index].
+_Cols = dict[str, list[Any]]
+
+
+def _scan(batch: list[Any], first: int) -> _Cols:
+    """One pass over a batch: validate every value, infer each column's type,
+    count non-nulls and track min/max of scalar columns.
+
+    Raises
+    ------
+    SchemaViolationError
+        A record that is not a mapping, a bad key or value, or a column holding
+        two types; ``.field`` names the column.
+    """
+    cols: _Cols = {}
+    get = cols.get
+    for i, rec in enumerate(batch, first):
+        if type(rec) is not dict and not isinstance(rec, Mapping):
+            raise SchemaViolationError(
+                f"record {i} is a {type(rec).__name__}, not a mapping with str keys"
+            )
         for k, v in rec.items():
-            if v is None:
-                if k not in cols:
-                    cols[k] = [0, None, None, 0]
-                continue
+            c = get(k)
+            if c is None:
+                if not isinstance(k, str) or not _encodable(k):
+                    raise _bad_key(k, i)
+                c = cols[k] = [_NULL, None, None, None, 0, i]
             tv = type(v)
+            field: Any = None
             if tv is str:
                 kind = _STR
+            elif tv is int:
+                if not _INT64_MIN <= v <= _INT64_MAX:
+                    raise _big(k, v, i)
+                kind = _INT
+            elif tv is float:
+                if not -_INF < v < _INF:
+                    raise _nan(k, v, i)
+                kind = _FLOAT
+            elif v is None:
+                continue
             elif tv is bool:
                 kind = _BOOL
-            elif tv is int or (tv is float and math.isfinite(v)):
-                kind = _NUM
-            elif isinstance(v, datetime | date | time):
-                # Statistics describe the stored value: its ISO string.
+            elif tv is list or tv is dict:
+                kind = _NESTED
+                field = term(v, k, True)
+            elif tv is datetime:
+                # Written as its ISO string: statistics describe the stored value.
                 kind, v = _STR, v.isoformat()
             else:
-                kind = _OTHER
-            c = cols.get(k)
-            if c is None:
-                cols[k] = [kind, v, v, 1]
-                continue
-            c[3] += 1
+                kind, v = _slow(v, k, i)
+                if kind == _NESTED:
+                    field = v
             ck = c[0]
             if ck != kind:
-                if ck == 0:
-                    c[0], c[1], c[2] = kind, v, v
+                if ck == _NULL:
+                    c[0], c[5] = kind, i
+                    if kind == _NESTED:
+                        c[1] = field
+                    else:
+                        c[2] = c[3] = v
+                    c[4] += 1
                     continue
-                c[0] = _OTHER
-            if c[0] == _OTHER:
-                continue
-            if v < c[1]:
-                c[1] = v
-            elif v > c[2]:
+                if ck == _INT and kind == _FLOAT:
+                    c[0] = _FLOAT
+                elif not (ck == _FLOAT and kind == _INT):
+                    raise _conflict(k, c, kind, field, i)
+            c[4] += 1
+            if kind == _NESTED:
+                if field != c[1]:
+                    c[1] = unify_terms(c[1], field, k)
+            elif v < c[2]:
                 c[2] = v
+            elif v > c[3]:
+                c[3] = v
+    return cols
 
-    def result(self) -> dict[str, ColumnStats]:
-        from ._base import ColumnStats
 
-        out: dict[str, ColumnStats] = {}
-        for k, (kind, lo, hi, non_null) in self.cols.items():
-            if kind in (0, _OTHER):
-                lo = hi = None
-            out[k] = ColumnStats(min=lo, max=hi, null_count=self.rows - non_null)
-        return out
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fold(into: _Cols, new: _Cols) -> None:
+    """Merge a later batch's scan into the running one (a batch already checked)."""
+    for k, n in new.items():
+        c = into.get(k)
+        if c is None:
+            into[k] = n
+            continue
+        c[4] += n[4]
+        if n[0] == _NULL:
+            continue
+        if c[0] == _NULL:
+            c[:] = [n[0], n[1], n[2], n[3], c[4], n[5]]
+            continue
+        if c[0] != n[0]:
+            if {c[0], n[0]} == {_INT, _FLOAT}:
+                c[0] = _FLOAT
+            else:
+                raise _conflict(k, c, n[0], n[1], n[5])
+        if c[0] == _NESTED:
+            c[1] = unify_terms(c[1], n[1], k)
+            continue
+        if n[2] < c[2]:
+            c[2] = n[2]
+        if n[3] > c[3]:
+            c[3] = n[3]
+
+
+def _check_fold(into: _Cols, new: _Cols) -> None:
+    """Raise what :func:`_fold` would, without changing ``into``."""
+    for k, n in new.items():
+        c = into.get(k)
+        if c is None or n[0] == _NULL or c[0] == _NULL:
+            continue
+        if c[0] != n[0] and {c[0], n[0]} != {_INT, _FLOAT}:
+            raise _conflict(k, c, n[0], n[1], n[5])
+        if c[0] == n[0] == _NESTED:
+            unify_terms(c[1], n[1], k)
+
+
+def _schema_of(cols: _Cols) -> Schema:
+    return Schema(
+        tuple(to_field(k, c[1] if c[0] == _NESTED else _KIND_TYPES[c[0]]) for k, c in cols.items())
+    )
+
+
+def _stats_of(cols: _Cols, rows: int) -> dict[str, ColumnStats]:
+    out: dict[str, ColumnStats] = {}
+    for k, (kind, _, lo, hi, non_null, _i) in cols.items():
+        if kind in (_NULL, _NESTED):
+            lo = hi = None
+        out[k] = ColumnStats(min=lo, max=hi, null_count=rows - non_null)
+    return out
+
+
+# ------------------------------------------------------------ schema checks
+def _fit(batch: list[Any], cols: _Cols, rows: int, merged: Schema, first: int) -> None:
+    """Check values against the merged schema where the scan alone cannot tell:
+    non-nullable columns, and columns whose values convert (narrower ints,
+    strings in timestamp columns …) rather than match.
+
+    Raises
+    ------
+    SchemaViolationError
+        A value that does not convert exactly, or a null in a non-nullable column.
+    """
+    for f in merged.fields:
+        c = cols.get(f.name)
+        non_null = c[4] if c is not None else 0
+        if not f.nullable and non_null < rows:
+            raise SchemaViolationError(
+                f"column {f.name!r} ({f.type_name}) is not nullable, but "
+                f"{rows - non_null} record(s) have it null or absent",
+                field=f.name,
+            )
+        if c is None or c[0] == _NULL:
+            continue
+        have = to_field(f.name, c[1] if c[0] == _NESTED else _KIND_TYPES[c[0]])
+        if have.type == f.type and have.children == f.children:
+            continue
+        if c[0] == _INT and f.type in _INT_RANGES:
+            lo, hi = _INT_RANGES[f.type]
+            if c[2] < lo or c[3] > hi:
+                bad = c[2] if c[2] < lo else c[3]
+                raise _no_fit(f.name, bad, f, "out of range")
+            continue
+        for i, rec in enumerate(batch, first):
+            v = rec.get(f.name)
+            if v is not None:
+                _check_value(v, f, f.name, i)
+
+
+_INT_RANGES = {
+    **{f"int{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    **{f"uint{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+}
+_MANTISSA = {"float16": 11, "float32": 24, "float64": 53}
+
+
+def _no_fit(path: str, v: Any, f: Field, why: str, i: int | None = None) -> SchemaViolationError:
+    where = f"record {i} " if i is not None else ""
+    return SchemaViolationError(
+        f"{where}column {path!r} holds {_safe_str(v)[:80]} ({type(v).__name__}), which does not "
+        f"fit the schema's {f.type_name} exactly: {why}",
+        field=path.split(".", 1)[0].split("[", 1)[0],
+    )
+
+
+def _check_value(v: Any, f: Field, path: str, i: int) -> None:
+    """Whether one (non-null) JSON value fits ``f`` exactly (errors only)."""
+    t = f.type
+    if t in _INT_RANGES:
+        lo, hi = _INT_RANGES[t]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _no_fit(path, v, f, "not an integer", i)
+        if not lo <= v <= hi:
+            raise _no_fit(path, v, f, "out of range", i)
+    elif t in _MANTISSA:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _no_fit(path, v, f, "not a number", i)
+        if isinstance(v, int) and abs(v) > 2 ** _MANTISSA[t]:
+            raise _no_fit(path, v, f, "an integer beyond the float's exact range", i)
+    elif t == "date" or t.startswith("timestamp["):
+        if isinstance(v, str):
+            try:
+                (date.fromisoformat if t == "date" else datetime.fromisoformat)(v)
+            except ValueError:
+                raise _no_fit(path, v, f, "not an ISO 8601 / RFC 3339 text", i) from None
+        elif not isinstance(v, date) or (t == "date" and isinstance(v, datetime)):
+            raise _no_fit(path, v, f, "not a date/time", i)
+    elif t.startswith("decimal("):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _no_fit(path, v, f, "not an integer", i)
+        p, s = (int(x) for x in t[8:-1].split(", "))
+        if len(str(abs(v))) > p - s:
+            raise _no_fit(path, v, f, "too many digits", i)
+    elif t == "list":
+        if not isinstance(v, list | tuple):
+            raise _no_fit(path, v, f, "not a list", i)
+        item = f.children[0]
+        for x in v:
+            if x is None:
+                if not item.nullable:
+                    raise _no_fit(path, x, item, "null item", i)
+            else:
+                _check_value(x, item, f"{path}[]", i)
+    elif t in ("struct", "map"):
+        if not isinstance(v, Mapping):
+            raise _no_fit(path, v, f, "not a mapping", i)
+        if t == "map":
+            value = f.children[1]
+            for x in v.values():
+                if x is not None:
+                    _check_value(x, value, f"{path}.value", i)
+            return
+        for child in f.children:
+            x = v.get(child.name)
+            if x is None:
+                if not child.nullable:
+                    raise _no_fit(f"{path}.{child.name}", x, child, "null or absent", i)
+            else:
+                _check_value(x, child, f"{path}.{child.name}", i)
+
+
+# ------------------------------------------------------------------- encode
+def _rows(records: Records) -> list[Any]:
+    if is_arrow(records):
+        # Arrow input: its own rows (timestamps become ISO strings via _default).
+        rows: list[Any] = arrow_table(records).to_pylist()
+        return rows
+    return rows_of(records)
+
+
+class _Batch:
+    """One encoded batch, checked, not yet folded into any totals."""
+
+    __slots__ = ("cols", "data", "rows", "schema", "ts")
+
+    def __init__(self, data: bytes, rows: int, cols: _Cols, schema: Schema, ts: Any) -> None:
+        self.data = data
+        self.rows = rows
+        self.cols = cols
+        self.schema = schema
+        self.ts = ts
 
 
 def _encode_batch(
-    records: Records, stats: _Stats | None, ts: TimestampRange | None, first_index: int
-) -> tuple[bytes, int]:
-    """Encode records to newline-terminated lines; return (bytes, count)."""
-    if is_arrow(records):
-        # Arrow input: its own rows (timestamps become ISO strings via _default).
-        rows: Iterable[Any] = records.to_pylist()  # type: ignore[union-attr]
-    else:
-        rows = records  # type: ignore[assignment]
-    lines: list[str] = []
-    append = lines.append
-    batch = list(rows) if not isinstance(rows, list) else rows
-    for i, rec in enumerate(batch, first_index):
-        if type(rec) is not dict:
-            if not isinstance(rec, Mapping):
-                raise SchemaViolationError(
-                    f"record {i} is a {type(rec).__name__}, not a mapping with str keys"
-                )
-            rec = dict(rec)
-        for k, v in rec.items():
-            if type(k) is not str:
-                raise SchemaViolationError(
-                    f"record {i} key {k!r} is a {type(k).__name__}, not a str", field=str(k)
-                )
-            if type(v) is dict or type(v) is list:
-                _check_nested(v, k)
-        try:
-            append(_encode(rec))
-        except (TypeError, ValueError) as exc:
-            raise _explain(rec, i, exc) from exc
-    # Validate everything before folding anything in: a rejected batch leaves
-    # the stream encoder's totals untouched.
-    if ts is not None:
+    records: Records,
+    *,
+    first: int,
+    target: Schema | None,
+    mode: SchemaMode,
+    timestamp_field: str | None,
+) -> _Batch:
+    """Check and encode records to newline-terminated lines (nothing is folded
+    into running totals: a rejected batch leaves no trace)."""
+    batch = _rows(records)
+    cols = _scan(batch, first)
+    inferred = _schema_of(cols)
+    schema = inferred
+    if target is not None:
+        schema = merge(target, inferred, mode=mode)
+        if batch:
+            _fit(batch, cols, len(batch), schema, first)
+    ts = None
+    if timestamp_field is not None:
+        ts = TimestampRange(timestamp_field)
         ts.add_records(batch)
-    if stats is not None:
-        for rec in batch:
-            stats.add(rec)
-        stats.rows += len(batch)
-    if not lines:
-        return b"", 0
-    lines.append("")
-    text = "\n".join(lines)
+    if not batch:
+        return _Batch(b"", 0, cols, schema, ts)
+    dumps, default, opts = _dumps, _default, _OPTS
     try:
-        data = text.encode()
-    except UnicodeEncodeError as exc:
-        for i, rec in enumerate(batch, first_index):
+        lines = [dumps(rec, default=default, option=opts) for rec in batch]
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        for i, rec in enumerate(batch, first):
             try:
-                _encode(rec).encode()
-            except UnicodeEncodeError as rec_exc:
+                dumps(rec, default=default, option=opts)
+            except (TypeError, ValueError) as rec_exc:
                 raise _explain(rec, i, rec_exc) from exc
-        raise SchemaViolationError(f"records are not valid Unicode: {exc}") from exc
-    return data, len(batch)
+        raise SchemaViolationError(f"records are not JSON-serialisable: {exc}") from exc
+    lines.append(b"")
+    return _Batch(b"\n".join(lines), len(batch), cols, schema, ts)
 
 
 class _JSONLEncoder(StreamEncoder):
-    def __init__(self, stats: bool, timestamp_field: str | None) -> None:
-        self._stats = _Stats() if stats else None
+    def __init__(
+        self, stats: bool, timestamp_field: str | None, schema: Schema | None, mode: SchemaMode
+    ) -> None:
+        self._stats = stats
+        self._field = timestamp_field
         self._ts = TimestampRange(timestamp_field) if timestamp_field is not None else None
+        self._target = schema
+        self._mode: SchemaMode = mode
+        self._schema = schema
+        self._cols: _Cols = {}
         self._rows = 0
         self._done = False
 
@@ -199,12 +480,23 @@ class _JSONLEncoder(StreamEncoder):
         # docstring inherited
         if self._done:
             raise InvalidInputError("the JSONL encoder is already finished")
-        ts = TimestampRange(self._ts.field) if self._ts is not None else None
-        data, n = _encode_batch(records, self._stats, ts, self._rows)
-        if ts is not None and self._ts is not None:
-            self._ts.merge(ts)
-        self._rows += n
-        return data
+        b = _encode_batch(
+            records,
+            first=self._rows,
+            target=self._schema,
+            mode=self._mode,
+            timestamp_field=self._field,
+        )
+        # Batches join as one write's records do; check first, so a rejected
+        # batch leaves the totals untouched.
+        _check_fold(self._cols, b.cols)
+        _fold(self._cols, b.cols)
+        if self._target is not None:
+            self._schema = b.schema
+        if b.ts is not None and self._ts is not None:
+            self._ts.merge(b.ts)
+        self._rows += b.rows
+        return b.data
 
     def finish(self) -> EncodedTail:
         # docstring inherited
@@ -212,12 +504,14 @@ class _JSONLEncoder(StreamEncoder):
             raise InvalidInputError("the JSONL encoder is already finished")
         self._done = True
         lo, hi = self._ts.result() if self._ts is not None else (None, None)
+        schema = self._schema if self._target is not None else _schema_of(self._cols)
         return EncodedTail(
             data=b"",
             row_count=self._rows,
-            stats=self._stats.result() if self._stats is not None else None,
+            stats=_stats_of(self._cols, self._rows) if self._stats else None,
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=schema,
         )
 
     def abort(self) -> None:
@@ -225,10 +519,14 @@ class _JSONLEncoder(StreamEncoder):
         self._done = True
 
 
-def _parse_line(line: bytes, lineno: int) -> dict[str, Any]:
+# ------------------------------------------------------------------- decode
+def _parse_line(line: bytes, lineno: int, exact: bool) -> dict[str, Any] | None:
+    """One line as a record; ``None`` for a blank line."""
     try:
-        obj = json.loads(line)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        obj = _json_loads(line) if exact and _long_number(line) else _loads(line)
+    except ValueError as exc:  # JSONDecodeError (both libraries) and UnicodeDecodeError
+        if not line.strip():
+            return None
         raise CorruptDataError(
             f"JSONL line {lineno} is not valid JSON: {exc}", format="jsonl"
         ) from exc
@@ -239,19 +537,50 @@ def _parse_line(line: bytes, lineno: int) -> dict[str, Any]:
     return obj
 
 
+def _json_loads(line: bytes) -> Any:
+    # Exact for integers of any size (orjson reads those beyond 2**64 as floats).
+    # Only on lines with a 20-digit run, which aiolode's own writer never
+    # produces since it refuses such integers; older files may hold them.
+    return json.loads(line)
+
+
+def _pieces(data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+    """``data`` in pieces of about _PIECE bytes, so no step holds the GIL long."""
+    if isinstance(data, bytes):
+        for start in range(0, len(data), _PIECE):
+            yield data[start : start + _PIECE]
+        return
+    mv = memoryview(data).cast("B")
+    for start in range(0, len(mv), _PIECE):
+        yield mv[start : start + _PIECE].tobytes()
+
+
 @final
 @register_codec
 class JSONL(Codec):
     """JSON Lines: one JSON object per line (UTF-8, each line ends with ``\\n``).
 
     Streams both ways (``open_encoder``, ``iter_decode``) and takes any outer
-    compressor. Values: ``str``, ``int``, finite ``float``, ``bool``, ``None``,
-    lists/tuples and ``str``-keyed mappings of those. ``datetime``/``date``/
-    ``time`` are written as ISO-8601 strings and **read back as strings** (JSON
-    has no timestamp type); tuples come back as lists. Anything else (bytes,
-    sets, NaN, non-``str`` keys, lone surrogates) raises
-    :class:`~aiolode.errors.SchemaViolationError` naming the field. Arrow
-    tables are accepted too (written row by row).
+    compressor. Values: ``str``, ``int`` (signed 64-bit), finite ``float``,
+    ``bool``, ``None``, lists/tuples and ``str``-keyed mappings of those.
+    ``datetime``/``date``/``time`` are written as ISO-8601 strings (their
+    ``isoformat()``) and **read back as strings** (JSON has no timestamp type);
+    tuples come back as lists; keys keep their order. Anything else (bytes,
+    sets, NaN, infinities, integers beyond 64 bits, non-``str`` keys, lone
+    surrogates, structures nested deeper than 64 levels) raises
+    :class:`~aiolode.errors.SchemaViolationError` naming the field. Arrow data
+    is accepted too (written row by row).
+
+    One write holds one type per column, so that what is written can be
+    queried (pyarrow, DuckDB and Polars read a JSON column as one type):
+    ``{"status": 200}`` and ``{"status": "timeout"}`` in one write are refused
+    with :class:`~aiolode.errors.SchemaViolationError`. Ints and floats make a
+    ``float64`` column; nulls fit any type; nested mappings join their keys.
+    The schema of a JSONL dataset is this JSON view: datetimes are ``string``.
+
+    Encoding and decoding use orjson; lines holding a run of 20 or more digits
+    are decoded by the standard library, which reads integers of any size
+    exactly (files written before integers beyond 64 bits were refused).
 
     Parameters
     ----------
@@ -270,7 +599,7 @@ class JSONL(Codec):
 
     def __init__(self, stats: bool = True) -> None:
         if not isinstance(stats, bool):
-            raise InvalidInputError(f"stats must be a bool, not {stats!r}")
+            raise InvalidInputError(f"stats must be a bool, not {safe_repr(stats)}")
         self.stats = stats
 
     @classmethod
@@ -281,30 +610,45 @@ class JSONL(Codec):
         # docstring inherited
         return {"stats": self.stats}
 
-    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+    def encode(
+        self,
+        records: Records,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> EncodedFile:
         # docstring inherited
-        stats = _Stats() if self.stats else None
-        ts = TimestampRange(timestamp_field) if timestamp_field is not None else None
-        data, n = _encode_batch(records, stats, ts, 0)
-        lo, hi = ts.result() if ts is not None else (None, None)
+        _check_mode(schema_mode)
+        b = _encode_batch(
+            records, first=0, target=schema, mode=schema_mode, timestamp_field=timestamp_field
+        )
+        lo, hi = b.ts.result() if b.ts is not None else (None, None)
         return EncodedFile(
-            data=data,
-            row_count=n,
-            stats=stats.result() if stats is not None else None,
+            data=b.data,
+            row_count=b.rows,
+            stats=_stats_of(b.cols, b.rows) if self.stats else None,
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=b.schema,
         )
 
-    def open_encoder(self, *, timestamp_field: str | None = None) -> StreamEncoder:
+    def open_encoder(
+        self,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> StreamEncoder:
         # docstring inherited
-        return _JSONLEncoder(self.stats, timestamp_field)
+        _check_mode(schema_mode)
+        return _JSONLEncoder(self.stats, timestamp_field, schema, schema_mode)
 
     def decode(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
         # docstring inherited
         out: list[dict[str, Any]] = []
-        for lineno, line in enumerate(bytes(data).split(b"\n"), 1):
-            if line.strip():
-                out.append(_parse_line(line, lineno))
+        for batch in self.iter_decode(_pieces(data)):
+            out.extend(batch)
         return out
 
     def iter_decode(self, chunks: Iterable[bytes]) -> Iterator[list[dict[str, Any]]]:
@@ -325,18 +669,30 @@ class JSONL(Codec):
             parts = chunk.split(b"\n")
             last = parts.pop()
             pending = [last] if last else []
+            exact = _long_number(chunk)
             batch: list[dict[str, Any]] = []
             for line in parts:
                 lineno += 1
-                if line.strip():
-                    batch.append(_parse_line(line, lineno))
+                if line:
+                    rec = _parse_line(line, lineno, exact)
+                    if rec is not None:
+                        batch.append(rec)
             if batch:
                 yield batch
         rest = b"".join(pending)
-        if rest.strip():
-            yield [_parse_line(rest, lineno + 1)]
+        if rest:
+            rec = _parse_line(rest, lineno + 1, True)
+            if rec is not None:
+                yield [rec]
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
         pyarrow_module()
         return records_to_table(self.decode(data))
+
+
+def _check_mode(mode: object) -> None:
+    if mode not in ("strict", "add_columns"):
+        raise InvalidInputError(
+            f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+        )

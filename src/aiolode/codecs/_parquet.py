@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
 from ..errors import CorruptDataError, InvalidInputError
+from ..schema import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
-from ._tabular import StatsAccumulator, pyarrow_module, to_table
+from ._tabular import StatsAccumulator, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from ..schema import Schema, SchemaMode
     from ._base import ColumnStats, Records
 
 __all__ = ["Parquet"]
@@ -100,9 +102,17 @@ def _arrow_exc() -> tuple[type[BaseException], ...]:
 
 
 class _ParquetEncoder(ArrowStreamEncoder):
-    def __init__(self, codec: Parquet, timestamp_field: str | None) -> None:
+    def __init__(
+        self,
+        codec: Parquet,
+        timestamp_field: str | None,
+        schema: Schema | None,
+        mode: SchemaMode,
+    ) -> None:
         super().__init__(
-            schema=codec.schema,
+            physical=codec.schema,
+            schema=schema,
+            mode=mode,
             timestamp_field=timestamp_field,
             flush_rows=codec.row_group_size,
             flush_bytes=MAX_BUFFERED_BYTES,
@@ -178,24 +188,26 @@ class Parquet(Codec):
     ) -> None:
         if compression not in _COMPRESSIONS:
             raise InvalidInputError(
-                f"Parquet compression must be one of {_COMPRESSIONS}, not {compression!r}"
+                f"Parquet compression must be one of {_COMPRESSIONS}, not {safe_repr(compression)}"
             )
         if isinstance(row_group_size, bool) or not isinstance(row_group_size, int):
-            raise InvalidInputError(f"row_group_size must be an int, not {row_group_size!r}")
+            raise InvalidInputError(
+                f"row_group_size must be an int, not {safe_repr(row_group_size)}"
+            )
         if row_group_size < 1:
             raise InvalidInputError(f"row_group_size must be positive, not {row_group_size}")
         if compression_level is not None and (
             isinstance(compression_level, bool) or not isinstance(compression_level, int)
         ):
             raise InvalidInputError(
-                f"compression_level must be an int or None, not {compression_level!r}"
+                f"compression_level must be an int or None, not {safe_repr(compression_level)}"
             )
         if schema is not None:
             pyarrow_module()
             import pyarrow as pa
 
             if not isinstance(schema, pa.Schema):
-                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {schema!r}")
+                raise InvalidInputError(f"schema must be a pyarrow.Schema, not {safe_repr(schema)}")
         self.compression = compression
         self.row_group_size = row_group_size
         self.schema = schema
@@ -223,12 +235,19 @@ class Parquet(Codec):
             compression_level=self.compression_level,
         )
 
-    def encode(self, records: Records, *, timestamp_field: str | None = None) -> EncodedFile:
+    def encode(
+        self,
+        records: Records,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> EncodedFile:
         # docstring inherited
         pyarrow_module()
         import pyarrow as pa
 
-        table = to_table(records, self.schema)
+        table, logical = encode_table(records, self.schema, schema, schema_mode)
         lo = hi = None
         if timestamp_field is not None:
             ts = TimestampRange(timestamp_field)
@@ -249,12 +268,19 @@ class Parquet(Codec):
             stats=stats,
             min_timestamp=lo,
             max_timestamp=hi,
+            schema=logical,
         )
 
-    def open_encoder(self, *, timestamp_field: str | None = None) -> _ParquetEncoder:
+    def open_encoder(
+        self,
+        *,
+        timestamp_field: str | None = None,
+        schema: Schema | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> _ParquetEncoder:
         # docstring inherited
         pyarrow_module()
-        return _ParquetEncoder(self, timestamp_field)
+        return _ParquetEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited

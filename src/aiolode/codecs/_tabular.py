@@ -1,17 +1,21 @@
 """Records → Arrow tables with typed errors, and Arrow-side statistics.
 
 Shared by the Arrow-based codecs (and JSONL's ``to_arrow``). pyarrow is an
-optional dependency, imported lazily by :func:`pyarrow_modules`.
+optional dependency, imported lazily by :func:`pyarrow_module`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import SchemaViolationError, UnsupportedOperationError
+from ..errors import InvalidInputError, SchemaViolationError
+from ..schema import MAX_DEPTH, Field, Schema, SchemaMode, merge, safe_repr, unify, value_type
+from ._arrowdata import arrow_table, describe, is_arrow, rows_of
 from ._base import ColumnStats
+from ._deps import require_pyarrow
 from ._timestamps import json_safe
 
 if TYPE_CHECKING:
@@ -21,13 +25,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "conform",
-    "is_arrow",
-    "pyarrow_module",
-    "records_to_table",
     "StatsAccumulator",
     "add_table_stats",
     "check_rows",
+    "conform",
+    "prepare_table",
+    "pyarrow_module",
+    "records_to_table",
     "table_stats",
     "to_table",
 ]
@@ -38,26 +42,10 @@ def pyarrow_module() -> ModuleType:
 
     Raises
     ------
-    UnsupportedOperationError
+    MissingDependencyError
         pyarrow is not installed.
     """
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise UnsupportedOperationError(
-            "this codec needs the 'pyarrow' package: pip install 'aiolode[parquet]'"
-        ) from exc
-    return pyarrow
-
-
-def is_arrow(records: object) -> bool:
-    """True for a ``pyarrow.Table``/``RecordBatch`` (without importing pyarrow)."""
-    mod = type(records).__module__
-    if not mod.startswith("pyarrow"):
-        return False
-    import pyarrow as pa
-
-    return isinstance(records, pa.Table | pa.RecordBatch)
+    return require_pyarrow("this codec")
 
 
 def _arrow_errors() -> tuple[type[BaseException], ...]:
@@ -68,18 +56,18 @@ def _arrow_errors() -> tuple[type[BaseException], ...]:
 
 
 def check_rows(records: Iterable[Any]) -> list[Mapping[str, Any]]:
-    """Materialise ``records`` as a list, checking each is a mapping with ``str`` keys.
+    """Materialise ``records`` as a list, checking each is a mapping.
 
     Raises
     ------
     SchemaViolationError
-        A record is not a mapping, or a key is not a string.
+        A record is not a mapping.
     """
-    rows = records if isinstance(records, list) else list(records)
+    rows = rows_of(records)
     for i, rec in enumerate(rows):
         if type(rec) is not dict and not isinstance(rec, Mapping):
             raise SchemaViolationError(
-                f"record {i} is a {type(rec).__name__}, not a mapping with str keys"
+                f"record {i} is a {describe(rec)}, not a mapping with str keys"
             )
     return rows
 
@@ -89,123 +77,323 @@ def _column_names(rows: list[Mapping[str, Any]]) -> list[str]:
     # first row's keys only and silently drop the rest.
     names = list(dict.fromkeys(chain.from_iterable(rows)))
     for name in names:
-        if type(name) is not str:
+        if type(name) is not str or not _encodable(name):
             raise SchemaViolationError(
-                f"record key {name!r} is a {type(name).__name__}, not a str", field=str(name)
+                f"record key {name!r} is not valid str text", field=_safe_str(name)
             )
     return names
 
 
-def records_to_table(records: Iterable[Any], schema: pa.Schema | None = None) -> pa.Table:
-    """Build a table from mappings: columns are the union of keys.
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
-    With ``schema``, values are converted to its types, absent keys become
-    nulls, and a key outside the schema is an error (it would be lost).
+
+def _safe_str(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def _parse_temporal(values: list[Any], field: Field) -> list[Any]:
+    """Strings of a timestamp/date column parsed (RFC 3339 / ISO 8601) in Python.
+
+    A naive string in a zoned column is UTC, and a zoned one in a naive column
+    is turned into UTC wall time: the instant is kept either way.
+    """
+    is_date = field.type == "date"
+    aware = ", tz=" in field.type
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            try:
+                v = date.fromisoformat(v) if is_date else datetime.fromisoformat(v)
+            except ValueError:
+                kind = "an ISO 8601 date" if is_date else "an RFC 3339 timestamp"
+                raise SchemaViolationError(
+                    f"column {field.name!r} ({field.type}) holds {v!r}, not {kind}",
+                    field=field.name,
+                ) from None
+        if isinstance(v, datetime) and not is_date:
+            if aware and v.tzinfo is None:
+                v = v.replace(tzinfo=UTC)
+            elif not aware and v.tzinfo is not None:
+                v = v.astimezone(UTC).replace(tzinfo=None)
+        out.append(v)
+    return out
+
+
+_NESTED_TYPES = (list, tuple, dict)
+
+
+def _check_nesting(name: str, values: list[Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (a cyclic structure) before pyarrow
+    sees it: pyarrow's converter recurses in C and crashes the process."""
+    stack = [(v, 0) for v in values if isinstance(v, (_NESTED_TYPES, Mapping))]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SchemaViolationError(
+                f"column {name!r} nests deeper than {MAX_DEPTH} levels (a cyclic structure?)",
+                field=name,
+            )
+        items = v.values() if isinstance(v, Mapping) else v
+        stack.extend((x, depth + 1) for x in items if isinstance(x, (_NESTED_TYPES, Mapping)))
+
+
+def _explain_column(name: str, values: list[Any], exc: BaseException) -> SchemaViolationError:
+    """Why pyarrow could not build one column from Python values (errors only)."""
+    try:
+        col: Field | None = None
+        for v in values:
+            f = value_type(v, name)
+            col = f if col is None else unify(col, f, name)
+    except SchemaViolationError as sv:
+        return sv
+    return SchemaViolationError(
+        f"column {name!r} has values that do not form one Arrow type: {exc}", field=name
+    )
+
+
+def records_to_table(records: Iterable[Any], target: Schema | None = None) -> pa.Table:
+    """Build a table from mappings: columns are the union of keys, types inferred.
+
+    Strings in columns that ``target`` says are timestamps or dates are parsed
+    first (RFC 3339 / ISO 8601); every other conversion to ``target`` is left
+    to :func:`conform`, which checks it.
 
     Raises
     ------
     SchemaViolationError
-        Not mappings, non-``str`` keys, a column whose values do not form one
-        Arrow type (or do not fit ``schema``), or a key not in ``schema``.
+        Not mappings, non-``str`` keys, or a column whose values do not form one type.
     """
     pyarrow_module()
     import pyarrow as pa
 
     rows = check_rows(records)
     names = _column_names(rows)
-    if rows and not names and schema is None:
+    if rows and not names and (target is None or not target.fields):
         # A columnar file cannot hold rows without columns: the count would be lost.
         raise SchemaViolationError(
             f"{len(rows)} record(s) have no fields; a columnar file needs at least one column"
         )
     errors = _arrow_errors()
-    if schema is not None:
-        extra = [n for n in names if schema.get_field_index(n) < 0]
-        if extra:
-            raise SchemaViolationError(
-                f"column {extra[0]!r} is not in the schema {schema.names}", field=extra[0]
-            )
-        fields = list(schema)
-    else:
-        fields = [pa.field(n, pa.null()) for n in names]
     arrays = []
-    for f in fields:
-        name = f.name
-        typ = f.type if schema is not None else None
+    for name in names:
+        values = [r.get(name) for r in rows]
+        _check_nesting(name, values)
+        want = target.field(name) if target is not None else None
+        typ = None
+        if want is not None and (want.type == "date" or want.type.startswith("timestamp[")):
+            values = _parse_temporal(values, want)
+            typ = _arrow_type(want)
         try:
-            arrays.append(pa.array([r.get(name) for r in rows], type=typ))
+            arrays.append(pa.array(values, type=typ))
         except errors as exc:
-            want = f" (schema type {typ})" if typ is not None else ""
-            raise SchemaViolationError(
-                f"column {name!r} has values that do not form one Arrow type{want}: {exc}",
-                field=name,
-            ) from exc
-    if schema is not None:
-        try:
-            return pa.Table.from_arrays(arrays, schema=schema)
-        except errors as exc:
-            raise SchemaViolationError(f"records do not fit the schema: {exc}") from exc
-    return pa.Table.from_arrays(arrays, names=names)
+            raise _explain_column(name, values, exc) from exc
+    if not names and rows and target is not None:
+        # Records without fields, every column null: conform() checks nullability.
+        nulls: Any = pa.nulls
+        out: pa.Table = pa.table({f.name: nulls(len(rows), _arrow_type(f)) for f in target.fields})
+        return out
+    out = pa.Table.from_arrays(arrays, names=names)
+    return out
 
 
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast an Arrow table to ``schema`` (same column set; order may differ).
+def physical_schema(schema: Schema, physical: pa.Schema | None) -> pa.Schema:
+    """``schema`` in Arrow, taking ``physical``'s type for each column it has."""
+    pyarrow_module()
+    import pyarrow as pa
+
+    out = schema.to_arrow()
+    if physical is None:
+        return out
+    schema_out: pa.Schema = pa.schema(
+        [f.with_type(physical.field(f.name).type) if f.name in physical.names else f for f in out]
+    )
+    return schema_out
+
+
+def _arrow_type(f: Field) -> pa.DataType:
+    typ: pa.DataType = Schema((f,)).to_arrow().field(0).type
+    return typ
+
+
+def _logical(table_field: Any, name: str) -> Field:
+    import pyarrow as pa
+
+    return Schema.from_arrow(pa.schema([table_field])).fields[0]
+
+
+def conform(table: pa.Table, schema: Schema, physical: pa.Schema | None = None) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, every conversion checked.
+
+    A column whose logical type already matches keeps its physical type (or
+    takes ``physical``'s, when given and logically the same). Others are cast
+    with pyarrow's safe cast, which refuses any value that would change
+    (``1.5`` into an int, ``2**40`` into ``int32``); strings in timestamp and
+    date columns are parsed. Absent nullable columns become nulls.
 
     Raises
     ------
     SchemaViolationError
-        A column is missing or extra, or cannot be cast safely; ``.field`` names it.
+        A column outside ``schema``, a value that does not convert exactly, a
+        missing non-nullable column or a null in one; ``.field`` names it.
     """
-    if table.schema.equals(schema):
-        return table
     pyarrow_module()
     import pyarrow as pa
 
-    have = set(table.schema.names)
+    errors = _arrow_errors()
     for name in table.schema.names:
-        if schema.get_field_index(name) < 0:
+        if schema.field(name) is None:
             raise SchemaViolationError(
                 f"column {name!r} is not in the schema {schema.names}", field=name
             )
-    columns = []
-    for f in schema:
-        if f.name not in have:
-            if not f.nullable:
-                raise SchemaViolationError(f"column {f.name!r} is missing", field=f.name)
-            columns.append(pa.nulls(table.num_rows, f.type))
-            continue
-        col = table.column(f.name)
-        if col.type != f.type:
-            try:
-                col = col.cast(f.type, safe=True)
-            except _arrow_errors() as exc:
+    if len(set(table.schema.names)) != len(table.schema.names):
+        dup = next(n for n in table.schema.names if table.schema.names.count(n) > 1)
+        raise SchemaViolationError(f"Arrow data has two columns called {dup!r}", field=dup)
+    columns: list[Any] = []
+    fields: list[Any] = []
+    nulls: Any = pa.nulls
+    for want in schema.fields:
+        name = want.name
+        phys = (
+            physical.field(name).type if physical is not None and name in physical.names else None
+        )
+        i = table.schema.get_field_index(name)
+        if i < 0:
+            if not want.nullable:
                 raise SchemaViolationError(
-                    f"column {f.name!r} of type {col.type} does not fit schema type {f.type}",
-                    field=f.name,
-                ) from exc
+                    f"column {name!r} ({want.type_name}) is not nullable, and the records "
+                    "do not have it",
+                    field=name,
+                )
+            typ = phys if phys is not None else _arrow_type(want)
+            columns.append(nulls(table.num_rows, typ))
+            fields.append(pa.field(name, typ, nullable=True))
+            continue
+        col = table.column(i)
+        have = _logical(table.schema.field(i), name)
+        if have.type != want.type or have.children != want.children:
+            col = _cast(col, have, want, phys, errors)
+        elif phys is not None and col.type != phys:
+            try:
+                col = col.cast(phys, safe=True)
+            except errors as exc:
+                raise _no_fit(name, have, want, exc) from exc
+        if not want.nullable and col.null_count:
+            raise SchemaViolationError(
+                f"column {name!r} ({want.type_name}) is not nullable but has "
+                f"{col.null_count} null value(s)",
+                field=name,
+            )
         columns.append(col)
+        fields.append(pa.field(name, col.type, nullable=want.nullable))
     try:
-        return pa.Table.from_arrays(columns, schema=schema)
-    except _arrow_errors() as exc:
+        out: pa.Table = pa.Table.from_arrays(
+            columns, schema=pa.schema(fields, cast("Any", table.schema.metadata))
+        )
+        return out
+    except errors as exc:
         raise SchemaViolationError(f"records do not fit the schema: {exc}") from exc
 
 
-def to_table(records: Any, schema: pa.Schema | None = None) -> pa.Table:
-    """Records of any accepted kind as a table (conformed to ``schema`` if given).
+def _no_fit(name: str, have: Field, want: Field, exc: BaseException) -> SchemaViolationError:
+    return SchemaViolationError(
+        f"column {name!r} is {have.type_name} in this write and its values do not all "
+        f"convert exactly to the schema's {want.type_name}: {exc}",
+        field=name,
+    )
+
+
+def _cast(
+    col: Any, have: Field, want: Field, phys: Any, errors: tuple[type[BaseException], ...]
+) -> Any:
+    import pyarrow as pa
+
+    target = phys if phys is not None else _arrow_type(want)
+    if have.type == "string" and (want.type == "date" or want.type.startswith("timestamp[")):
+        values = _parse_temporal(col.to_pylist(), want)
+        try:
+            return pa.array(values, type=target)
+        except errors as exc:
+            raise _no_fit(want.name, have, want, exc) from exc
+    try:
+        return col.cast(target, safe=True)
+    except errors as exc:
+        raise _no_fit(want.name, have, want, exc) from exc
+
+
+def prepare_table(
+    records: Any,
+    *,
+    schema: Schema | None,
+    mode: SchemaMode,
+    physical: pa.Schema | None = None,
+) -> tuple[pa.Table, Schema]:
+    """Records or Arrow data as a table fitting ``schema`` (merged per ``mode``).
+
+    Returns the conformed table and the schema it has (``schema`` merged with
+    what the records hold; with no ``schema``, what they hold).
 
     Raises
     ------
     SchemaViolationError
-        See :func:`records_to_table` and :func:`conform`.
+        The records do not fit (see :func:`aiolode.schema.merge` and :func:`conform`).
+    InvalidInputError
+        Arrow input that is not tabular.
     """
     pyarrow_module()
-    import pyarrow as pa
+    table = arrow_table(records) if is_arrow(records) else records_to_table(records, schema)
+    incoming = Schema.from_arrow(table.schema)
+    if table.num_rows == 0 and table.num_columns == 0:
+        if schema is None:
+            return table, incoming
+        return physical_schema(schema, physical).empty_table(), schema
+    if schema is None:
+        if physical is not None:
+            return conform(table, incoming, physical), incoming
+        return table, incoming
+    merged = merge(schema, incoming, mode=mode)
+    return conform(table, merged, physical), merged
 
-    if isinstance(records, pa.RecordBatch):
-        records = pa.Table.from_batches([records])
-    if isinstance(records, pa.Table):
-        return records if schema is None else conform(records, schema)
-    return records_to_table(records, schema)
+
+def encode_table(
+    records: Any, physical: pa.Schema | None, schema: Schema | None, mode: SchemaMode
+) -> tuple[pa.Table, Schema]:
+    """What a columnar codec's one-shot ``encode`` writes: the table and its schema.
+
+    ``physical`` is the codec's own pinned ``pyarrow.Schema`` (its types are
+    kept), ``schema`` the dataset's recorded one (merged per ``mode``).
+
+    Raises
+    ------
+    SchemaViolationError, InvalidInputError
+        See :func:`prepare_table`.
+    """
+    if mode not in ("strict", "add_columns"):
+        raise InvalidInputError(
+            f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(mode)}"
+        )
+    if schema is None and physical is not None:
+        schema = Schema.from_arrow(physical)
+    if schema is None:
+        # One write holds one type per column; pyarrow already refuses mixes.
+        return prepare_table(records, schema=None, mode=mode)
+    return prepare_table(records, schema=schema, mode=mode, physical=physical)
+
+
+def to_table(records: Any, schema: Schema | None = None, mode: SchemaMode = "strict") -> pa.Table:
+    """Records of any accepted kind as a table (see :func:`prepare_table`).
+
+    Raises
+    ------
+    SchemaViolationError
+        See :func:`prepare_table`.
+    """
+    return prepare_table(records, schema=schema, mode=mode)[0]
 
 
 def _comparable(typ: pa.DataType) -> bool:

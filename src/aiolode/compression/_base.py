@@ -11,13 +11,13 @@ worker threads, never on the event loop.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._options import build_from_options
-from ..errors import ManifestFormatError
+from ..errors import InvalidInputError, ManifestFormatError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import Self
 
 __all__ = [
@@ -106,7 +106,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -120,7 +120,7 @@ class Compressor(abc.ABC):
         ------
         CorruptDataError
             ``data`` is corrupt, truncated, or not of this format.
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -130,7 +130,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -140,7 +140,7 @@ class Compressor(abc.ABC):
 
         Raises
         ------
-        UnsupportedOperationError
+        MissingDependencyError
             The optional dependency implementing the format is not installed.
         """
 
@@ -160,6 +160,11 @@ class Compressor(abc.ABC):
         ManifestFormatError
             An option has an invalid value.
         """
+        if not isinstance(options, Mapping):
+            raise ManifestFormatError(
+                f"{cls.name} options must be a JSON object, not {type(options).__name__}",
+                field="compressor_options",
+            )
         return build_from_options(
             cls,
             options,
@@ -182,6 +187,23 @@ class Compressor(abc.ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(sorted(self.options().items()))))
+
+
+def check_bytes(data: object) -> None:
+    """Refuse anything but a bytes-like argument (before a C library sees it).
+
+    Raises
+    ------
+    InvalidInputError
+        ``data`` is not ``bytes``, ``bytearray`` or a contiguous ``memoryview``.
+    """
+    if isinstance(data, bytes | bytearray):
+        return
+    if isinstance(data, memoryview) and data.c_contiguous:
+        return
+    raise InvalidInputError(
+        f"compressors take bytes, bytearray or a contiguous memoryview, not {type(data).__name__}"
+    )
 
 
 _REGISTRY: dict[str, type[Compressor]] = {}

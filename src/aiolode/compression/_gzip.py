@@ -6,7 +6,8 @@ import zlib
 from typing import Any, final
 
 from ..errors import CorruptDataError, InvalidInputError
-from ._base import Compressor, register_compressor
+from ..schema import safe_repr
+from ._base import Compressor, check_bytes, register_compressor
 
 __all__ = ["Gzip"]
 
@@ -32,6 +33,7 @@ class _GzipDecompressStream:
         return self._d.eof
 
     def decompress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        check_bytes(data)
         out: list[bytes] = []
         buf = bytes(data)
         while buf:
@@ -56,6 +58,18 @@ class _GzipDecompressStream:
         return tail
 
 
+class _GzipCompressStream:
+    def __init__(self, level: int) -> None:
+        self._c = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        check_bytes(data)
+        return self._c.compress(data)
+
+    def flush(self) -> bytes:
+        return self._c.flush()
+
+
 @final
 @register_compressor
 class Gzip(Compressor):
@@ -77,7 +91,7 @@ class Gzip(Compressor):
 
     def __init__(self, level: int = 6) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
-            raise InvalidInputError(f"gzip level must be an integer 0..9, not {level!r}")
+            raise InvalidInputError(f"gzip level must be an integer 0..9, not {safe_repr(level)}")
         self.level = level
 
     @classmethod
@@ -90,6 +104,7 @@ class Gzip(Compressor):
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes:
         # docstring inherited
+        check_bytes(data)
         c = zlib.compressobj(self.level, zlib.DEFLATED, _GZIP_WBITS)
         return c.compress(data) + c.flush()
 
@@ -98,9 +113,9 @@ class Gzip(Compressor):
         d = _GzipDecompressStream()
         return d.decompress(data) + d.flush()
 
-    def compressobj(self) -> zlib._Compress:
+    def compressobj(self) -> _GzipCompressStream:
         # docstring inherited
-        return zlib.compressobj(self.level, zlib.DEFLATED, _GZIP_WBITS)
+        return _GzipCompressStream(self.level)
 
     def decompressobj(self) -> _GzipDecompressStream:
         # docstring inherited

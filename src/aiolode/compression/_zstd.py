@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, final
 
-from ..errors import CorruptDataError, InvalidInputError, UnsupportedOperationError
-from ._base import Compressor, register_compressor
+from ..errors import CorruptDataError, InvalidInputError, MissingDependencyError
+from ..schema import safe_repr
+from ._base import Compressor, check_bytes, register_compressor
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -17,8 +18,10 @@ def _zstd() -> ModuleType:
     try:
         import zstandard
     except ImportError as exc:
-        raise UnsupportedOperationError(
-            "zstd compression needs the 'zstandard' package: pip install 'aiolode[zstd]'"
+        raise MissingDependencyError(
+            "zstd compression needs the 'zstandard' package: pip install 'aiolode[zstd]'",
+            package="zstandard",
+            extra="zstd",
         ) from exc
     return zstandard
 
@@ -35,6 +38,7 @@ class _ZstdCompressStream:
         self._finish = zstd.COMPRESSOBJ_FLUSH_FINISH
 
     def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        check_bytes(data)
         out: bytes = self._c.compress(data)
         return out
 
@@ -58,6 +62,7 @@ class _ZstdDecompressStream:
         return self._frame_eof
 
     def decompress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        check_bytes(data)
         out: list[bytes] = []
         buf = bytes(data)
         while buf:
@@ -107,7 +112,7 @@ class Zstd(Compressor):
 
     def __init__(self, level: int = 3) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or not -7 <= level <= 22:
-            raise InvalidInputError(f"zstd level must be an integer -7..22, not {level!r}")
+            raise InvalidInputError(f"zstd level must be an integer -7..22, not {safe_repr(level)}")
         self.level = level
 
     @classmethod
@@ -120,7 +125,9 @@ class Zstd(Compressor):
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes:
         # docstring inherited
-        out: bytes = _zstd().ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+        zstd = _zstd()
+        check_bytes(data)
+        out: bytes = zstd.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
         return out
 
     def decompress(self, data: bytes | bytearray | memoryview) -> bytes:

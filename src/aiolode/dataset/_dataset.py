@@ -17,6 +17,7 @@ from .._history import delete_quietly, follow, put_unique, retrying
 from .._history._log import WRITER_MAX_WARM_AGE
 from .._retry import Retry
 from .._validate import check_int, check_number
+from ..arrow import arrow_dataset
 from ..errors import (
     AiolodeError,
     CodecNotStreamableError,
@@ -1371,8 +1372,6 @@ class Dataset:
         ChecksumMismatchError, CorruptDataError
             A file read by aiolode does not match its manifest.
         """
-        from ..reader._arrow import arrow_dataset
-
         files = await self.files(as_of=as_of, where=where, since=since)
         return await arrow_dataset(
             self._store, files, schema=schema, filesystem=filesystem, verify=verify

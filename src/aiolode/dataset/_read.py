@@ -1,10 +1,28 @@
-"""Reading snapshots back: checksums verified on every read, codec and
-compressor taken from the manifest (never from the Dataset's arguments)."""
+"""Reading snapshots back, checked against their manifests on every path.
+
+The codec and compressor come from the manifest (never from the Dataset's
+arguments). Every data file read is checked against what its manifest records,
+with or without a checksum:
+
+- its **size**: the stored object has exactly the recorded number of bytes
+  (whole reads compare the length; streamed reads count, and an object that
+  grows past its recorded size fails as soon as it does);
+- its **row count**: decoding yields exactly the recorded number of records;
+- its **checksum**, when one is recorded.
+
+A streamed read (:func:`iter_file_records`) checks all three at the end of the
+file, *before* the last batch is handed over: a damaged file never ends in a
+batch the caller could take for a complete file. Every error carries the
+file's ``key`` and the ``dataset_id``/``snapshot_id`` the caller passes.
+
+What only a checksum detects: bytes changed in place without changing the
+file's length or its number of records (a flipped bit inside a value).
+"""
 
 from __future__ import annotations
 
 import tempfile
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -12,70 +30,203 @@ import anyio.from_thread
 import anyio.to_thread
 
 from .._concurrency import bounded_map
-from ..checksum import parse_recorded, verify_checksum
-from ..errors import ChecksumMismatchError
+from ..checksum import StreamVerifier, verify_object
+from ..codecs import codec_from_name
+from ..compression import compressor_from_name
+from ..errors import AiolodeError, CorruptDataError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
     from ..codecs import Codec
     from ..compression import Compressor, DecompressStream
     from ..manifest._dataset import FileRef, Manifest
     from ..store import Store
 
-__all__ = ["components", "iter_file_records", "read_file", "read_records", "read_table"]
+__all__ = [
+    "components",
+    "iter_file_records",
+    "read_blob",
+    "read_file",
+    "read_records",
+    "read_table",
+]
 
 _READ_CONCURRENCY = 16
 _SPOOL_MAX = 8 << 20
 
 
 def components(manifest: Manifest) -> tuple[Codec | None, Compressor | None]:
-    """The codec and compressor a manifest records (registries filled on import).
+    """The codec and compressor a manifest records.
 
     Raises
     ------
     ManifestFormatError
         An unknown codec/compressor name or invalid options.
     """
-    from .. import codecs, compression  # noqa: F401 - imported for registration
-    from ..codecs import codec_from_name
-    from ..compression import compressor_from_name
+    with _context(None, manifest.dataset_id, manifest.snapshot_id):
+        return (
+            codec_from_name(manifest.codec, manifest.codec_options),
+            compressor_from_name(manifest.compressor, manifest.compressor_options),
+        )
 
-    return (
-        codec_from_name(manifest.codec, manifest.codec_options),
-        compressor_from_name(manifest.compressor, manifest.compressor_options),
+
+@contextmanager
+def _context(key: str | None, dataset_id: str | None, snapshot_id: str | None) -> Iterator[None]:
+    """Fill in the context an error raised inside does not know yet."""
+    try:
+        yield
+    except AiolodeError as exc:
+        if exc.key is None:
+            exc.key = key
+        if exc.dataset_id is None:
+            exc.dataset_id = dataset_id
+        if exc.snapshot_id is None:
+            exc.snapshot_id = snapshot_id
+        raise
+
+
+def _undecodable(f: FileRef, codec: Codec, exc: BaseException) -> CorruptDataError:
+    # A codec maps what it expects of bad bytes to CorruptDataError; anything
+    # else escaping a decoder on stored bytes is corrupt data all the same.
+    return CorruptDataError(
+        f"data file {f.key!r} cannot be decoded as {codec.name}: {type(exc).__name__}: {exc}",
+        key=f.key,
+        format=codec.name,
     )
 
 
-async def read_file(store: Store, f: FileRef, compressor: Compressor | None) -> bytes:
-    """Get one data file, verify its checksum, decompress it (off the loop).
+def _wrong_rows(f: FileRef, got: int, *, at_least: bool = False) -> CorruptDataError:
+    more = "at least " if at_least else ""
+    return CorruptDataError(
+        f"data file {f.key!r} holds {more}{got} records; its manifest records {f.row_count}",
+        key=f.key,
+    )
+
+
+def check_row_count(f: FileRef, got: int) -> None:
+    """Raise unless ``got`` records is what the manifest records for ``f``.
+
+    Raises
+    ------
+    CorruptDataError
+        The counts differ (a manifest without a row count checks nothing).
+    """
+    if f.row_count is not None and got != f.row_count:
+        raise _wrong_rows(f, got)
+
+
+async def read_file(
+    store: Store,
+    f: FileRef,
+    compressor: Compressor | None,
+    *,
+    dataset_id: str | None = None,
+    snapshot_id: str | None = None,
+) -> bytes:
+    """Get one data file, check its size and checksum, decompress it (off the loop).
 
     Cost: one ``get``; memory: the file plus its decompressed copy.
 
     Raises
     ------
-    ChecksumMismatchError
-        The stored bytes do not match the manifest.
     ObjectNotFoundError
         The data file is missing.
     CorruptDataError
-        Decompression failed.
+        Its size differs from the manifest's, or decompression failed.
+    ChecksumMismatchError
+        Its bytes do not match the recorded digest.
+    ManifestFormatError
+        The recorded digest is malformed.
+    StorageError
+        The store failed.
     """
-    data = await store.get(f.key)
-    await verify_checksum(f.checksum, data, key=f.key)
-    if compressor is None:
-        return data
-    return await anyio.to_thread.run_sync(compressor.decompress, data)
+    with _context(f.key, dataset_id, snapshot_id):
+        data = await store.get(f.key)
+        await verify_object(
+            data,
+            key=f.key,
+            size=f.size,
+            checksum=f.checksum,
+            dataset_id=dataset_id,
+            snapshot_id=snapshot_id,
+        )
+        if compressor is None:
+            return data
+        return await anyio.to_thread.run_sync(compressor.decompress, data)
+
+
+async def read_blob(store: Store, manifest: Manifest) -> bytes:
+    """The content of a raw (codec-less) snapshot: its files, checked, in order.
+
+    Cost: one ``get`` per file (concurrent). Memory: the content (plus one
+    compressed copy of each file while it is decompressed).
+
+    Raises
+    ------
+    ObjectNotFoundError, CorruptDataError, ChecksumMismatchError, StorageError
+        As for :func:`read_file`.
+    ManifestFormatError
+        Unknown compressor.
+    """
+    _, compressor = components(manifest)
+
+    async def one(f: FileRef) -> bytes:
+        return await read_file(
+            store,
+            f,
+            compressor,
+            dataset_id=manifest.dataset_id,
+            snapshot_id=manifest.snapshot_id,
+        )
+
+    parts = await bounded_map(one, manifest.files, limit=_READ_CONCURRENCY)
+    if len(parts) == 1:
+        return parts[0]
+    return await anyio.to_thread.run_sync(b"".join, parts)
+
+
+async def _decode(
+    f: FileRef, codec: Codec, data: bytes, fn: Callable[[bytes], Any], count: Callable[[Any], int]
+) -> Any:
+    def run() -> Any:
+        try:
+            out = fn(data)
+        except AiolodeError:
+            raise
+        except Exception as exc:
+            raise _undecodable(f, codec, exc) from exc
+        check_row_count(f, count(out))
+        return out
+
+    return await anyio.to_thread.run_sync(run)
 
 
 async def read_records(store: Store, manifest: Manifest) -> list[dict[str, Any]]:
-    """All records of a snapshot, in file order (files fetched concurrently)."""
-    codec, compressor = components(manifest)
-    assert codec is not None
+    """All records of a snapshot, in file order (files fetched concurrently).
+
+    Every file is checked (size, row count, checksum when recorded) before its
+    records are returned. Cost: one ``get`` per file. Memory: the records plus
+    one encoded copy per file being decoded.
+
+    Raises
+    ------
+    UnsupportedOperationError
+        A raw snapshot (no codec).
+    ObjectNotFoundError, CorruptDataError, ChecksumMismatchError, StorageError
+        As for :func:`read_file`; ``CorruptDataError`` also when a file decodes
+        to another number of records than recorded.
+    ManifestFormatError
+        Unknown codec/compressor.
+    """
+    codec, compressor = _record_components(manifest)
+    ds, snap = manifest.dataset_id, manifest.snapshot_id
 
     async def one(f: FileRef) -> list[dict[str, Any]]:
-        data = await read_file(store, f, compressor)
-        return await anyio.to_thread.run_sync(codec.decode, data)
+        with _context(f.key, ds, snap):
+            data = await read_file(store, f, compressor, dataset_id=ds, snapshot_id=snap)
+            rows: list[dict[str, Any]] = await _decode(f, codec, data, codec.decode, len)
+            return rows
 
     out: list[dict[str, Any]] = []
     for part in await bounded_map(one, manifest.files, limit=_READ_CONCURRENCY):
@@ -83,50 +234,65 @@ async def read_records(store: Store, manifest: Manifest) -> list[dict[str, Any]]
     return out
 
 
-async def read_table(store: Store, manifest: Manifest) -> Any:
-    """A ``pyarrow.Table`` of the snapshot's records."""
+def _record_components(manifest: Manifest) -> tuple[Codec, Compressor | None]:
     codec, compressor = components(manifest)
-    assert codec is not None
+    if codec is None:
+        from ..errors import UnsupportedOperationError
+
+        raise UnsupportedOperationError(
+            f"snapshot {manifest.snapshot_id} is a raw blob; it has no records",
+            dataset_id=manifest.dataset_id,
+            snapshot_id=manifest.snapshot_id,
+        )
+    return codec, compressor
+
+
+async def read_table(store: Store, manifest: Manifest) -> Any:
+    """A ``pyarrow.Table`` of the snapshot's records (files checked as in
+    :func:`read_records`; their schemas unified).
+
+    Raises
+    ------
+    UnsupportedOperationError
+        A raw snapshot.
+    MissingDependencyError
+        pyarrow is not installed.
+    ObjectNotFoundError, CorruptDataError, ChecksumMismatchError, StorageError
+        As for :func:`read_records`; ``CorruptDataError`` also when the files'
+        schemas cannot be unified.
+    SchemaViolationError
+        (JSONL) a file's records do not form a table.
+    """
+    from ..codecs._deps import require_pyarrow
+
+    codec, compressor = _record_components(manifest)
+    require_pyarrow("read_table()")
     import pyarrow as pa
 
+    ds, snap = manifest.dataset_id, manifest.snapshot_id
+
     async def one(f: FileRef) -> Any:
-        data = await read_file(store, f, compressor)
-        return await anyio.to_thread.run_sync(codec.to_arrow, data)
+        with _context(f.key, ds, snap):
+            data = await read_file(store, f, compressor, dataset_id=ds, snapshot_id=snap)
+            return await _decode(f, codec, data, codec.to_arrow, lambda t: int(t.num_rows))
 
     tables = await bounded_map(one, manifest.files, limit=_READ_CONCURRENCY)
     if not tables:
         return pa.table({})
     if len(tables) == 1:
         return tables[0]
-    return await anyio.to_thread.run_sync(
-        lambda: pa.concat_tables(tables, promote_options="permissive")
-    )
 
+    def concat() -> Any:
+        try:
+            return pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise CorruptDataError(
+                f"the files of snapshot {snap} do not form one table: {exc}",
+                dataset_id=ds,
+                snapshot_id=snap,
+            ) from exc
 
-class _Verifier:
-    def __init__(self, f: FileRef) -> None:
-        self.f = f
-        self.hasher = None
-        if f.checksum is not None:
-            self.algo, _ = parse_recorded(f.checksum)
-            self.hasher = self.algo.hasher()
-
-    def update(self, data: bytes) -> None:
-        if self.hasher is not None:
-            self.hasher.update(data)
-
-    def check(self) -> None:
-        if self.hasher is None or self.f.checksum is None:
-            return
-        actual = self.algo.format(self.hasher.hexdigest())
-        if actual != self.f.checksum:
-            raise ChecksumMismatchError(
-                f"checksum mismatch for {self.f.key!r}: expected {self.f.checksum}, got {actual}",
-                key=self.f.key,
-                algorithm=self.algo.name,
-                expected=self.f.checksum,
-                actual=actual,
-            )
+    return await anyio.to_thread.run_sync(concat)
 
 
 async def _anext(it: AsyncIterator[bytes]) -> bytes:
@@ -135,12 +301,12 @@ async def _anext(it: AsyncIterator[bytes]) -> bytes:
 
 class _ThreadChunks:
     """A sync iterator, used from a worker thread, that pulls chunks from the
-    event loop (``anyio.from_thread.run``), hashes and decompresses them there."""
+    event loop (``anyio.from_thread.run``), checks and decompresses them there."""
 
     def __init__(
         self,
         chunks: AsyncIterator[bytes],
-        verifier: _Verifier,
+        verifier: StreamVerifier,
         decomp: DecompressStream | None,
     ) -> None:
         self._chunks = chunks
@@ -157,8 +323,8 @@ class _ThreadChunks:
                 raw: bytes = anyio.from_thread.run(_anext, self._chunks)
             except StopAsyncIteration:
                 self._done = True
-                # Verify before the codec sees the end of the stream, so a
-                # corrupt file never ends in a "complete" decode.
+                # Check before the codec sees the end of the stream, so a
+                # damaged file never ends in a "complete" decode.
                 self._verifier.check()
                 if self._decomp is not None:
                     tail = self._decomp.flush()
@@ -179,22 +345,28 @@ def _close(it: object) -> None:
         close()
 
 
-def _spool(f: FileRef) -> Any:
+def _spool() -> Any:
     return tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX)
 
 
-async def iter_file_records(
-    store: Store, f: FileRef, codec: Codec, compressor: Compressor | None, batch_size: int
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """Decode one data file batch by batch in bounded memory.
+def _next_batch(f: FileRef, codec: Codec, it: Iterator[list[dict[str, Any]]]) -> Any:
+    try:
+        return next(it, None)
+    except AiolodeError:
+        raise
+    except Exception as exc:
+        raise _undecodable(f, codec, exc) from exc
 
-    Forward-streamable codecs (JSONL) decode the byte stream as it arrives; the
-    checksum is verified when the stream ends, so a mismatch raises after the
-    earlier batches were yielded. Other codecs (Parquet) spool the file to a
-    temporary file (memory up to 8 MiB, then disk) while hashing it, verify the
-    checksum *before* yielding anything, then decode row group by row group.
-    """
-    verifier = _Verifier(f)
+
+async def _raw_batches(
+    store: Store,
+    f: FileRef,
+    codec: Codec,
+    compressor: Compressor | None,
+    batch_size: int,
+    verifier: StreamVerifier,
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The file's batches, unchecked for row count (the caller holds one back)."""
     if codec.supports_forward_stream:
         decomp = compressor.decompressobj() if compressor is not None else None
         async with aclosing(store.iter_bytes(f.key)) as chunks:
@@ -202,13 +374,13 @@ async def iter_file_records(
             gen = codec.iter_decode(src)
             try:
                 while True:
-                    batch = await anyio.to_thread.run_sync(next, gen, None)
+                    batch = await anyio.to_thread.run_sync(_next_batch, f, codec, gen)
                     if batch is None:
                         return
                     yield batch
             finally:
                 _close(gen)
-    spool = await anyio.to_thread.run_sync(_spool, f)
+    spool = await anyio.to_thread.run_sync(_spool)
     try:
         decomp = compressor.decompressobj() if compressor is not None else None
 
@@ -227,7 +399,7 @@ async def iter_file_records(
             it = codec.iter_batches(spool, batch_size)
             try:
                 while True:
-                    batch = await anyio.to_thread.run_sync(next, it, None)
+                    batch = await anyio.to_thread.run_sync(_next_batch, f, codec, it)
                     if batch is None:
                         return
                     yield batch
@@ -235,6 +407,71 @@ async def iter_file_records(
                 _close(it)
         else:
             data = await anyio.to_thread.run_sync(spool.read)
-            yield await anyio.to_thread.run_sync(codec.decode, data)
+            yield await _decode(f, codec, data, codec.decode, lambda _rows: f.row_count or 0)
     finally:
         await anyio.to_thread.run_sync(spool.close)
+
+
+async def iter_file_records(
+    store: Store,
+    f: FileRef,
+    codec: Codec,
+    compressor: Compressor | None,
+    batch_size: int,
+    *,
+    dataset_id: str | None = None,
+    snapshot_id: str | None = None,
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """Decode one data file batch by batch in bounded memory, checked.
+
+    Forward-streamable codecs (JSONL, Arrow IPC) decode the byte stream as it
+    arrives; other codecs (Parquet) spool the file to a temporary file (memory
+    up to 8 MiB, then disk) while counting and hashing it, check size and
+    checksum *before* yielding anything, then decode row group by row group.
+    Either way one batch is held back until the next one is decoded, so the
+    size, the checksum and the row count are all checked before the **last**
+    batch is yielded: a damaged file raises instead of ending early. A file
+    longer than recorded, or with more records, raises as soon as it is seen.
+
+    Memory: one chunk plus two batches (about two row groups for Parquet).
+
+    Raises
+    ------
+    ObjectNotFoundError
+        The data file is missing.
+    CorruptDataError
+        Its size or row count differs from the manifest's, or it cannot be
+        decoded or decompressed.
+    ChecksumMismatchError
+        Its bytes do not match the recorded digest.
+    ManifestFormatError
+        The recorded digest is malformed.
+    StorageError
+        The store failed.
+    """
+    with _context(f.key, dataset_id, snapshot_id):
+        verifier = StreamVerifier(
+            key=f.key,
+            size=f.size,
+            checksum=f.checksum,
+            dataset_id=dataset_id,
+            snapshot_id=snapshot_id,
+        )
+    held: list[dict[str, Any]] | None = None
+    seen = 0
+    async with aclosing(_raw_batches(store, f, codec, compressor, batch_size, verifier)) as it:
+        while True:
+            with _context(f.key, dataset_id, snapshot_id):
+                try:
+                    batch = await it.__anext__()
+                except StopAsyncIteration:
+                    check_row_count(f, seen)
+                    break
+                seen += len(batch)
+                if f.row_count is not None and seen > f.row_count:
+                    raise _wrong_rows(f, seen, at_least=True)
+            if held:
+                yield held
+            held = batch
+    if held:
+        yield held

@@ -6,6 +6,7 @@ leaves no snapshot, and the files written so far are deleted best-effort.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Iterable, Mapping
@@ -19,7 +20,8 @@ import attrs
 from .._concurrency import bounded_map, collapse_group
 from .._retry import Retry
 from ..checksum import Checksum
-from ..codecs import Codec
+from ..codecs import ACCEPTED, Codec, arrow_batches, arrow_table, describe, is_arrow
+from ..codecs import is_arrow_batch as _is_table
 from ..compression import Compressor
 from ..errors import (
     AiolodeError,
@@ -30,6 +32,7 @@ from ..errors import (
 )
 from ..layout import Layout
 from ..manifest._dataset import ColumnStats, FileRef
+from ..schema import Schema, SchemaMode, merge, unify_schemas
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -58,7 +61,17 @@ _PUT_CONCURRENCY = 16
 
 @attrs.frozen
 class FileSpec:
-    """What the Dataset passes down: where and how to write files."""
+    """What the Dataset passes down: where and how to write files.
+
+    Attributes
+    ----------
+    schema
+        The dataset's recorded schema the records must fit (``None``: the
+        first record write, whose records' own types become the schema).
+    schema_mode
+        How a write may differ from ``schema`` (see :func:`aiolode.schema.merge`):
+        ``"strict"`` or ``"add_columns"``.
+    """
 
     store: Store
     dataset_id: str
@@ -68,6 +81,8 @@ class FileSpec:
     checksum: Checksum | None
     timestamp_field: str | None
     retry: Retry
+    schema: Schema | None = None
+    schema_mode: SchemaMode = "strict"
 
     def new_key(self, partition: Mapping[str, str]) -> str:
         """A fresh unique data-file key for ``partition``."""
@@ -79,12 +94,22 @@ class FileSpec:
 
 @attrs.frozen
 class Prepared:
-    """Files stored and their totals, ready to commit."""
+    """Files stored and their totals, ready to commit.
+
+    Attributes
+    ----------
+    schema
+        The dataset's schema once this write is committed: ``FileSpec.schema``
+        merged with what the files hold (equal to it unless ``add_columns``
+        added or widened a column); the records' own schema on a first write;
+        ``FileSpec.schema`` unchanged for zero records; ``None`` for raw blobs.
+    """
 
     files: list[FileRef]
     row_count: int | None
     min_timestamp: str | None = None
     max_timestamp: str | None = None
+    schema: Schema | None = None
 
 
 async def put_data(spec: FileSpec, key: str, body: bytes) -> None:
@@ -163,35 +188,117 @@ async def prepare_blob(spec: FileSpec, data: bytes | bytearray | memoryview) -> 
     return Prepared(files=[FileRef(key=key, size=len(body), checksum=digest)], row_count=None)
 
 
-def _is_arrow(records: object) -> bool:
-    mod = type(records).__module__
-    return mod.startswith("pyarrow") and type(records).__name__ in ("Table", "RecordBatch")
-
-
 def _split_arrow(layout: Layout, table: Any) -> list[tuple[dict[str, str], Any]]:
+    """Split a table by partition without a Python loop over its rows.
+
+    One partition (the common case) costs a min/max per key and no copy; more
+    are found by a stable sort on the keys and the runs in it, so each
+    partition's rows keep their order.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     keys = layout.partition_keys
     names = table.schema.names
     for k in keys:
         if k not in names:
             raise SchemaViolationError(f"Arrow data has no partition column {k!r}", field=k)
-    cols = [table.column(k).to_pylist() for k in keys]
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, vals in enumerate(zip(*cols, strict=True)):
-        rec = dict(zip(keys, vals, strict=True))
-        pv = layout.partition_values(rec)
-        groups.setdefault(tuple(pv[k] for k in keys), []).append(i)
-    return [(dict(zip(keys, g, strict=True)), table.take(idx)) for g, idx in groups.items()]
+    if table.num_rows == 0:
+        return []
+    errors = (pa.ArrowException, TypeError, ValueError)
+    for k in keys:
+        if table.column(k).null_count:
+            raise SchemaViolationError(
+                f"partition column {k!r} has {table.column(k).null_count} null value(s); "
+                "a partition value must be deterministic text",
+                field=k,
+            )
+
+    def values_at(t: Any, i: int) -> dict[str, str]:
+        rec = {k: t.column(k)[i].as_py() for k in keys}
+        return layout.partition_values(rec)
+
+    try:
+        # Kernels do not all take view or dictionary types: compare plain ones.
+        key_cols = [_plain(table.column(k)) for k in keys]
+        single = all(pc.count_distinct(c, mode="all").as_py() == 1 for c in key_cols)
+        if single:
+            return [(values_at(table, 0), table)]
+        key_table: Any = pa.Table.from_arrays(key_cols, names=list(keys))
+        order = pc.sort_indices(key_table, sort_keys=[(k, "ascending") for k in keys])
+        ordered = _without_views(table).take(order)
+        change = None
+        for c in key_cols:
+            c = c.take(order).combine_chunks()
+            diff = pc.not_equal(c.slice(1), c.slice(0, len(c) - 1))
+            change = diff if change is None else pc.or_(change, diff)
+        assert change is not None
+        bounds = [0, *(i + 1 for i in pc.indices_nonzero(change).to_pylist()), ordered.num_rows]
+    except errors as exc:
+        raise SchemaViolationError(f"partition columns cannot be compared: {exc}") from exc
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    values: dict[tuple[str, ...], dict[str, str]] = {}
+    for a, b in itertools.pairwise(bounds):
+        part = ordered.slice(a, b - a)
+        pv = values_at(part, 0)
+        gk = tuple(pv[k] for k in keys)
+        values[gk] = pv
+        groups.setdefault(gk, []).append(part)
+    return [
+        (values[gk], parts[0] if len(parts) == 1 else pa.concat_tables(parts))
+        for gk, parts in groups.items()
+    ]
+
+
+def _plain(col: Any) -> Any:
+    """A column with view and dictionary types replaced by their plain forms."""
+    import pyarrow as pa
+
+    t = col.type
+    if pa.types.is_dictionary(t):
+        return _plain(col.cast(t.value_type))
+    if pa.types.is_string_view(t):
+        return col.cast(pa.string())
+    if pa.types.is_binary_view(t):
+        return col.cast(pa.binary())
+    return col
+
+
+def _without_views(table: Any) -> Any:
+    """``table`` with view-typed columns (Polars' strings) cast to plain types,
+    which every kernel takes (``take`` does not take views in pyarrow 26)."""
+    import pyarrow as pa
+
+    cols = []
+    changed = False
+    for f, col in zip(table.schema, table.columns, strict=True):
+        if "view" in str(f.type):
+            plain = Schema.from_arrow(pa.schema([f])).to_arrow().field(0).type
+            col = col.cast(plain)
+            changed = True
+        cols.append(col)
+    return pa.Table.from_arrays(cols, names=table.schema.names) if changed else table
 
 
 def _split(layout: Layout, records: Any) -> list[tuple[dict[str, str], Any]]:
+    """Group records by partition (blocking: runs in a worker thread).
+
+    Arrow input is materialised here as one table (a stream runs its producer
+    now) and split with Arrow kernels; mappings are grouped in one pass.
+    """
+    if is_arrow(records):
+        table = arrow_table(records)
+        if not layout.partition_keys:
+            return [({}, table)] if table.num_rows else []
+        return _split_arrow(layout, table)
     if not layout.partition_keys:
-        return [({}, records)]
-    if _is_arrow(records):
-        return _split_arrow(layout, records)
+        return [({}, records)] if records else []
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for rec in records:
+    for i, rec in enumerate(records):
         if not isinstance(rec, Mapping):
-            raise SchemaViolationError(f"records must be mappings, not {type(rec).__name__}")
+            raise SchemaViolationError(
+                f"record {i} is a {describe(rec)}, not a mapping; write() takes {ACCEPTED}"
+            )
         pv = layout.partition_values(rec)
         groups.setdefault(tuple(pv.values()), []).append(rec)
     keys = layout.partition_keys
@@ -200,37 +307,60 @@ def _split(layout: Layout, records: Any) -> list[tuple[dict[str, str], Any]]:
 
 def _encode_group(spec: FileSpec, records: Any) -> tuple[EncodedFile, bytes, str | None]:
     assert spec.codec is not None
-    ef = spec.codec.encode(records, timestamp_field=spec.timestamp_field)
+    ef = spec.codec.encode(
+        records,
+        timestamp_field=spec.timestamp_field,
+        schema=spec.schema,
+        schema_mode=spec.schema_mode,
+    )
     body, digest = _finish_bytes(spec, ef.data)
     return ef, body, digest
 
 
 def check_records(records: object) -> Any:
-    """Materialise and validate a ``write()`` records argument.
+    """Validate a ``write()`` records argument; materialise an iterable of mappings.
+
+    Arrow input (see :mod:`aiolode.codecs._arrowdata`) is returned as it is:
+    a stream is read later, in a worker thread, by :func:`prepare_records`.
 
     Raises
     ------
     InvalidInputError
-        Bytes/str, or not an iterable of records / Arrow data.
+        Bytes/str, a single mapping, or anything that is neither records nor
+        Arrow data; the message names what was given and what is accepted.
     """
-    if _is_arrow(records):
+    if is_arrow(records):
         return records
     if isinstance(records, str | bytes | bytearray | memoryview):
         raise InvalidInputError(
-            "this dataset has a codec: write() takes records (an iterable of mappings), not "
-            f"{type(records).__name__}"
+            f"this dataset has a codec: write() takes {ACCEPTED}, not {describe(records)}"
         )
     if isinstance(records, Mapping):
-        raise InvalidInputError("write() takes an iterable of records; wrap one record in a list")
-    if not isinstance(records, Iterable):
         raise InvalidInputError(
-            f"write() takes an iterable of mappings, not {type(records).__name__}"
+            "write() takes an iterable of records; wrap one record in a list "
+            f"(accepted: {ACCEPTED})"
         )
+    if not isinstance(records, Iterable):
+        raise InvalidInputError(f"write() takes {ACCEPTED}, not {describe(records)}")
     return list(records)
 
 
-def _row_count(records: Any) -> int:
-    return int(records.num_rows) if _is_arrow(records) else len(records)
+def combine_schemas(spec: FileSpec, acc: Schema | None, new: Schema | None) -> Schema | None:
+    """The schema of a write whose files so far have ``acc``, plus a file of ``new``.
+
+    Raises
+    ------
+    SchemaViolationError
+        Two files of one write hold a column in types that do not join.
+    """
+    if new is None:
+        return acc
+    if acc is None:
+        return new
+    if spec.schema is None:
+        # A first write: one type per column across all its files, as within one.
+        return unify_schemas(acc, new)
+    return merge(acc, new, mode="add_columns")
 
 
 async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
@@ -245,17 +375,22 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         A record does not fit the codec or the layout.
     """
     assert spec.codec is not None
-    if _row_count(records) == 0:
-        return Prepared(files=[], row_count=0)
     groups = await anyio.to_thread.run_sync(_split, spec.layout, records)
+    if not groups:
+        return Prepared(files=[], row_count=0, schema=spec.schema)
     written: list[str] = []
     streaming = spec.codec.streaming
+    schema: list[Schema | None] = [None]
 
     async def one(group: tuple[dict[str, str], Any]) -> Any:
         partition, recs = group
-        if _is_arrow(recs) and recs.nbytes >= _PIPELINE_BYTES and streaming:
-            return await _pipelined_arrow(spec, partition, recs, written)
+        if _is_table(recs) and recs.nbytes >= _PIPELINE_BYTES and streaming:
+            ref, tail = await _pipelined_arrow(spec, partition, recs, written, schema)
+            return ref, tail
         ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
+        # Checked on the loop, between awaits: before this file is put, it
+        # joins the write's other files or the whole write fails.
+        schema[0] = combine_schemas(spec, schema[0], ef.schema)
         key = spec.new_key(partition)
         written.append(key)
         await put_data(spec, key, body)
@@ -284,6 +419,7 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         row_count=sum(f.row_count or 0 for f in files),
         min_timestamp=lo,
         max_timestamp=hi,
+        schema=schema[0] if schema[0] is not None else spec.schema,
     )
 
 
@@ -294,7 +430,11 @@ _PIPELINE_ROWS = 1 << 20
 
 
 async def _pipelined_arrow(
-    spec: FileSpec, partition: dict[str, str], table: Any, written: list[str]
+    spec: FileSpec,
+    partition: dict[str, str],
+    table: Any,
+    written: list[str],
+    schema: list[Schema | None],
 ) -> tuple[FileRef, EncodedTail]:
     """Encode a large Arrow table slice by slice while its bytes stream to the store.
 
@@ -323,6 +463,7 @@ async def _pipelined_arrow(
         raise collapse_group(eg) from eg
     tail = pf.tail
     assert tail is not None
+    schema[0] = combine_schemas(spec, schema[0], tail.schema)
     ref = FileRef(
         key=pf.upload.key,
         size=pf.upload.transform.size,
@@ -535,7 +676,11 @@ class _PartitionFile:
     def __init__(self, spec: FileSpec, partition: dict[str, str]) -> None:
         assert spec.codec is not None
         self.upload = _Upload(spec, partition)
-        self.encoder: StreamEncoder = spec.codec.open_encoder(timestamp_field=spec.timestamp_field)
+        self.encoder: StreamEncoder = spec.codec.open_encoder(
+            timestamp_field=spec.timestamp_field,
+            schema=spec.schema,
+            schema_mode=spec.schema_mode,
+        )
         self.buffer: list[Mapping[str, Any]] = []
         self.tail: EncodedTail | None = None
 
@@ -559,7 +704,22 @@ class _PartitionFile:
 
 
 async def _iterate(records: Any) -> AsyncGenerator[Any, None]:
-    if isinstance(records, AsyncIterable):
+    """The items of any accepted source: mappings, or Arrow tables (one per batch).
+
+    An Arrow stream is read batch by batch in a worker thread (its producer
+    may block: a DuckDB query, a file reader), never whole.
+    """
+    if is_arrow(records):
+        batches = arrow_batches(records)
+        try:
+            while True:
+                table = await anyio.to_thread.run_sync(next, batches, None)
+                if table is None:
+                    return
+                yield table
+        finally:
+            batches.close()
+    elif isinstance(records, AsyncIterable):
         async for r in records:
             yield r
     else:
@@ -576,35 +736,47 @@ async def stream_records(
     max_open_partitions: int,
     batch_size: int,
 ) -> Prepared:
-    """Encode an (async) iterable of records in bounded memory, one streamed file
-    per open partition; the least recently used partition's file is finished
-    when more than ``max_open_partitions`` are open (a later record of that
-    partition starts a new file).
+    """Encode a stream of records in bounded memory, one streamed file per open
+    partition; the least recently used partition's file is finished when more
+    than ``max_open_partitions`` are open (a later record of that partition
+    starts a new file).
 
-    Memory: about ``batch_size`` records plus one encoder buffer per open
-    partition. Cost: one streamed ``put`` per file.
+    ``records`` is an (async) iterable whose items are mappings or Arrow data
+    (``pyarrow.Table``/``RecordBatch``), or Arrow input as a whole: a
+    ``RecordBatchReader`` or anything with ``__arrow_c_stream__`` (read batch
+    by batch), a Table or a list of RecordBatches. Arrow batches are split by
+    partition with Arrow kernels and encoded as they are, never as Python rows
+    (except by JSONL, which writes rows).
+
+    Memory: about ``batch_size`` records (or one Arrow batch) plus one encoder
+    buffer per open partition. Cost: one streamed ``put`` per file.
 
     Raises
     ------
+    InvalidInputError
+        ``records`` is not an accepted source.
     SchemaViolationError
-        A record does not fit.
+        An item is neither a mapping nor Arrow data, or a record does not fit
+        (see :class:`FileSpec` ``schema``).
     CodecNotStreamableError
         The codec cannot encode incrementally.
     """
     import anyio.lowlevel
 
     assert spec.codec is not None
-    if isinstance(records, str | bytes | bytearray | memoryview | Mapping) or not isinstance(
-        records, AsyncIterable | Iterable
+    if not is_arrow(records) and (
+        isinstance(records, str | bytes | bytearray | memoryview | Mapping)
+        or not isinstance(records, AsyncIterable | Iterable)
     ):
         raise InvalidInputError(
-            "stream_write_records() takes an (async) iterable of mappings, not "
-            f"{type(records).__name__}"
+            "stream_write_records() takes an (async) iterable of mappings or Arrow batches, "
+            f"or Arrow data ({ACCEPTED}); not {describe(records)}"
         )
     open_files: OrderedDict[tuple[str, ...], _PartitionFile] = OrderedDict()
     finished: list[_PartitionFile] = []
     started: list[_PartitionFile] = []
     keys = spec.layout.partition_keys
+    schema: Schema | None = None
 
     async def flush(pf: _PartitionFile) -> None:
         batch, pf.buffer = pf.buffer, []
@@ -621,33 +793,57 @@ async def stream_records(
         await pf.upload.send.aclose()
         finished.append(pf)
 
+    async def file_for(tg: anyio.abc.TaskGroup, pv: dict[str, str]) -> _PartitionFile:
+        gk = tuple(pv.values())
+        pf = open_files.get(gk)
+        if pf is None:
+            pf = _PartitionFile(spec, pv)
+            started.append(pf)
+            tg.start_soon(pf.upload.run)
+            open_files[gk] = pf
+            if len(open_files) > max_open_partitions:
+                _, lru = open_files.popitem(last=False)
+                await close(lru)
+        else:
+            open_files.move_to_end(gk)
+        return pf
+
+    async def arrow_item(tg: anyio.abc.TaskGroup, item: Any) -> None:
+        table = item if _is_table(item) else await anyio.to_thread.run_sync(arrow_table, item)
+        if keys:
+            parts = await anyio.to_thread.run_sync(_split_arrow, spec.layout, table)
+        else:
+            parts = [({}, table)] if table.num_rows else []
+        for pv, part in parts:
+            pf = await file_for(tg, pv)
+            if pf.buffer:  # records before this batch stay before it
+                await flush(pf)
+            for out in await anyio.to_thread.run_sync(pf.encode_parts, part):
+                await pf.upload.send.send(out)
+
     try:
         async with anyio.create_task_group() as tg:
             async with aclosing(_iterate(records)) as it:
                 async for rec in it:
                     if not isinstance(rec, Mapping):
+                        if is_arrow(rec):
+                            await arrow_item(tg, rec)
+                            continue
                         raise SchemaViolationError(
-                            f"records must be mappings, not {type(rec).__name__}"
+                            f"stream_write_records() got a {describe(rec)} item; items are "
+                            "mappings (records) or pyarrow Tables/RecordBatches"
                         )
-                    pv = spec.layout.partition_values(rec) if keys else {}
-                    gk = tuple(pv.values())
-                    pf = open_files.get(gk)
-                    if pf is None:
-                        pf = _PartitionFile(spec, pv)
-                        started.append(pf)
-                        tg.start_soon(pf.upload.run)
-                        open_files[gk] = pf
-                        if len(open_files) > max_open_partitions:
-                            _, lru = open_files.popitem(last=False)
-                            await close(lru)
-                    else:
-                        open_files.move_to_end(gk)
+                    pf = await file_for(tg, spec.layout.partition_values(rec) if keys else {})
                     pf.buffer.append(rec)
                     if len(pf.buffer) >= batch_size:
                         await flush(pf)
             for pf in list(open_files.values()):
                 await close(pf)
             open_files.clear()
+        for pf in finished:
+            assert pf.tail is not None
+            if pf.tail.row_count:
+                schema = combine_schemas(spec, schema, pf.tail.schema)
     except BaseExceptionGroup as eg:
         await _abort(spec, started)
         raise collapse_group(eg) from eg
@@ -680,6 +876,7 @@ async def stream_records(
         row_count=sum(f.row_count or 0 for f in files),
         min_timestamp=lo,
         max_timestamp=hi,
+        schema=schema if schema is not None else spec.schema,
     )
 
 

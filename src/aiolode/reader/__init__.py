@@ -8,12 +8,12 @@ range-read committed files, verified against their manifests. See
 
 from __future__ import annotations
 
+from ..arrow import arrow_dataset as arrow_dataset
+from ..arrow import arrow_filesystem as arrow_filesystem
 from ..dataset._files import PartitionFilter as PartitionFilter
 from ..manifest import DataFile as DataFile
-from ._arrow import arrow_dataset as arrow_dataset
-from ._arrow import arrow_filesystem as arrow_filesystem
-from ._ranges import RangeReader as RangeReader
-from ._ranges import RangeStats as RangeStats
+from ..store._ranges import RangeReader as RangeReader
+from ..store._ranges import RangeStats as RangeStats
 from ._reader import DatasetReader as DatasetReader
 
 __all__ = (

@@ -23,7 +23,7 @@ from ..layout import DefaultLayout, Layout, validate_dataset_id
 from ..manifest import DataFile, FileRef
 from ..store import Store
 from ..store._base import DEFAULT_CHUNK_SIZE
-from ._ranges import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DEFAULT_TAIL_PREFETCH, RangeReader
+from ..store._ranges import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DEFAULT_TAIL_PREFETCH, RangeReader
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator

@@ -1,4 +1,4 @@
-"""A read-only pyarrow filesystem over any aiolode Store.
+"""A read-only pyarrow filesystem over any aiolode Store (moved from ``reader/_fs.py``).
 
 pyarrow calls a :class:`pyarrow.fs.FileSystemHandler` from its own threads
 (never anyio worker threads), so every store call is sent back to the event
@@ -23,8 +23,9 @@ import anyio.lowlevel
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from ..errors import AiolodeError, ChecksumMismatchError, ObjectNotFoundError
-from ._ranges import (
+from ..checksum import StreamVerifier
+from ..errors import AiolodeError, CorruptDataError, ObjectNotFoundError
+from ..store._ranges import (
     DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_SIZE,
     DEFAULT_TAIL_PREFETCH,
@@ -62,16 +63,22 @@ class DecodedFile:
         The compressor to undo, or ``None``.
     """
 
-    def __init__(self, ref: FileRef, compressor: Compressor | None) -> None:
+    def __init__(
+        self, ref: FileRef, compressor: Compressor | None, snapshot_id: str | None = None
+    ) -> None:
         self.ref = ref
         self.compressor = compressor
+        self.snapshot_id = snapshot_id
 
 
 class _SyncRangeFile:
     """A file-like object (as :class:`pyarrow.PythonFile` wants) over a RangeReader."""
 
-    def __init__(self, owner: StoreFileSystemHandler, reader: RangeReader, size: int) -> None:
+    def __init__(
+        self, owner: StoreFileSystemHandler, reader: RangeReader, size: int, path: str
+    ) -> None:
         self._owner = owner
+        self._path = path
         self._reader = reader
         self._size = size
         self._pos = 0
@@ -111,7 +118,19 @@ class _SyncRangeFile:
             raise ValueError("I/O operation on closed file")
         if n is None or n < 0:
             n = max(self._size - self._pos, 0)
-        data: bytes = self._owner._call(self._reader.read, self._pos, n)
+        data: bytes = self._owner._call_for(self._path, self._reader.read, self._pos, n)
+        want = max(0, min(n, self._size - self._pos))
+        if len(data) < want:
+            # The object is shorter than its manifest says: never hand pyarrow
+            # a short read it may take for the end of the data.
+            self._owner._fail(
+                self._path,
+                CorruptDataError(
+                    f"object {self._path!r} ends at byte {self._pos + len(data)}; its manifest "
+                    f"records {self._size} bytes",
+                    key=self._path,
+                ),
+            )
         self._pos += len(data)
         return data
 
@@ -216,12 +235,41 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
             "tail_prefetch": tail_prefetch,
         }
         self._lock = threading.Lock()
+        self._errors: dict[str, AiolodeError] = {}
         self._done = RangeStats()
         # One reader per key, shared by every open of it, so the footer pyarrow
         # reads to inspect a schema is still cached when it scans the file.
         self._readers: OrderedDict[str, RangeReader] = OrderedDict()
 
     # ------------------------------------------------------------------ plumbing
+    def _fail(self, path: str, err: AiolodeError) -> NoReturn:
+        """Remember why ``path`` failed (for :meth:`error`) and raise it as pyarrow wants."""
+        with self._lock:
+            self._errors[path] = err
+        if isinstance(err, ObjectNotFoundError):
+            raise FileNotFoundError(str(err)) from err
+        # pyarrow maps OSError to an IOError status and keeps the message.
+        raise OSError(f"{type(err).__name__}: {err}") from err
+
+    def error(self, path: str) -> AiolodeError | None:
+        """The aiolode error behind the last failure on ``path``, if any.
+
+        pyarrow turns the handler's errors into its own; the Arrow bridge asks
+        here what really happened (a missing object, a transient store error,
+        a short object) to raise the right aiolode error.
+        """
+        with self._lock:
+            return self._errors.get(path.strip("/"))
+
+    def _call_for(self, path: str, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        try:
+            return self._call(fn, *args)
+        except (FileNotFoundError, OSError) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, AiolodeError):
+                self._fail(path, cause)
+            raise
+
     def _call(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         if threading.get_ident() == self._loop_thread:
             raise RuntimeError(
@@ -248,9 +296,8 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
             self._readers.move_to_end(path)
             return reader
 
-    @property
-    def stats(self) -> RangeStats:
-        """Range-request counters summed over every file opened so far."""
+    def statistics(self) -> RangeStats:
+        """Range-request counters summed over every file opened so far (no I/O)."""
         with self._lock:
             total = self._done
             for r in self._readers.values():
@@ -286,7 +333,7 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
         if size is not None:
             return pafs.FileInfo(path, pafs.FileType.File, size=size)
         try:
-            info = self._call(self._store.head, path)
+            info = self._call_for(path, self._store.head, path)
         except FileNotFoundError:
             return pafs.FileInfo(path, pafs.FileType.NotFound)
         return pafs.FileInfo(path, pafs.FileType.File, size=info.size)
@@ -310,40 +357,34 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
 
         return self._call(collect)  # type: ignore[no-any-return]
 
-    def _open_decoded(self, d: DecodedFile) -> Any:
-        from ..checksum import parse_recorded
-
-        data: bytes = self._call(self._store.get, d.ref.key)
-        if d.ref.checksum is not None:
+    def _open_decoded(self, path: str, d: DecodedFile) -> Any:
+        data: bytes = self._call_for(path, self._store.get, d.ref.key)
+        try:
             # pyarrow's thread: hashing here never blocks the event loop.
-            algo, _ = parse_recorded(d.ref.checksum)
-            h = algo.hasher()
-            h.update(data)
-            actual = algo.format(h.hexdigest())
-            if actual != d.ref.checksum:
-                err = ChecksumMismatchError(
-                    f"checksum mismatch for {d.ref.key!r}: expected {d.ref.checksum}, got {actual}",
-                    key=d.ref.key,
-                    algorithm=algo.name,
-                    expected=d.ref.checksum,
-                    actual=actual,
-                )
-                raise OSError(f"ChecksumMismatchError: {err}") from err
-        if d.compressor is not None:
-            try:
+            v = StreamVerifier(
+                key=d.ref.key,
+                size=d.ref.size,
+                checksum=d.ref.checksum,
+                snapshot_id=d.snapshot_id,
+            )
+            v.update(data)
+            v.check()
+            if d.compressor is not None:
                 data = d.compressor.decompress(data)
-            except AiolodeError as exc:
-                raise OSError(f"{type(exc).__name__}: {exc}") from exc
+        except AiolodeError as exc:
+            if exc.key is None:
+                exc.key = d.ref.key
+            self._fail(path, exc)
         return pa.BufferReader(data)
 
     def open_input_file(self, path: str) -> Any:
         path = path.strip("/")
         d = self._decoded.get(path)
         if d is not None:
-            return self._open_decoded(d)
+            return self._open_decoded(path, d)
         reader = self._reader(path)
-        size = self._call(reader.size)
-        handle: Any = _SyncRangeFile(self, reader, int(size))
+        size = self._call_for(path, reader.size)
+        handle: Any = _SyncRangeFile(self, reader, int(size), path)
         return pa.PythonFile(handle, mode="r")
 
     def open_input_stream(self, path: str) -> Any:
