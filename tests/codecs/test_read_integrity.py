@@ -45,7 +45,8 @@ def codec(request: pytest.FixtureRequest) -> str:
 
 async def one_file(store: aiolode.Store, codec: str) -> tuple[aiolode.Dataset, aiolode.Snapshot]:
     c, comp = CODECS[codec]()
-    ds = aiolode.Dataset("events", store, codec=c, compressor=comp)  # no checksum
+    # One dataset per codec: a dataset's configuration is recorded at its first write.
+    ds = aiolode.Dataset(f"events-{codec}", store, codec=c, compressor=comp)  # no checksum
     snap = await ds.write(ROWS)
     (f,) = snap.files
     assert f.checksum is None

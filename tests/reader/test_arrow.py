@@ -525,7 +525,7 @@ async def test_row_count_mismatch_is_caught_where_cheap(memory: aiolode.MemorySt
 
 
 async def test_store_route_maps_the_stores_errors(memory: aiolode.MemoryStore) -> None:
-    from aiolode.testing.faults import Fail, FaultInjectingStore, Rule
+    from aiolode.testing import Fail, FaultInjectingStore, Rule
 
     ds, _ = await crawl(memory, "parquet")
     files = await ds.files()
