@@ -166,7 +166,9 @@ async def check_dataset(
     """
     bad: list[str] = []
     ds = make_dataset(store, cfg, ds_id=ds_id)
-    report = await verify_dataset(ds)
+    report = await verify_dataset(
+        store, ds_id, layout=aiolode.HiveLayout("p") if cfg.hive else None
+    )
     bad += [f"verify: {p}" for p in report.problems]
     if not allow_orphans and report.orphans:
         bad.append(f"orphans left: {list(report.orphans)}")
@@ -216,8 +218,9 @@ async def check_volume(
     the newest snapshot.
     """
     bad: list[str] = []
-    vol = aiolode.Volume(vol_id, store, total, checksum=aiolode.SHA256() if checksum else None)
-    report = await verify_volume(vol)
+    digest = aiolode.SHA256() if checksum else None
+    vol = aiolode.Volume(vol_id, store, total, checksum=digest)
+    report = await verify_volume(store, vol_id, total_length=total, checksum=digest)
     bad += [f"verify: {p}" for p in report.problems]
     try:
         latest = await vol.latest()

@@ -1340,7 +1340,10 @@ class Dataset:
         """
         from ..verify import verify_dataset
 
-        return await verify_dataset(self, snapshot_id)
+        # Plain values: verify reads the stored format, not this object. A layout
+        # not given is looked up as recorded, as this object does.
+        layout = self._layout if self._layout_given or self._located else None
+        return await verify_dataset(self._store, self._id, layout=layout, snapshot_id=snapshot_id)
 
     async def to_arrow_dataset(
         self,

@@ -621,7 +621,14 @@ class Volume:
         """
         from ..verify import verify_volume
 
-        return await verify_volume(self, snapshot_id)
+        # Plain values: verify reads the stored format, not this object.
+        return await verify_volume(
+            self._store,
+            self._id,
+            total_length=self._total,
+            checksum=self._checksum,
+            snapshot_id=snapshot_id,
+        )
 
     def _check_read_range(self, offset: object, length: object) -> tuple[int, int]:
         off, ln = validate_range(offset, length)
