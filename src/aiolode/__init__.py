@@ -68,6 +68,7 @@ from .reader import DataFile as DataFile
 from .reader import DatasetReader as DatasetReader
 from .reader import SnapshotRef as SnapshotRef
 from .store import FileStore as FileStore
+from .store import GCSStore as GCSStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
 from .store import Store as Store
@@ -126,6 +127,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
     "FileStore",
+    "GCSStore",
     "FormatError",
     "IfMatch",
     "InvalidInputError",
