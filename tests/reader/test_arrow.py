@@ -140,7 +140,8 @@ async def test_native_filesystems_are_used_where_pyarrow_has_one(store: aiolode.
         "memory": "py::aiolode+buffers",  # the bytes are in memory already: no Python filesystem
         "file": "local",
         "s3": "s3",
-    }[store.name if store.name in ("memory", "s3") else "file"]
+        "gcs": "py::aiolode+gcs",  # no native GCS filesystem: reads go through the store
+    }[store.name if store.name in ("memory", "s3", "gcs") else "file"]
     assert adset.filesystem.type_name == expected
     frags = await anyio.to_thread.run_sync(lambda: list(adset.get_fragments()))
     assert all((f.buffer is not None) == (store.name == "memory") for f in frags)
