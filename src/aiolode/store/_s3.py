@@ -88,7 +88,7 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-class PastEnd(Exception):  # noqa: N818 - an outcome, not an error
+class PastEnd(Exception):  # an outcome, not an error: never escapes the store
     """A ranged read started at or past the end of the object: the answer is ``b""``.
 
     Raised by :func:`map_s3_errors` (``ranged=True`` only) for S3's ``416
@@ -454,7 +454,9 @@ class S3Store(Store):
         if creds is not None:
             frozen = creds.get_frozen_credentials()
             kwargs.update(
-                access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token
+                access_key=frozen.access_key,
+                secret_key=frozen.secret_key,
+                session_token=frozen.token,
             )
         if self._endpoint_url:
             parts = urllib.parse.urlsplit(self._endpoint_url)
