@@ -30,8 +30,15 @@ def gcs_endpoint() -> Iterator[str]:
     """Base URL of the session's fake-gcs-server (use it with ``anonymous=True``)."""
     from aiolode.testing.gcs_server import run_fake_gcs_server
 
-    with run_fake_gcs_server() as url:
-        yield url
+    mp = pytest.MonkeyPatch()
+    # Should a test ever look for default credentials, google-auth must not probe
+    # the GCE metadata server (an address off this machine).
+    mp.setenv("NO_GCE_CHECK", "True")
+    try:
+        with run_fake_gcs_server() as url:
+            yield url
+    finally:
+        mp.undo()
 
 
 @pytest.fixture

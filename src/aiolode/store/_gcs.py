@@ -591,6 +591,7 @@ class GCSStore(Store):
         object's info once the upload is finalised, ``None`` before.
         """
         sent = 0
+        stalls = 0
         view = memoryview(buf)
         while True:
             end = offset + len(buf) - 1
@@ -620,6 +621,11 @@ class GCSStore(Store):
             if kept < offset + sent:
                 raise TransientStorageError(
                     f"GCS lost already persisted bytes of the upload of {key!r}", key=key
+                )
+            stalls = stalls + 1 if kept == offset + sent else 0
+            if stalls >= 3:
+                raise TransientStorageError(
+                    f"GCS keeps refusing the bytes at {kept} of the upload of {key!r}", key=key
                 )
             sent = kept - offset
 
@@ -673,6 +679,7 @@ class GCSStore(Store):
                 "GET", self._object_url(key), params={"alt": "media"}, headers=headers
             )
             resp = await client.send(request, stream=True)
+        it: Any = None
         try:
             if resp.status_code != 200:
                 body = await resp.aread()
@@ -688,6 +695,8 @@ class GCSStore(Store):
         finally:
             # Also runs when the consumer stops early (aclose): free the connection.
             with anyio.CancelScope(shield=True), map_gcs_errors(key=key, bucket=self.bucket):
+                if it is not None:
+                    await it.aclose()
                 await resp.aclose()
 
     async def _head(self, key: str) -> ObjectInfo:
