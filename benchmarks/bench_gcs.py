@@ -24,6 +24,7 @@ Usage: ``.venv/bin/python benchmarks/bench_gcs.py [--quick]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -330,6 +331,17 @@ COLUMNS = [
 ]
 
 
+def _delete(url: str, bucket: str, key: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    q = urllib.parse.quote(key, safe="")
+    req = urllib.request.Request(f"{url}/storage/v1/b/{bucket}/o/{q}", method="DELETE")
+    # A 404: not written (the contender failed first).
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(req, timeout=30).close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -338,17 +350,23 @@ def main() -> None:
     results: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in CONTENDERS}
     failures: dict[tuple[str, str], str] = {}
     with run_fake_gcs_server() as url:
-        create_bucket(url, "bench")
         for r in range(rounds):
-            for name, backend in CONTENDERS:
+            for k, (name, backend) in enumerate(CONTENDERS):
                 if (name, backend) in failures:
                     continue
+                # A fresh bucket per run: the emulator's in-memory backend scans a
+                # bucket's objects on every write, so a shared bucket would make
+                # later contenders slower.
+                bucket = f"bench-{r}-{k}"
+                create_bucket(url, bucket)
                 tag = f"r{r}/{name.replace(' ', '-')}-{backend}"
                 try:
-                    res = anyio.run(_contender, name, url, "bench", n, size, tag, backend=backend)
+                    res = anyio.run(_contender, name, url, bucket, n, size, tag, backend=backend)
                 except Exception as exc:  # a contender that cannot run here is reported
                     failures[(name, backend)] = f"{type(exc).__name__}: {str(exc)[:150]}"
                     continue
+                finally:
+                    _delete(url, bucket, f"{tag}/stream")  # the server keeps objects in memory
                 results[(name, backend)].append(res)
     anchor = results[("raw httpx", "asyncio")]
     base = {k: statistics.median(r[k] for r in anchor) for k, _ in COLUMNS}

@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.to_thread
 import httpx
@@ -308,6 +309,9 @@ def _auth_error(name: str) -> Exception:
         (lambda: httpx.ReadTimeout("slow"), TransientStorageError),
         (lambda: httpx.RemoteProtocolError("eof"), TransientStorageError),
         (lambda: httpx.UnsupportedProtocol("ftp"), StorageError),
+        (lambda: aiohttp.ServerDisconnectedError(), TransientStorageError),
+        (lambda: aiohttp.ClientPayloadError("cut"), TransientStorageError),
+        (lambda: aiohttp.InvalidURL("x"), StorageError),
         (lambda: _auth_error("RefreshError"), PermissionDeniedError),
         (lambda: _auth_error("DefaultCredentialsError"), PermissionDeniedError),
         (lambda: _auth_error("TransportError"), TransientStorageError),
@@ -347,3 +351,31 @@ def test_bad_parameters(kwargs: dict[str, Any]) -> None:
 def test_bad_bucket(bucket: Any) -> None:
     with pytest.raises(InvalidInputError):
         GCSStore(bucket)
+
+
+async def test_transport_per_event_loop(
+    gcs_endpoint: str, gcs_bucket: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp on asyncio (cheaper per request), httpx on trio; httpx also works on
+    asyncio (used there when aiohttp is not installed)."""
+    from aiolode.store import _gcs
+
+    async with GCSStore(gcs_bucket, endpoint=gcs_endpoint, anonymous=True) as store:
+        await store.put("t/1", b"one")
+        expected = _gcs._AiohttpTransport if anyio_backend == "asyncio" else _gcs._HttpxTransport
+        assert type(store._transport) is expected
+    monkeypatch.setattr(_gcs, "_transport_kind", lambda: "httpx")
+    async with GCSStore(gcs_bucket, endpoint=gcs_endpoint, anonymous=True) as store:
+        assert type(store._transport) is _gcs._HttpxTransport
+        assert await store.get("t/1") == b"one"
+        assert await store.get_range("t/1", 1, 10) == b"ne"
+        assert await store.get_range("t/1", 3, 10) == b""
+        assert b"".join([c async for c in store.iter_bytes("t/1", chunk_size=2)]) == b"one"
+        big = os.urandom(3 * CHUNK + 5)
+        async with GCSStore(
+            gcs_bucket, endpoint=gcs_endpoint, anonymous=True, chunk_size=CHUNK
+        ) as small:
+            await small.put("t/big", _chunks([big]))
+            assert await small.get("t/big") == big
+        with pytest.raises(ObjectNotFoundError):
+            await store.get("t/none")
