@@ -4,8 +4,10 @@ Runs against fake-gcs-server (subprocess, in-memory backend, 127.0.0.1) and
 prints a markdown section. Contenders, all doing the same work in the same run:
 
 - ``raw httpx``: hand-written JSON API requests on one ``httpx.AsyncClient``
-  (asyncio and trio): the floor for "raw HTTP from Python";
-- ``GCSStore``: aiolode's store (httpx underneath), asyncio and trio;
+  (asyncio and trio);
+- ``raw aiohttp``: the same requests on one ``aiohttp.ClientSession`` (asyncio
+  only): the floor for "raw HTTP from Python" on asyncio;
+- ``GCSStore``: aiolode's store (aiohttp underneath on asyncio, httpx on trio);
 - ``google-cloud-storage threads``: the official client (requests) driven from
   ``anyio.to_thread.run_sync`` (asyncio and trio);
 - ``gcloud-aio-storage``: aiohttp-based, **asyncio only**;
@@ -104,6 +106,50 @@ def _raw_httpx(url: str, bucket: str, client: Any) -> Ops:
                 )
                 if r.status_code not in (200, 201, 308):
                     r.raise_for_status()
+                sent += len(buf)
+                buf.clear()
+
+    ops.put, ops.get, ops.stream = put, get, stream
+    return ops
+
+
+def _raw_aiohttp(url: str, bucket: str, session: Any) -> Ops:
+    ops = Ops()
+    up = f"{url}/upload/storage/v1/b/{bucket}/o"
+
+    async def put(key: str, data: bytes) -> Any:
+        params = {"uploadType": "media", "name": key, "ifGenerationMatch": "0"}
+        async with session.post(up, params=params, data=data) as r:
+            r.raise_for_status()
+            await r.read()
+
+    async def get(key: str) -> Any:
+        import yarl
+
+        q = urllib.parse.quote(key, safe="")
+        target = yarl.URL(f"{url}/storage/v1/b/{bucket}/o/{q}", encoded=True)
+        async with session.get(target, params={"alt": "media"}) as r:
+            r.raise_for_status()
+            return await r.read()
+
+    async def stream(key: str, total: int) -> Any:
+        params = {"uploadType": "resumable", "name": key, "ifGenerationMatch": "0"}
+        async with session.post(up, params=params, json={"name": key}) as r:
+            r.raise_for_status()
+            session_url = r.headers["Location"]
+        buf = bytearray()
+        sent = 0
+        async for chunk in _mib_chunks(total):
+            buf += chunk
+            if len(buf) == CHUNK:
+                size = str(total) if sent + len(buf) == total else "*"
+                crange = f"bytes {sent}-{sent + len(buf) - 1}/{size}"
+                async with session.put(
+                    session_url, data=bytes(buf), headers={"Content-Range": crange}
+                ) as r:
+                    if r.status not in (200, 201, 308):
+                        r.raise_for_status()
+                    await r.read()
                 sent += len(buf)
                 buf.clear()
 
@@ -266,6 +312,12 @@ async def _contender(
         client = await anyio.to_thread.run_sync(lambda: httpx.AsyncClient(limits=limits))
         async with client:
             return await _measure(_raw_httpx(url, bucket, client), n, size, tag)
+    if name == "raw aiohttp":
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            return await _measure(_raw_aiohttp(url, bucket, session), n, size, tag)
     if name == "GCSStore":
         async with GCSStore(bucket, endpoint=url, anonymous=True, max_connections=32) as store:
             return await _measure(_store(store), n, size, tag)
@@ -314,6 +366,7 @@ async def _contender(
 CONTENDERS: list[tuple[str, str]] = [
     ("raw httpx", "asyncio"),
     ("raw httpx", "trio"),
+    ("raw aiohttp", "asyncio"),
     ("GCSStore", "asyncio"),
     ("GCSStore", "trio"),
     ("google-cloud-storage threads", "asyncio"),
