@@ -442,6 +442,16 @@ def main() -> None:
             med = statistics.median(vals)
             cells.append(f"{med:.0f} ({min(vals):.0f}-{max(vals):.0f}) | {med / base[k]:.2f}x")
         print(f"| {name} | {backend} | " + " | ".join(cells) + " |")
+    print()
+    for backend, raw in (("asyncio", "raw aiohttp"), ("trio", "raw httpx")):
+        mine, theirs = results[("GCSStore", backend)], results[(raw, backend)]
+        if not mine or not theirs:
+            continue
+        parts = []
+        for k, title in COLUMNS:
+            ratio = statistics.median(r[k] for r in mine) / statistics.median(r[k] for r in theirs)
+            parts.append(f"{title} {ratio:.2f}x")
+        print(f"- GCSStore on {backend} vs {raw} (its own HTTP library): " + ", ".join(parts))
     for (name, backend), why in failures.items():
         print(f"\n- {name} ({backend}) did not run against the emulator: {why}")
 
