@@ -379,3 +379,13 @@ async def test_transport_per_event_loop(
             assert await small.get("t/big") == big
         with pytest.raises(ObjectNotFoundError):
             await store.get("t/none")
+
+
+async def test_iter_bytes_chunks_are_full_but_the_last(small_chunks: GCSStore) -> None:
+    # Network reads return what has arrived; the store still hands out whole chunks.
+    data = os.urandom(3 * MiB + 11)
+    await small_chunks.put("it/big", data)
+    chunks = [c async for c in small_chunks.iter_bytes("it/big", chunk_size=64 * 1024 + 3)]
+    assert b"".join(chunks) == data
+    assert all(len(c) == 64 * 1024 + 3 for c in chunks[:-1])
+    assert 0 < len(chunks[-1]) <= 64 * 1024 + 3

@@ -305,8 +305,19 @@ class _AiohttpTransport(_Transport):
         return data
 
     async def next_chunk(self, resp: Any, n: int) -> bytes:
+        # read(n) returns what has arrived (maybe less); chunks are full but the last.
         chunk: bytes = await resp.content.read(n)
-        return chunk
+        if len(chunk) == n or not chunk:
+            return chunk
+        parts = [chunk]
+        got = len(chunk)
+        while got < n:
+            more: bytes = await resp.content.read(n - got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
     async def close_response(self, resp: Any) -> None:
         resp.release()
