@@ -421,8 +421,9 @@ class GCSStore(Store):
     Cost: one request per operation (``get_range`` is a ranged GET; listing is
     one request per ``page_size`` objects); a streamed put of ``n >=
     chunk_size`` bytes takes ``ceil(n / chunk_size) + 2`` requests (a metadata
-    read that refuses a doomed upload early, the session start, the chunks) and
-    about ``chunk_size`` bytes of buffer. See ``docs/gcs.md``.
+    read that refuses a doomed upload early, the session start, the chunks; one
+    fewer with ``mode="overwrite"``) and one ``chunk_size`` buffer. See
+    ``docs/gcs.md``.
 
     Parameters
     ----------
