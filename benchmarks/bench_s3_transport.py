@@ -1,7 +1,8 @@
 """How should S3Store reach S3 on asyncio and trio? Measure the candidates.
 
-Runs against the serialising moto server (subprocess, 127.0.0.1) and prints a
-markdown section. Contenders, all doing the same work in the same run:
+Runs against the serialising moto server and against SeaweedFS (``weed mini``, a
+real S3 server), each in a subprocess on 127.0.0.1, and prints a markdown
+section per server. Contenders, all doing the same work in the same run:
 
 - ``raw aioboto3 (asyncio)``: aioboto3 client awaited directly, the anchor;
 - ``raw boto3 threads (asyncio)`` / ``(trio)``: a botocore client driven through
@@ -12,7 +13,8 @@ markdown section. Contenders, all doing the same work in the same run:
 Workloads: 1 KiB put ops/s, sequential and 32-way; a streamed 64 MiB put (8 MiB
 parts, 8 in flight) in MiB/s. Median of several interleaved rounds, with spread.
 
-Usage: ``.venv/bin/python benchmarks/bench_s3_transport.py [--quick] [--paired]``
+Usage: ``.venv/bin/python benchmarks/bench_s3_transport.py [--quick] [--paired]
+[--server moto,seaweed]``
 (``--paired``: only alternating bursts of sequential puts, S3Store vs raw aioboto3,
 which is robust to machine load drifting during the run).
 """
@@ -20,6 +22,7 @@ which is robust to machine load drifting during the run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import statistics
@@ -33,9 +36,10 @@ from _raw_s3 import mib_chunks, raw_multipart
 
 from aiolode import S3Store
 from aiolode.testing.moto_server import run_moto_server
+from aiolode.testing.seaweed_server import run_seaweed_server
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
 MiB = 1024 * 1024
 PART = 8 * MiB
@@ -203,6 +207,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--paired", action="store_true", help="only the paired sequential test")
+    ap.add_argument(
+        "--server", default="moto,seaweed", help="comma-separated: moto, seaweed (default both)"
+    )
     args = ap.parse_args()
     if args.paired:
         paired(args.rounds or (5 if args.quick else 15))
@@ -211,29 +218,58 @@ def main() -> None:
     ops_n = 64 if args.quick else 256
     size = (16 if args.quick else 64) * MiB
 
+    for server in args.server.split(","):
+        transports(server, rounds, ops_n, size)
+
+
+@contextlib.contextmanager
+def _server(kind: str) -> Iterator[str]:
+    if kind == "moto":
+        with run_moto_server() as endpoint:
+            yield endpoint
+    elif kind == "seaweed":
+        with run_seaweed_server(bucket="bench-transport") as endpoint:
+            yield endpoint
+    else:
+        raise SystemExit(f"unknown server {kind!r} (moto, seaweed)")
+
+
+def transports(server: str, rounds: int, ops_n: int, size: int) -> None:
+    """Every contender on one server, interleaved rounds; print a markdown table."""
     results: dict[tuple[str, str], list[dict[str, float]]] = {c: [] for c in CONTENDERS}
-    with run_moto_server() as endpoint:
+    with _server(server) as endpoint:
         admin = _boto3_client(endpoint)
         for r in range(rounds):
             for name, backend in CONTENDERS:
-                bucket = f"bench-{r}-{len(results[(name, backend)])}-{abs(hash((name, backend))) % 10000}"
-                admin.create_bucket(Bucket=bucket)
+                if server == "moto":
+                    bucket = f"bench-{r}-{len(results[(name, backend)])}-{abs(hash((name, backend))) % 10000}"
+                    admin.create_bucket(Bucket=bucket)
+                else:
+                    # SeaweedFS gives each bucket its own volumes: one bucket, a prefix per run.
+                    bucket = "bench-transport"
+                tag = f"r{r}-{name.replace(' ', '-')}-{backend}"
                 res = anyio.run(
-                    run_contender, name, endpoint, bucket, ops_n, size, f"r{r}", backend=backend
+                    run_contender, name, endpoint, bucket, ops_n, size, tag, backend=backend
                 )
                 results[(name, backend)].append(res)
-                # Free the server's memory between contenders.
-                urllib.request.urlopen(
-                    urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-                ).close()
+                if server == "moto":
+                    # Free the server's memory between contenders.
+                    urllib.request.urlopen(
+                        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+                    ).close()
 
     def med(name: str, backend: str, metric: str) -> tuple[float, float, float]:
         vals = [x[metric] for x in results[(name, backend)]]
         return statistics.median(vals), min(vals), max(vals)
 
-    print("### S3 transports: aioboto3 vs botocore-in-threads, asyncio vs trio\n")
+    where = (
+        "moto server (serialising, subprocess)"
+        if server == "moto"
+        else "SeaweedFS `weed mini` (a real S3 server, subprocess)"
+    )
+    print(f"### S3 transports on {server}: aioboto3 vs botocore-in-threads, asyncio vs trio\n")
     print(
-        f"moto server (serialising, subprocess) on 127.0.0.1; median of {rounds} interleaved "
+        f"{where} on 127.0.0.1; median of {rounds} interleaved "
         f"rounds (min-max); 1 KiB puts: {ops_n} sequential, {32 * (ops_n // 8)} over 32 tasks; "
         f"streamed put of {size // MiB} MiB, {PART // MiB} MiB parts, {CONC} in flight "
         "(S3Store: default pool = max(max_concurrency, 10) threads and connections; raw clients: pool 32). Ratio = vs raw aioboto3 on asyncio in the same run.\n"

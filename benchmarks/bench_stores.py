@@ -1,6 +1,6 @@
 """Store benchmark: every store next to the raw client doing the same work.
 
-For each store (memory, file, s3) and each workload - 1 KiB overwrite put,
+For each store (memory, file, s3 on moto, s3 on SeaweedFS) and each workload - 1 KiB overwrite put,
 1 KiB create-only put, 1 KiB compare-and-swap (IfMatch) put, 1 KiB get, each
 sequential and 32-way concurrent, and a 64 MiB streamed put - the store and its
 anchors run interleaved in the same process, on the same data, round after
@@ -15,21 +15,25 @@ Anchors ("raw"):
   fsync FileStore does, so the cost of each part is visible. Both FileStore
   temp-file strategies are measured: ``O_TMPFILE`` + ``linkat`` (the default on
   Linux) and a named temp file (the fallback);
-- s3: raw aioboto3 against the same moto server (on trio, where aioboto3 cannot
-  run, raw boto3 in anyio threads), with the same conditional headers, part
-  size and concurrency.
+- s3: raw aioboto3 (asyncio only: aiohttp does not run on trio) and raw boto3
+  in anyio threads against the same moto server, with the same conditional
+  headers, part size and concurrency;
+- seaweed: the same on a SeaweedFS server (``weed mini``, a real S3
+  implementation with nothing serialised in front of it), plus raw obstore
+  (its async API on asyncio, its sync API in threads on trio).
 
 Ratios are aiolode throughput / anchor throughput (1.00 = parity); "cost x" is
 the inverse (aiolode time / anchor time).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_stores.py [--quick] [--backend trio] [--stores file,s3]
+    .venv/bin/python benchmarks/bench_stores.py [--quick] [--backend trio] [--stores file,s3,seaweed]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import functools
 import os
@@ -40,7 +44,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -330,6 +334,75 @@ class RawS3(Contender):
         )
 
 
+class RawObstore(Contender):
+    """obstore's Rust S3 client: async API on asyncio, its sync API in threads on trio.
+
+    Its streamed put is a plain multipart upload: obstore cannot complete one
+    create-only (with ``mode="create"`` it buffers the whole stream into one PUT).
+    """
+
+    def __init__(self, endpoint: str, bucket: str, *, threaded: bool) -> None:
+        from obstore.store import S3Store as ObS3
+
+        self.store = ObS3(
+            bucket,
+            endpoint=endpoint,
+            access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+            secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            region="us-east-1",
+            virtual_hosted_style_request=False,
+            client_options={"allow_http": True},
+        )
+        self.threaded = threaded
+        self.name = "raw obstore in threads" if threaded else "raw obstore"
+        self.limiter = anyio.CapacityLimiter(max(WIDTH, 10))
+
+    async def _put(self, key: str, data: Any, **kw: Any) -> Any:
+        import obstore
+
+        if self.threaded:
+            fn = functools.partial(obstore.put, self.store, key, data, **kw)
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+        return await obstore.put_async(self.store, key, data, **kw)
+
+    async def put(self, key: str, data: bytes) -> Any:
+        return await self._put(key, data)
+
+    async def create(self, key: str, data: bytes) -> Any:
+        return await self._put(key, data, mode="create")
+
+    async def cas(self, key: str, data: bytes, etag: str) -> str:
+        return str((await self._put(key, data, mode={"e_tag": etag}))["e_tag"])
+
+    async def get(self, key: str) -> bytes:
+        import obstore
+
+        if self.threaded:
+
+            def get() -> bytes:
+                return bytes(obstore.get(self.store, key).bytes())
+
+            return await anyio.to_thread.run_sync(get, limiter=self.limiter)
+        return bytes(await (await obstore.get_async(self.store, key)).bytes_async())
+
+    async def etag(self, key: str) -> str:
+        import obstore
+
+        if self.threaded:
+            meta = await anyio.to_thread.run_sync(obstore.head, self.store, key)
+        else:
+            meta = await obstore.head_async(self.store, key)
+        return str(meta["e_tag"])
+
+    async def stream(self, key: str, total: int) -> Any:
+        if self.threaded:
+            block = os.urandom(MiB)
+            chunks: Any = (block for _ in range(total // MiB))
+        else:
+            chunks = mib_chunks(total)
+        return await self._put(key, chunks, chunk_size=PART, max_concurrency=CONC)
+
+
 # ------------------------------------------------------------------ harness
 async def _drive(op: Op, ops: range, width: int) -> float:
     """Run ``op(i)`` for ``i`` in ``ops`` with ``width`` workers; return seconds."""
@@ -536,6 +609,95 @@ def syscall_level(root: str, n: int, rounds: int) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def _s3_server(kind: str) -> Iterator[str]:
+    if kind == "s3":
+        from aiolode.testing.moto_server import run_moto_server
+
+        with run_moto_server() as endpoint:
+            yield endpoint
+    else:
+        from aiolode.testing.seaweed_server import run_seaweed_server
+
+        with run_seaweed_server(bucket="bench-stores") as endpoint:
+            yield endpoint
+
+
+async def bench_s3_server(
+    kind: str,
+    backend: str,
+    rounds: int,
+    n_seq: int,
+    n_par: int,
+    stream_size: int,
+    lines: list[str],
+    summary: list[str],
+) -> None:
+    """S3Store and its raw anchors on moto (``s3``) or SeaweedFS (``seaweed``)."""
+    import boto3
+    from botocore.config import Config
+
+    with _s3_server(kind) as endpoint:
+        admin = boto3.client("s3", endpoint_url=endpoint, config=Config(**_S3_CFG))
+        bucket = "bench-stores"
+        if kind == "s3":
+            admin.create_bucket(Bucket=bucket)
+        async with AsyncExitStack() as stack:
+            anchors: list[Contender] = []
+            if backend == "asyncio":
+                import aioboto3
+                from aiobotocore.config import AioConfig
+
+                client = await stack.enter_async_context(
+                    aioboto3.Session().client(
+                        "s3",
+                        endpoint_url=endpoint,
+                        config=AioConfig(max_pool_connections=max(WIDTH, 10), **_S3_CFG),
+                    )
+                )
+                anchors.append(RawS3(client, bucket, threaded=False))
+            threaded = boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                config=Config(max_pool_connections=max(WIDTH, 10), **_S3_CFG),
+            )
+            anchors.append(RawS3(threaded, bucket, threaded=True))
+            if kind == "seaweed":
+                anchors.append(RawObstore(endpoint, bucket, threaded=backend != "asyncio"))
+            s3 = await stack.enter_async_context(
+                S3Store(
+                    bucket, "store", endpoint_url=endpoint, part_size=PART, max_concurrency=CONC
+                )
+            )
+            server = (
+                "moto server, serialised"
+                if kind == "s3"
+                else "SeaweedFS `weed mini`, a real S3 server, nothing serialised"
+            )
+            med = await bench_group(
+                f"S3Store ({server}; {PART // MiB} MiB parts, {CONC} in flight)",
+                [StoreContender("S3Store", s3), *anchors],
+                rounds,
+                max(n_seq // 2, 20),
+                max(n_par // 2, 64),
+                stream_size,
+                lines,
+            )
+        raw = anchors[0]
+        where = "moto" if kind == "s3" else "SeaweedFS"
+        seq = med[("S3Store", "put", 1)] / med[(raw.name, "put", 1)]
+        cseq = med[("S3Store", "create", 1)] / med[(raw.name, "create", 1)]
+        st = med[("S3Store", "stream", 1)] / med[(raw.name, "stream", 1)]
+        summary.append(
+            f"- S3Store on {where}, 1 KiB sequential put: {seq:.2f}x {raw.name} "
+            f"(create-only {cseq:.2f}x); target >= 0.9"
+        )
+        summary.append(
+            f"- S3Store on {where}, {stream_size // MiB} MiB streamed put: {st:.2f}x {raw.name} "
+            "multipart (same part size and concurrency); target >= 0.9"
+        )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rounds = args.rounds or (3 if args.quick else 5)
     n_seq = 60 if args.quick else 200
@@ -601,61 +763,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     f"(named-temp fallback: x {raw / named:.2f} / x {rawd / named:.2f}); target <= 1.3"
                 )
 
-    if "s3" in stores:
-        import boto3
-        from botocore.config import Config
-
-        from aiolode.testing.moto_server import run_moto_server
-
-        with run_moto_server() as endpoint:
-            admin = boto3.client("s3", endpoint_url=endpoint, config=Config(**_S3_CFG))
-            bucket = "bench-stores"
-            admin.create_bucket(Bucket=bucket)
-            async with AsyncExitStack() as stack:
-                if backend == "asyncio":
-                    import aioboto3
-                    from aiobotocore.config import AioConfig
-
-                    client = await stack.enter_async_context(
-                        aioboto3.Session().client(
-                            "s3",
-                            endpoint_url=endpoint,
-                            config=AioConfig(max_pool_connections=max(WIDTH, 10), **_S3_CFG),
-                        )
-                    )
-                    raw: Contender = RawS3(client, bucket, threaded=False)
-                else:
-                    client = boto3.client(
-                        "s3",
-                        endpoint_url=endpoint,
-                        config=Config(max_pool_connections=max(WIDTH, 10), **_S3_CFG),
-                    )
-                    raw = RawS3(client, bucket, threaded=True)
-                s3 = await stack.enter_async_context(
-                    S3Store(
-                        bucket, "store", endpoint_url=endpoint, part_size=PART, max_concurrency=CONC
-                    )
-                )
-                med = await bench_group(
-                    f"S3Store (moto server, serialised; {PART // MiB} MiB parts, {CONC} in flight)",
-                    [StoreContender("S3Store", s3), raw],
-                    rounds,
-                    max(n_seq // 2, 20),
-                    max(n_par // 2, 64),
-                    stream_size,
-                    lines,
-                )
-            seq = med[("S3Store", "put", 1)] / med[(raw.name, "put", 1)]
-            cseq = med[("S3Store", "create", 1)] / med[(raw.name, "create", 1)]
-            st = med[("S3Store", "stream", 1)] / med[(raw.name, "stream", 1)]
-            summary.append(
-                f"- S3Store 1 KiB sequential put: {seq:.2f}x {raw.name} (create-only {cseq:.2f}x); "
-                f"target >= 0.9"
-            )
-            summary.append(
-                f"- S3Store {stream_size // MiB} MiB streamed put: {st:.2f}x {raw.name} multipart "
-                "(same part size and concurrency); target >= 0.9"
-            )
+    for kind in ("s3", "seaweed"):
+        if kind in stores:
+            await bench_s3_server(kind, backend, rounds, n_seq, n_par, stream_size, lines, summary)
 
     out = ["## Stores", "", *lines]
     if summary:
@@ -668,7 +778,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, 3 rounds")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    ap.add_argument("--stores", default="memory,file,s3")
+    ap.add_argument("--stores", default="memory,file,s3,seaweed")
     ap.add_argument("--dir", default=None, help="where the file stores live (default: $TMPDIR)")
     args = ap.parse_args()
     anyio.run(main_async, args, backend=args.backend)

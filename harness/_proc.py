@@ -14,17 +14,17 @@ import aiolode
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["PY", "fake_aws_env", "open_location", "run_checker", "s3_location"]
+__all__ = ["PY", "fake_aws_env", "open_location", "run_checker", "s3_location", "seaweed_location"]
 
 PY = sys.executable
 
 
 def open_location(kind: str, location: str) -> aiolode.Store:
-    """``file`` + a directory, or ``s3`` + ``endpoint|bucket``."""
+    """``file`` + a directory, or ``s3``/``seaweed`` + ``endpoint|bucket[|prefix]``."""
     if kind == "file":
         return aiolode.FileStore(location)
-    endpoint, bucket = location.split("|")
-    return aiolode.S3Store(bucket, endpoint_url=endpoint, region_name="us-east-1")
+    endpoint, bucket, *prefix = location.split("|")
+    return aiolode.S3Store(bucket, *prefix, endpoint_url=endpoint, region_name="us-east-1")
 
 
 def run_checker(kind: str, location: str, spec_path: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -71,4 +71,14 @@ def s3_location(bucket: str, endpoint: str | None = None) -> Iterator[str]:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
             Bucket=bucket
         )
+        yield f"{endpoint}|{bucket}"
+
+
+@contextlib.contextmanager
+def seaweed_location(bucket: str) -> Iterator[str]:
+    """A bucket on a SeaweedFS server (``weed mini``) started here."""
+    from aiolode.testing.seaweed_server import run_seaweed_server
+
+    fake_aws_env()
+    with run_seaweed_server(bucket=bucket) as endpoint:
         yield f"{endpoint}|{bucket}"

@@ -9,7 +9,7 @@ metadata implies, every acknowledged snapshot exists, no tag is committed
 twice or invented. The next writer continues the same history (a restart);
 every ``epoch`` kills the harness moves to fresh ids so checks stay short.
 
-    python -m harness.crash --kills 100 --backend file|s3 [--seed 0]
+    python -m harness.crash --kills 100 --backend file|s3|seaweed [--seed 0]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from ._proc import PY, run_checker, s3_location
+from ._proc import PY, run_checker, s3_location, seaweed_location
 
 _EPOCH = 10
 _WRITER_BACKENDS = ("asyncio", "trio")
@@ -141,13 +141,16 @@ def run(kind: str, location: str, kills: int, seed: int, max_delay: float = 0.8)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=100)
-    parser.add_argument("--backend", choices=("file", "s3"), default="file")
+    parser.add_argument("--backend", choices=("file", "s3", "seaweed"), default="file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-delay", type=float, default=0.8)
     args = parser.parse_args()
     if args.backend == "file":
         with tempfile.TemporaryDirectory() as root:
             res = run("file", root, args.kills, args.seed, args.max_delay)
+    elif args.backend == "seaweed":
+        with seaweed_location(f"crash-{os.getpid()}") as loc:
+            res = run("seaweed", loc, args.kills, args.seed, args.max_delay)
     else:
         with s3_location(f"crash-{os.getpid()}") as loc:
             res = run("s3", loc, args.kills, args.seed, args.max_delay)

@@ -6,7 +6,7 @@ process): exactly N x M snapshots in one linear chain, each writer's commits
 all present exactly once, ``verify`` clean; for the Volume, N x M snapshots
 and every block present in the final snapshot with the right bytes.
 
-    python -m harness.races --procs 8 --commits 50 --backend file|s3
+    python -m harness.races --procs 8 --commits 50 --backend file|s3|seaweed
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from ._proc import PY, run_checker, s3_location
+from ._proc import PY, run_checker, s3_location, seaweed_location
 
 
 def run_target(kind: str, location: str, target: str, procs: int, commits: int) -> dict[str, Any]:
@@ -119,11 +119,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, default=8)
     parser.add_argument("--commits", type=int, default=50)
-    parser.add_argument("--backend", choices=("file", "s3"), default="file")
+    parser.add_argument("--backend", choices=("file", "s3", "seaweed"), default="file")
     args = parser.parse_args()
     if args.backend == "file":
         with tempfile.TemporaryDirectory() as root:
             results = run("file", root, args.procs, args.commits)
+    elif args.backend == "seaweed":
+        with seaweed_location(f"race-{os.getpid()}") as loc:
+            results = run("seaweed", loc, args.procs, args.commits)
     else:
         with s3_location(f"race-{os.getpid()}") as loc:
             results = run("s3", loc, args.procs, args.commits)

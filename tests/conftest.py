@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.s3_server", "tests.stores"]
+pytest_plugins = ["tests.s3_server", "tests.seaweed_server", "tests.gcs_server", "tests.stores"]
 
 
 @pytest.fixture(params=["asyncio", "trio"], scope="session")

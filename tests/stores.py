@@ -26,6 +26,8 @@ STORE_KINDS: list[Any] = [
     "memory",
     "file",
     pytest.param("s3", marks=pytest.mark.s3),
+    pytest.param("seaweed", marks=pytest.mark.seaweed),
+    pytest.param("gcs", marks=pytest.mark.gcs),
 ]
 
 
@@ -44,6 +46,21 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
             kind,
             (request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")),
         )
+    if kind == "seaweed":
+        # One bucket for the session (SeaweedFS has per-bucket volumes), a prefix per test.
+        return (
+            kind,
+            (
+                request.getfixturevalue("seaweed_endpoint"),
+                request.getfixturevalue("seaweed_bucket"),
+                request.getfixturevalue("seaweed_prefix"),
+            ),
+        )
+    if kind == "gcs":
+        return (
+            kind,
+            (request.getfixturevalue("gcs_endpoint"), request.getfixturevalue("gcs_bucket")),
+        )
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
@@ -61,6 +78,12 @@ def make_store(spec: StoreSpec) -> aiolode.Store:
     if kind == "s3":
         endpoint, bucket = arg
         return aiolode.S3Store(bucket, endpoint_url=endpoint, region_name="us-east-1")
+    if kind == "seaweed":
+        endpoint, bucket, prefix = arg
+        return aiolode.S3Store(bucket, prefix, endpoint_url=endpoint, region_name="us-east-1")
+    if kind == "gcs":
+        endpoint, bucket = arg
+        return aiolode.GCSStore(bucket, endpoint=endpoint, anonymous=True)
     raise AssertionError(f"unknown store kind {kind!r}")
 
 

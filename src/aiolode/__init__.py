@@ -72,6 +72,7 @@ from .reader import DatasetReader as DatasetReader
 from .schema import Field as Field
 from .schema import Schema as Schema
 from .store import FileStore as FileStore
+from .store import GCSStore as GCSStore
 from .store import MemoryStore as MemoryStore
 from .store import S3Store as S3Store
 from .store import Store as Store
@@ -134,6 +135,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
     "FileStore",
+    "GCSStore",
     "FormatError",
     "IfMatch",
     "InvalidInputError",

@@ -170,8 +170,6 @@ async def test_native_filesystems_are_used_where_the_store_offers_one(
     # The bridge follows the store's capabilities, never its class: a store
     # offering pyarrow's own filesystem is read natively, one keeping objects in
     # memory through buffers, anything else through the store filesystem.
-    # (FileStore and S3Store offer theirs on the store branches; until they
-    # land here they answer None and take the store route.)
     offered = await store.arrow_filesystem()
     if offered is not None:
         expected = offered.filesystem.type_name
@@ -179,6 +177,13 @@ async def test_native_filesystems_are_used_where_the_store_offers_one(
         expected = "py::aiolode+buffers"
     else:
         expected = f"py::aiolode+{store.name}"
+    # And what each store offers today.
+    assert expected == {
+        "memory": "py::aiolode+buffers",  # the bytes are in memory already
+        "file": "local",
+        "s3": "s3",
+        "gcs": "py::aiolode+gcs",  # no native GCS filesystem: reads go through the store
+    }[store.name if store.name in ("memory", "s3", "gcs") else "file"]
     assert adset.filesystem.type_name == expected
     frags = await anyio.to_thread.run_sync(lambda: list(adset.get_fragments()))
     assert all((f.buffer is not None) == store.objects_in_memory for f in frags)

@@ -6,7 +6,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from aiolode import FileStore, InvalidInputError, MemoryStore, S3Store, open_store
+from aiolode import FileStore, GCSStore, InvalidInputError, MemoryStore, S3Store, open_store
 
 
 async def test_memory() -> None:
@@ -62,7 +62,8 @@ async def test_file_root_must_exist(tmp_path: Path) -> None:
     [
         "",
         "relative/path",
-        "gs://bucket/x",
+        "gs:///no-bucket",
+        "gs://",
         "ftp://host/x",
         "file://remote-host/path",
         "file:relative",
@@ -83,7 +84,11 @@ def test_non_string_url() -> None:
 
 @pytest.mark.parametrize(
     ("url", "options"),
-    [("memory://", {"nope": 1}), ("/tmp", {"page_size": 1, "bogus": True})],
+    [
+        ("memory://", {"nope": 1}),
+        ("/tmp", {"page_size": 1, "bogus": True}),
+        ("gs://b", {"endpoint_url": "http://x"}),
+    ],
 )
 def test_unknown_option(url: str, options: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError, match="bad options"):
@@ -156,3 +161,44 @@ async def test_s3_round_trip_endpoint_from_env(
     async with open_store(f"s3://{s3_bucket}") as store:
         await store.put("e", b"env")
         assert await store.get("e") == b"env"
+
+
+def test_gs_url_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    store = open_store("gs://bucket/some/prefix/", project="billing", chunk_size=1 << 20)
+    assert isinstance(store, GCSStore)
+    assert (store.bucket, store.prefix, store.project) == ("bucket", "some/prefix", "billing")
+    assert store.chunk_size == 1 << 20
+    assert store.endpoint == "https://storage.googleapis.com"
+    assert not store._anonymous
+    bare = open_store("gs://bucket")
+    assert isinstance(bare, GCSStore)
+    assert bare.prefix == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint"),
+    [("127.0.0.1:4443", "http://127.0.0.1:4443"), ("https://emu:1", "https://emu:1")],
+)
+def test_gs_emulator_from_env(monkeypatch: pytest.MonkeyPatch, env: str, endpoint: str) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", env)
+    store = open_store("gs://b/p")
+    assert isinstance(store, GCSStore)
+    assert store.endpoint == endpoint
+    assert store._anonymous
+    # Explicit options win over the environment.
+    explicit = open_store("gs://b", endpoint="http://mine:1", anonymous=False)
+    assert isinstance(explicit, GCSStore)
+    assert explicit.endpoint == "http://mine:1"
+    assert not explicit._anonymous
+
+
+@pytest.mark.gcs
+async def test_gs_round_trip_emulator_from_env(
+    gcs_endpoint: str, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
+    async with open_store(f"gs://{gcs_bucket}/pre/fix") as store:
+        await store.put("k", b"through open_store")
+        assert await store.get("k") == b"through open_store"
+        assert [i.key async for i in store.list()] == ["k"]

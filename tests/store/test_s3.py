@@ -477,3 +477,39 @@ def test_reopen_on_another_backend(s3_endpoint: str, s3_bucket: str) -> None:
 
     assert anyio.run(use, 1, backend="asyncio") == ["re/1"]
     assert anyio.run(use, 2, backend="trio") == ["re/1", "re/2"]
+
+
+def test_range_past_end_is_decided_by_the_mapping() -> None:
+    from aiolode.store._s3 import PastEnd
+
+    original = _client_error(416, "InvalidRange", "GetObject")
+    with pytest.raises(PastEnd), map_s3_errors(key="k", bucket="b", ranged=True):
+        raise original
+    # Without a Range header a 416 is no "empty" answer, just a failure.
+    with pytest.raises(StorageError), map_s3_errors(key="k", bucket="b"):
+        raise original
+    # A missing key stays missing, ranged or not.
+    with pytest.raises(ObjectNotFoundError), map_s3_errors(key="k", bucket="b", ranged=True):
+        raise _client_error(404, "NoSuchKey", "GetObject")
+
+
+# --------------------------------------------------------------- arrow filesystem
+async def test_arrow_filesystem_reads_the_objects(
+    s3_endpoint: str, s3_bucket: str, s3_admin: Any
+) -> None:
+    async with S3Store(s3_bucket, "pre/fix", endpoint_url=s3_endpoint) as store:
+        await store.put("a/b.bin", b"through pyarrow")
+        found = await store.arrow_filesystem()
+        assert found is not None
+        assert found.filesystem.type_name == "s3"
+        assert found.path("a/b.bin") == f"{s3_bucket}/pre/fix/a/b.bin"
+
+        def read() -> bytes:
+            with found.filesystem.open_input_file(found.path("a/b.bin")) as f:
+                data: bytes = f.read()
+                return data
+
+        assert await anyio.to_thread.run_sync(read) == b"through pyarrow"
+    async with S3Store(s3_bucket, client=s3_admin) as theirs:
+        # A caller's client: its credentials are not the store's to hand out.
+        assert await theirs.arrow_filesystem() is None

@@ -1,4 +1,4 @@
-"""open_store: build a store from a URL (``memory://``, ``file://``, ``s3://``)."""
+"""open_store: build a store from a URL (``memory://``, ``file://``, ``s3://``, ``gs://``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ __all__ = ["open_store"]
 # Standard AWS environment variables, most specific first (as botocore reads them).
 _ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 _REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")
+# What google-cloud-storage and gcsfs read to talk to an emulator.
+_GCS_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
 
 def _from_env(names: tuple[str, ...]) -> str | None:
@@ -43,12 +45,18 @@ def open_store(url: str, **options: Any) -> Store:
     ``/abs/path``             the same (a plain absolute path)
     ``s3://bucket/prefix``    :class:`~aiolode.S3Store` (``endpoint_url``,
                               ``region_name``, ``part_size``, … forwarded)
+    ``gs://bucket/prefix``    :class:`~aiolode.GCSStore` (``credentials``,
+                              ``project``, ``endpoint``, … forwarded)
     ========================  ==============================================
 
     For ``s3://``, ``endpoint_url`` falls back to ``AWS_ENDPOINT_URL_S3`` then
     ``AWS_ENDPOINT_URL``, and ``region_name`` to ``AWS_REGION`` then
-    ``AWS_DEFAULT_REGION``; credentials come from the usual AWS chain. No I/O
-    happens here (cost: none); a ``FileStore`` checks its root when opened.
+    ``AWS_DEFAULT_REGION``; credentials come from the usual AWS chain. For
+    ``gs://``, when ``endpoint`` is not given and ``STORAGE_EMULATOR_HOST`` is
+    set (as for google-cloud-storage), the store talks to that emulator without
+    credentials (``anonymous=True`` unless ``credentials`` is given); otherwise
+    to GCS with the application-default credentials. No I/O happens here
+    (cost: none); a ``FileStore`` checks its root when opened.
 
     Parameters
     ----------
@@ -61,7 +69,8 @@ def open_store(url: str, **options: Any) -> Store:
     ------
     InvalidInputError
         Unknown scheme, a relative path, a ``file://`` URL with a remote host,
-        an ``s3://`` URL without a bucket, or an option the store does not take.
+        an ``s3://`` or ``gs://`` URL without a bucket, or an option the store
+        does not take.
     """
     if not isinstance(url, str) or not url:
         raise InvalidInputError(f"a store URL must be a non-empty str, not {url!r}")
@@ -99,12 +108,26 @@ def open_store(url: str, **options: Any) -> Store:
         from ._s3 import S3Store
 
         return _construct(S3Store, url, bucket, prefix, **options)
+    if scheme == "gs":
+        bucket = parsed.netloc
+        if not bucket:
+            raise InvalidInputError(f"gs:// URL {url!r} has no bucket")
+        prefix = urllib.parse.unquote(parsed.path).strip("/")
+        emulator = os.environ.get(_GCS_EMULATOR_ENV)
+        if options.get("endpoint") is None and emulator:
+            options["endpoint"] = emulator if "://" in emulator else f"http://{emulator}"
+            if options.get("credentials") is None:
+                options.setdefault("anonymous", True)
+        # Lazy like S3: httpx and google-auth load only when the store opens.
+        from ._gcs import GCSStore
+
+        return _construct(GCSStore, url, bucket, prefix, **options)
     if not scheme:
         raise InvalidInputError(
             f"store URL {url!r} is neither an absolute path nor a URL "
-            "(memory://, file:///abs/path, s3://bucket/prefix)"
+            "(memory://, file:///abs/path, s3://bucket/prefix, gs://bucket/prefix)"
         )
     raise InvalidInputError(
         f"unknown store URL scheme {parsed.scheme!r} in {url!r} "
-        "(known: memory://, file:///abs/path, s3://bucket/prefix)"
+        "(known: memory://, file:///abs/path, s3://bucket/prefix, gs://bucket/prefix)"
     )

@@ -10,10 +10,14 @@ caller's aioboto3 client on asyncio); see ``docs/s3.md``.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
+import urllib.parse
 from typing import TYPE_CHECKING, Any, NoReturn, final
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 
 from .._concurrency import collapse_group
 from .._keys import validate_prefix
@@ -21,6 +25,7 @@ from ..errors import (
     AiolodeError,
     ConflictError,
     InvalidInputError,
+    MissingDependencyError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -29,13 +34,20 @@ from ..errors import (
     TransientStorageError,
 )
 from ..types import IfMatch, ObjectInfo, PutMode
-from ._base import Store
-from ._s3_transport import AioTransport, S3Transport, ThreadTransport, is_async_client
+from ._base import ArrowFilesystem, Store
+from ._s3_transport import (
+    _SESSION_LOCK,
+    AioTransport,
+    S3Transport,
+    ThreadTransport,
+    _shared_session,
+    is_async_client,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
-__all__ = ["S3Store", "map_s3_errors"]
+__all__ = ["PastEnd", "S3Store", "map_s3_errors"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,10 +88,23 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+class PastEnd(Exception):  # an outcome, not an error: never escapes the store
+    """A ranged read started at or past the end of the object: the answer is ``b""``.
+
+    Raised by :func:`map_s3_errors` (``ranged=True`` only) for S3's ``416
+    InvalidRange``, which S3 sends when the range's first byte is at or past the
+    end (a missing key is ``NoSuchKey`` instead). Never escapes the store.
+    """
+
+
 def _translate(
-    exc: Exception, *, key: str | None, mode: PutMode | None, bucket: str
-) -> AiolodeError:
-    """Map one botocore/transport error to the aiolode tree (the only place that does)."""
+    exc: Exception, *, key: str | None, mode: PutMode | None, bucket: str, ranged: bool = False
+) -> AiolodeError | PastEnd:
+    """Map one botocore/transport error to the aiolode tree (the only place that does).
+
+    ``ranged`` says the request carried a ``Range`` header: then a 416 means
+    the range starts at or past the end, an empty answer (:class:`PastEnd`).
+    """
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -98,6 +123,8 @@ def _translate(
         msg = (
             f"S3 {exc.operation_name} on {key!r} failed: {code or status} {err.get('Message', '')}"
         )
+        if ranged and (status == 416 or code == "InvalidRange"):
+            return PastEnd(msg)
         if code == "NoSuchBucket":
             return StorageError(
                 f"S3 bucket {bucket!r} does not exist ({exc.operation_name})", key=key
@@ -157,7 +184,9 @@ def _translate(
 
 
 @contextlib.contextmanager
-def map_s3_errors(*, key: str | None, bucket: str, mode: PutMode | None = None) -> Iterator[None]:
+def map_s3_errors(
+    *, key: str | None, bucket: str, mode: PutMode | None = None, ranged: bool = False
+) -> Iterator[None]:
     """Translate backend errors raised inside the block, chained ``from`` the original.
 
     aiolode errors and cancellation pass through untouched.
@@ -166,21 +195,15 @@ def map_s3_errors(*, key: str | None, bucket: str, mode: PutMode | None = None) 
     ------
     AiolodeError
         The mapped error (see :func:`_translate`).
+    PastEnd
+        ``ranged`` and the range starts at or past the end of the object.
     """
     try:
         yield
     except AiolodeError:
         raise
     except Exception as exc:
-        raise _translate(exc, key=key, mode=mode, bucket=bucket) from exc
-
-
-def _code(exc: BaseException) -> str | None:
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return None
+        raise _translate(exc, key=key, mode=mode, bucket=bucket, ranged=ranged) from exc
 
 
 def _is_leaf(err: BaseException, group: BaseExceptionGroup[BaseException]) -> bool:
@@ -382,6 +405,66 @@ class S3Store(Store):
                     )
             return self._transport
 
+    # ---------------------------------------------------------------- capabilities
+    async def arrow_filesystem(self) -> ArrowFilesystem | None:
+        """pyarrow's ``S3FileSystem`` on this bucket, with the store's settings.
+
+        Same endpoint, region and credentials as the store's own client (the
+        session's, or botocore's default chain). ``None`` when the store was given
+        a caller's ``client``: its credentials are the caller's business (and an
+        aiobotocore client only yields them asynchronously).
+
+        Cost: no store calls; credentials are resolved in a worker thread.
+
+        Raises
+        ------
+        MissingDependencyError
+            pyarrow is not installed.
+        PermissionDeniedError
+            Resolving the credentials failed.
+        """
+        if self._client is not None:
+            await anyio.lowlevel.checkpoint()
+            return None
+        with map_s3_errors(key=None, bucket=self.bucket):
+            fs = await anyio.to_thread.run_sync(self._arrow_s3)
+        base = f"{self.bucket}/{self.prefix}/" if self.prefix else f"{self.bucket}/"
+        return ArrowFilesystem(fs, lambda key: base + key)
+
+    def _arrow_s3(self) -> Any:
+        """Blocking (imports pyarrow, reads credentials and config files)."""
+        try:
+            import pyarrow.fs as pafs
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "pyarrow is needed for arrow_filesystem(): pip install aiolode[parquet]",
+                package="pyarrow",
+                extra="parquet",
+            ) from exc
+        region = self._region_name
+        if self._session is None:
+            with _SESSION_LOCK:
+                bsess: Any = _shared_session()
+                creds = bsess.get_credentials()
+                region = region or bsess.get_config_variable("region")
+        else:
+            creds = self._session.get_credentials()
+            region = region or getattr(self._session, "region_name", None)
+        kwargs: dict[str, Any] = {"region": region or "us-east-1"}
+        if creds is not None:
+            frozen = creds.get_frozen_credentials()
+            kwargs.update(
+                access_key=frozen.access_key,
+                secret_key=frozen.secret_key,
+                session_token=frozen.token,
+            )
+        if self._endpoint_url:
+            parts = urllib.parse.urlsplit(self._endpoint_url)
+            kwargs.update(
+                endpoint_override=parts.netloc + parts.path.rstrip("/"), scheme=parts.scheme
+            )
+        return pafs.S3FileSystem(**kwargs)
+
     async def aclose(self) -> None:
         """Close the client if the store created it; idempotent.
 
@@ -543,18 +626,14 @@ class S3Store(Store):
         # docstring inherited
         transport = await self._ensure_open()
         try:
-            with map_s3_errors(key=key, bucket=self.bucket):
+            with map_s3_errors(key=key, bucket=self.bucket, ranged=True):
                 resp, data = await transport.fetch(
                     Bucket=self.bucket,
                     Key=self._full(key),
                     Range=f"bytes={offset}-{offset + length - 1}",
                 )
-        except StorageError as exc:
-            # S3 answers 416 InvalidRange when offset >= size (the key exists:
-            # a missing key is NoSuchKey, mapped to ObjectNotFoundError above).
-            if _code(exc) == "InvalidRange":
-                return b""
-            raise
+        except PastEnd:
+            return b""
         if "ContentRange" not in resp:
             # A server that ignored Range sent the whole object.
             data = data[offset : offset + length]
@@ -624,7 +703,19 @@ class S3Store(Store):
 
     async def _list_dirs(self, prefix: str) -> AsyncGenerator[str, None]:
         # docstring inherited: one delimiter listing, never every key.
+        # S3 sorts CommonPrefixes by bytes ("a-b/" < "a/"); SeaweedFS sorts them
+        # by directory name ("a" < "a-b"). Hold a prefix back until no later one
+        # can sort before it, so both come out in byte order. A prefix "P/" is
+        # safe once the incoming bare name n > "P/": later names are >= n in
+        # either order. Only prefixes of the current name are ever held.
+        held: list[str] = []
         async with contextlib.aclosing(self._pages(prefix, Delimiter="/")) as pages:
             async for page in pages:
                 for cp in page.get("CommonPrefixes", ()):
-                    yield self._strip(cp["Prefix"])
+                    p: str = cp["Prefix"]
+                    bare = p[:-1] if p.endswith("/") else p
+                    while held and held[0] < bare:
+                        yield self._strip(heapq.heappop(held))
+                    heapq.heappush(held, p)
+        while held:
+            yield self._strip(heapq.heappop(held))
