@@ -7,9 +7,10 @@ from typing import Any
 
 from aiolode import Dataset, DatasetNotFoundError, Snapshot, Store
 from aiolode.testing.history_suite import HistoryConformance
-from tests.history.known_bugs import DIGITS, HOLE
+from tests.history.known_bugs import with_known_bugs
 
 
+@with_known_bugs
 class TestDatasetHistory(HistoryConformance[Dataset, Snapshot]):
     kind = "dataset"
     id_pattern = r"[0-9]{16}-[0-9]{4}"
@@ -44,13 +45,3 @@ class TestDatasetHistory(HistoryConformance[Dataset, Snapshot]):
     def unknown_ids(self, committed: Any) -> list[str]:
         # Record 1 holds one snapshot: its second index names nothing.
         return [*super().unknown_ids(committed), "0000000000000001-0001", "0000000000000001-9999"]
-
-    @DIGITS
-    async def test_an_id_spelled_with_other_digits_is_not_found(self, store: Store) -> None:
-        await super().test_an_id_spelled_with_other_digits_is_not_found(store)
-
-    @HOLE
-    async def test_whichever_record_is_missing_no_one_builds_on_the_hole(
-        self, store: Store
-    ) -> None:
-        await super().test_whichever_record_is_missing_no_one_builds_on_the_hole(store)

@@ -7,12 +7,13 @@ from typing import Any
 
 from aiolode import Store, Volume, VolumeSnapshot
 from aiolode.testing.history_suite import HistoryConformance
-from tests.history.known_bugs import DIGITS, HOLE
+from tests.history.known_bugs import with_known_bugs
 
 #: Blocks land at random offsets of a 1 TiB space: disjoint without coordination.
 SPACE = 1 << 40
 
 
+@with_known_bugs
 class TestVolumeHistory(HistoryConformance[Volume, VolumeSnapshot]):
     kind = "volume"
     id_pattern = r"[0-9]{20}"
@@ -40,13 +41,3 @@ class TestVolumeHistory(HistoryConformance[Volume, VolumeSnapshot]):
 
     def snapshot_id_at(self, seq: int) -> str:
         return f"{seq:020d}"
-
-    @DIGITS
-    async def test_an_id_spelled_with_other_digits_is_not_found(self, store: Store) -> None:
-        await super().test_an_id_spelled_with_other_digits_is_not_found(store)
-
-    @HOLE
-    async def test_whichever_record_is_missing_no_one_builds_on_the_hole(
-        self, store: Store
-    ) -> None:
-        await super().test_whichever_record_is_missing_no_one_builds_on_the_hole(store)

@@ -730,6 +730,38 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
         second = await self.commit(h, staged, {"ok": True})
         assert second.parent_id == first.id
 
+    async def test_metadata_without_a_faithful_form_is_refused_typed(self, store: Store) -> None:
+        """Values Python accepts but cannot carry through JSON and back unchanged:
+        an int longer than ``int()``'s default limit (4300 digits: neither
+        ``json.dumps`` nor ``json.loads`` takes it) and NaN decimals (NaN is never
+        equal to itself; a signalling NaN even makes ``==`` and ``hash`` raise).
+        They must be refused like a float NaN: typed, before any I/O."""
+        counting = CountingStore(store)
+        h = self.open_history(counting, "meta")
+        staged = await self.stage(h)
+        cases = {
+            "int-of-4301-digits": 10**4300,
+            "negative-int-of-5000-digits": -(10**4999),
+            "decimal-nan": Decimal("NaN"),
+            "decimal-signalling-nan": Decimal("sNaN"),
+            "nested-decimal-nan": [{"d": Decimal("-NaN")}],
+        }
+        wrong: dict[str, str] = {}
+        for case, value in cases.items():
+            with counting.measure() as m:
+                try:
+                    await self.commit(h, staged, {"v": value})
+                except InvalidInputError:
+                    pass
+                except Exception as exc:  # reported below, with the others
+                    wrong[case] = f"raised {type(exc).__name__}: {exc}"[:200]
+                else:
+                    wrong[case] = "accepted"
+                    staged = await self.stage(h)
+            if m.counts.total_calls and case not in wrong:
+                wrong[case] = f"refused after I/O: {m.counts}"
+        assert not wrong, wrong
+
     # ================================================================ clock skew
     @pytest.mark.parametrize(
         "schedule",
@@ -836,6 +868,28 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
             with pytest.raises(HistoryGapError):
                 await _all(self.open_history(store, name).snapshots())
 
+    async def test_a_damaged_record_is_a_format_error_never_built_upon(self, store: Store) -> None:
+        h = self.open_history(store, "bad")
+        snaps = await self.commit_many(h, 4)
+        await store.put(self.record_key(h, 2), b'{"schema_name": "garbage"', mode="overwrite")
+        fresh = self.open_history(store, "bad")
+        _same(await fresh.latest(), snaps[-1])
+        with pytest.raises(ManifestFormatError) as ei:
+            await fresh.snapshot(snaps[1].id)
+        assert ei.value.key == self.record_key(h, 2)
+        assert self._owner(ei.value) == h.id
+        for newest_first in (False, True):
+            with pytest.raises(ManifestFormatError):
+                await _all(self.open_history(store, "bad").snapshots(newest_first=newest_first))
+        new = await self.commit_one(self.open_history(store, "bad"))
+        assert new.parent_id == snaps[-1].id
+        # The damaged head itself: nothing may be committed on top of it.
+        await store.put(self.record_key(h, 6), b"\x00not json", mode="overwrite")
+        with pytest.raises(ManifestFormatError):
+            await self.commit_one(self.open_history(store, "bad"))
+        assert await store.get(self.record_key(h, 6)) == b"\x00not json"
+        assert not await store.exists(self.record_key(h, 7))
+
     @pytest.mark.parametrize(
         "hint",
         [
@@ -912,6 +966,41 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
             assert [s.id for s in snaps] == [first.id, snap.id], k
             report = await self.open_history(store, name).verify()
             assert report.ok, (k, report.problems)
+
+    async def test_a_landed_commit_reported_as_a_storage_error_keeps_what_it_references(
+        self, store: Store
+    ) -> None:
+        """A record put that took effect, but whose reply is an error that is not
+        classified as transient (a generic StorageError: an unmapped backend
+        error, a failed directory fsync after the link): the writer cannot know
+        it failed, so it must read the slot back before deleting anything the
+        record may reference. Deleting them leaves a committed snapshot whose
+        objects are gone."""
+        faulty = FaultInjectingStore(store)
+        h = self.open_history(faulty, "landed")
+        first = await self.commit_one(h)
+        key = self.record_key(h, 2)
+        faulty.add(Rule(op="put", key=key, nth=1, action=LoseAck(error=StorageError)))
+        result: SnapT | None = None
+        told: StorageError | None = None
+        try:
+            result = await self.commit_one(h, {"landed": True})
+        except StorageError as exc:
+            told = exc
+        faulty.clear()
+        try:
+            snaps = await _all(self.open_history(store, "landed").snapshots())
+            for s in snaps:
+                await self.read(self.open_history(store, "landed"), s.id)
+        except NotFoundError as exc:
+            raise AssertionError(f"the landed commit's objects were deleted: {exc}") from exc
+        # Told an error about a commit that landed: it must not say "failed".
+        assert told is None or "unknown" in str(told), f"a landed commit was reported as: {told}"
+        assert [s.id for s in snaps] == [first.id, snaps[-1].id]  # it landed, once
+        if result is not None:
+            _same(result, snaps[1])
+        report = await self.open_history(store, "landed").verify()
+        assert report.ok, report.problems
 
     @pytest.mark.parametrize("lands", [True, False], ids=["put-landed", "put-lost"])
     async def test_an_unknown_outcome_is_typed_and_never_doubles(
