@@ -606,6 +606,10 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
             want = [t for t in snaps if t.created_at <= s.created_at][-1]
             _same(await timed.snapshot_as_of(s.created_at), want)
         _same(await timed.snapshot_as_of(datetime.now(UTC) + timedelta(days=1)), snaps[-1])
+        far = timezone(timedelta(hours=-12))
+        _same(await timed.snapshot_as_of(datetime.max.replace(tzinfo=far)), snaps[-1])
+        with pytest.raises(SnapshotNotFoundError):
+            await timed.snapshot_as_of(datetime.min.replace(tzinfo=UTC))
         with pytest.raises(SnapshotNotFoundError) as ei:
             await timed.snapshot_as_of(snaps[0].created_at - timedelta(microseconds=1))
         assert self._owner(ei.value) == timed.id
@@ -672,6 +676,9 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
         assert snap.metadata == plain
         assert (await self.open_history(store, "meta").latest()).metadata == plain
         assert pickle.loads(pickle.dumps(snap.metadata)) == plain
+        # A snapshot's metadata is valid metadata: it can be passed on as it is.
+        again = await self.commit_one(h, written.metadata)
+        assert _exact(again.metadata) == _exact(written.metadata)
 
     @pytest.mark.parametrize("empty", [None, {}])
     async def test_no_metadata_is_an_empty_mapping(self, store: Store, empty: object) -> None:
@@ -1206,6 +1213,14 @@ class HistoryConformance(abc.ABC, Generic[H, SnapT]):
             assert later == []
             new = await self.commit_one(h)
         assert [s.id for s in later] == [new.id]
+
+    async def test_watch_refuses_a_bad_poll_interval(self, store: Store) -> None:
+        h = self.open_history(store, "poll")
+        await self.commit_one(h)
+        bad_intervals: tuple[Any, ...] = (0, -1, math.nan, math.inf, "1", None, True)
+        for bad in bad_intervals:
+            w = h.watch(poll_interval=bad)
+            await _raises(InvalidInputError, _take(w, 1), bad)
 
     async def test_watch_idles_at_one_request_per_poll(self, store: Store) -> None:
         h = self.open_history(store, "idle")
