@@ -25,6 +25,7 @@ PUBLIC = [
 def test_the_public_modules_are_the_documented_ones() -> None:
     assert sorted(PUBLIC) == [
         "aiolode.testing",
+        "aiolode.testing.history_suite",
         "aiolode.testing.moto_server",
         "aiolode.testing.store_suite",
         "aiolode.testing.strategies",

@@ -7,11 +7,14 @@
   that match its :class:`Rule` s.
 
 Every name above has one home: this package (the modules behind it are private).
-Two public modules are not imported here, because they need a test-only
+Three public modules are not imported here, because they need a test-only
 dependency:
 
 - :mod:`aiolode.testing.store_suite` holds :class:`~aiolode.testing.store_suite.StoreConformance`,
   the conformance suite every store adapter must pass (needs pytest);
+- :mod:`aiolode.testing.history_suite` holds
+  :class:`~aiolode.testing.history_suite.HistoryConformance`, the contract every
+  history (Dataset, Volume) keeps, run unchanged over each (needs pytest);
 - :mod:`aiolode.testing.strategies` holds Hypothesis strategies (needs hypothesis).
 
 :mod:`aiolode.testing.moto_server` runs moto's S3 server for tests (needs moto).
