@@ -178,12 +178,15 @@ async def test_native_filesystems_are_used_where_the_store_offers_one(
     else:
         expected = f"py::aiolode+{store.name}"
     # And what each store offers today.
-    assert expected == {
-        "memory": "py::aiolode+buffers",  # the bytes are in memory already
-        "file": "local",
-        "s3": "s3",
-        "gcs": "py::aiolode+gcs",  # no native GCS filesystem: reads go through the store
-    }[store.name if store.name in ("memory", "s3", "gcs") else "file"]
+    assert (
+        expected
+        == {
+            "memory": "py::aiolode+buffers",  # the bytes are in memory already
+            "file": "local",
+            "s3": "s3",
+            "gcs": "py::aiolode+gcs",  # no native GCS filesystem: reads go through the store
+        }[store.name if store.name in ("memory", "s3", "gcs") else "file"]
+    )
     assert adset.filesystem.type_name == expected
     frags = await anyio.to_thread.run_sync(lambda: list(adset.get_fragments()))
     assert all((f.buffer is not None) == store.objects_in_memory for f in frags)

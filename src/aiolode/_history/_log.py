@@ -40,12 +40,15 @@ from ..errors import (
     AiolodeError,
     FormatError,
     HistoryGapError,
+    InvalidInputError,
     ObjectExistsError,
     ObjectNotFoundError,
+    PermissionDeniedError,
     SnapshotConflictError,
     SnapshotExpiredError,
     SnapshotNotFoundError,
     TransientStorageError,
+    UnsupportedError,
 )
 from ..manifest._converter import decode, encode
 from ..manifest._ids import record_key
@@ -463,10 +466,20 @@ class SequenceLog(Generic[R]):
         except BaseExceptionGroup as eg:
             reraise(eg)
         base = found[seq]
-        if base is None:
-            return False
-        self.remember(base)
         nxt = found[seq + 1]
+        if base is None:
+            if nxt is not None:
+                # The record after the one the hint names exists: a hole, not a
+                # lying hint. Searching from the start would stop at the hole and
+                # a writer would then fill it, rewriting history.
+                raise HistoryGapError(
+                    f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(seq)!r} is "
+                    f"missing, yet record {seq + 1} exists; the history was damaged",
+                    key=self.key(seq),
+                    sequence=seq,
+                    **self.spec.ctx(),
+                )
+            return False
         if nxt is not None:
             self.remember(nxt)
         return True
@@ -711,13 +724,15 @@ class SequenceLog(Generic[R]):
             await self.store.put(key, encode(draft.record), mode="create")
         except ObjectExistsError:
             return await self._read_back(seq, None)
-        except TransientStorageError as exc:
-            # The put may have landed: read the slot before deciding anything.
-            return await self._read_back(seq, exc)
-        except AiolodeError as exc:
-            # A permanent refusal (permissions, invalid key): not committed.
+        except (PermissionDeniedError, InvalidInputError, UnsupportedError) as exc:
+            # Refused before anything was written (credentials, a bad key, a
+            # store that cannot do it): not committed.
             await delete_quietly(self.store, draft.side_keys)
             return _Attempt(error=exc)
+        except AiolodeError as exc:
+            # Transient or not, a failed put may have landed (a lost reply): read
+            # the slot before deciding anything, never guess "not committed".
+            return await self._read_back(seq, exc)
         self.remember(draft.record)
         return _Attempt(record=draft.record)
 

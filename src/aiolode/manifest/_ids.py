@@ -42,8 +42,10 @@ MAX_SNAPSHOTS_PER_RECORD = 10_000
 #: ``_log``), at most 200 characters.
 HISTORY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 
-_DATASET_ID_RE = re.compile(r"(\d{16})-(\d{4})")
-_VOLUME_ID_RE = re.compile(r"\d{20}")
+# ASCII digits only: \d and int() also take other scripts' digits ("٠", "１"),
+# which would make two spellings name one snapshot.
+_DATASET_ID_RE = re.compile(r"([0-9]{16})-([0-9]{4})")
+_VOLUME_ID_RE = re.compile(r"[0-9]{20}")
 
 
 def validate_history_id(value: object, kind: str) -> str:

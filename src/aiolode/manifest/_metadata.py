@@ -53,6 +53,9 @@ DEFAULT_MAX_METADATA_BYTES = 64 * 1024
 #: Nesting deeper than this is refused (and never reaches Python's recursion limit).
 MAX_DEPTH = 64
 
+#: Python refuses to turn ints of more than 4300 digits into text (and back).
+_MAX_INT_BITS = 13_000
+
 _TAGS = ("$datetime", "$date", "$uuid", "$decimal", "$bytes", "$map")
 
 
@@ -151,6 +154,8 @@ def _encode(value: Any, path: str, depth: int, active: set[int]) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            _fail(path, "is an integer too large to encode (over 4,000 digits)")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -172,6 +177,9 @@ def _encode(value: Any, path: str, depth: int, active: set[int]) -> Any:
     if isinstance(value, uuid.UUID):
         return {"$uuid": str(value)}
     if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            # Like a float NaN: no faithful, comparable form (a NaN never equals itself).
+            _fail(path, f"is Decimal({str(value)!r}): only finite decimals are kept")
         return {"$decimal": str(value)}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
@@ -249,7 +257,10 @@ def _decode_tag(tag: str, inner: Any, depth: int) -> Any:
         if tag == "$uuid":
             return uuid.UUID(inner)
         if tag == "$decimal":
-            return decimal.Decimal(inner)
+            number = decimal.Decimal(inner)
+            if not number.is_finite():
+                raise ValueError("a $decimal must be finite")
+            return number
         return base64.b64decode(inner.encode("ascii"), validate=True)
     except (ValueError, decimal.InvalidOperation, binascii.Error, UnicodeEncodeError) as exc:
         raise ValueError(f"invalid {tag} value {inner!r}: {exc}") from exc
