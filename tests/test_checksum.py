@@ -1,8 +1,9 @@
 """Checksum algorithms: published test vectors, incremental == one-shot, the recorded
-form, and verification catching truncation and bit flips."""
+form, the default, and verification catching truncation and bit flips."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pickle
 import sys
@@ -25,6 +26,7 @@ from aiolode import (
     Checksum,
     ChecksumMismatchError,
     CorruptDataError,
+    InvalidInputError,
     ManifestFormatError,
     MissingDependencyError,
 )
@@ -193,23 +195,60 @@ def test_unknown_or_malformed_recorded_form(recorded: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("algo", "module", "package"),
+    ("algo", "module", "package", "extra"),
     [
-        (CRC32C, "google_crc32c", "google-crc32c"),
-        (XXH3, "xxhash", "xxhash"),
-        (Blake3, "blake3", "blake3"),
+        (CRC32C, "google_crc32c", "google-crc32c", "checksum"),
+        (XXH3, "xxhash", "xxhash", None),  # the default's library: a base dependency
+        (Blake3, "blake3", "blake3", "checksum"),
     ],
 )
 def test_missing_library_is_a_typed_error(
-    algo: type[Checksum], module: str, package: str, monkeypatch: pytest.MonkeyPatch
+    algo: type[Checksum],
+    module: str,
+    package: str,
+    extra: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes the import raise ImportError
     with pytest.raises(MissingDependencyError) as ei:
         algo()
-    assert (ei.value.package, ei.value.extra) == (package, "checksum")
+    assert (ei.value.package, ei.value.extra) == (package, extra)
     assert isinstance(ei.value, ImportError)
     with pytest.raises(MissingDependencyError):
         ck.parse_recorded(f"{algo.name}:00")
+
+
+# ------------------------------------------------------------------------ default
+def test_default_sentinel_resolves_to_the_default_algorithm() -> None:
+    got = ck.resolve_checksum_arg(ck.DEFAULT)
+    assert isinstance(got, ck.DEFAULT_CHECKSUM)
+    assert got == ck.default_checksum()
+    assert ck.checksum_from_name(got.name) == got  # manifests recording it verify
+    assert ck.resolve_checksum_arg(None) is None
+    sha = SHA256()
+    assert ck.resolve_checksum_arg(sha) is sha
+    assert repr(ck.DEFAULT) == "aiolode.checksum.DEFAULT"
+
+
+@pytest.mark.parametrize("bad", ["xxh3_128", XXH3, 0, True, "DEFAULT", ck.DefaultChecksum])
+def test_resolve_refuses_anything_else(bad: object) -> None:
+    with pytest.raises(InvalidInputError):
+        ck.resolve_checksum_arg(bad)
+
+
+def test_default_algorithm_needs_no_extra() -> None:
+    """The default's library is a base dependency: ``pip install aiolode`` alone
+    must be able to write and verify it."""
+    package = {CRC32C: "google-crc32c", XXH3: "xxhash", Blake3: "blake3"}.get(ck.DEFAULT_CHECKSUM)
+    if package is None:  # a hashlib/zlib algorithm: the standard library has it
+        assert ck.DEFAULT_CHECKSUM in (CRC32, SHA256, MD5, Blake2b)
+        return
+    base = [
+        r.split(";")[0].strip()
+        for r in importlib.metadata.requires("aiolode") or []
+        if "extra ==" not in r
+    ]
+    assert any(r.replace("_", "-").startswith(package) for r in base), base
 
 
 def test_new_algorithms_are_exported() -> None:

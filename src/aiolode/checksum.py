@@ -6,15 +6,20 @@ loop; every algorithm here releases the GIL while it hashes a large buffer
 (hashlib, zlib, xxhash and blake3 always; google-crc32c for ``bytes`` of 1 MiB
 and more, which :class:`CRC32C` arranges), so the loop keeps running meanwhile.
 ``benchmarks/bench_checksum.py`` measures both.
+
+Datasets and volumes use :data:`DEFAULT_CHECKSUM` unless given ``checksum=None``
+(the explicit opt-out) or another algorithm; ``docs/checksum-decision.md`` has
+the figures behind the choice.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 import hashlib
 import importlib
 import zlib
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 import anyio.to_thread
 
@@ -32,15 +37,20 @@ if TYPE_CHECKING:
 __all__ = [
     "CRC32",
     "CRC32C",
+    "DEFAULT",
+    "DEFAULT_CHECKSUM",
     "MD5",
     "SHA256",
     "XXH3",
     "Blake2b",
     "Blake3",
     "Checksum",
+    "DefaultChecksum",
     "Hasher",
     "StreamVerifier",
     "checksum_from_name",
+    "default_checksum",
+    "resolve_checksum_arg",
     "compute_checksum",
     "verify_checksum",
     "verify_object",
@@ -144,8 +154,10 @@ class CRC32(Checksum):
         return _Crc32Hasher()
 
 
-def _load(module: str, attr: str, *, package: str, algorithm: str) -> Any:
-    """Import an optional hashing library lazily (only when its algorithm is used).
+def _load(module: str, attr: str, *, package: str, algorithm: str, extra: str | None) -> Any:
+    """Import a hashing library lazily (only when its algorithm is used).
+
+    ``extra`` is the aiolode extra that installs it, ``None`` for a base dependency.
 
     Raises
     ------
@@ -155,11 +167,14 @@ def _load(module: str, attr: str, *, package: str, algorithm: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
+        if extra:
+            how = f"pip install 'aiolode[{extra}]' (or pip install {package})"
+        else:
+            how = f"aiolode depends on it, so this installation is broken: pip install {package}"
         raise MissingDependencyError(
-            f"checksum {algorithm!r} needs the {package!r} package: "
-            f"pip install 'aiolode[checksum]' (or pip install {package})",
+            f"checksum {algorithm!r} needs the {package!r} package: {how}",
             package=package,
-            extra="checksum",
+            extra=extra,
         ) from exc
 
 
@@ -217,7 +232,11 @@ class CRC32C(Checksum):
 
     def __init__(self) -> None:
         self._extend: Callable[[int, bytes], int] = _load(
-            "google_crc32c", "extend", package="google-crc32c", algorithm=self.name
+            "google_crc32c",
+            "extend",
+            package="google-crc32c",
+            algorithm=self.name,
+            extra="checksum",
         )
 
     def hasher(self) -> Hasher:
@@ -227,22 +246,23 @@ class CRC32C(Checksum):
 
 @final
 class XXH3(Checksum):
-    """XXH3-128 via ``xxhash``: the fastest here (tens of GB/s), non-cryptographic,
-    128 bits, so an accidental change goes unnoticed with probability 2^-128.
+    """XXH3-128 via ``xxhash``: the default (:data:`DEFAULT_CHECKSUM`) and the
+    fastest here (tens of GB/s); non-cryptographic, 128 bits, so an accidental
+    change goes unnoticed with probability about 2^-128.
 
     Recorded as ``"xxh3_128:<32 hex digits>"`` (xxHash's canonical big-endian form).
 
     Raises
     ------
     MissingDependencyError
-        ``xxhash`` is not installed (``pip install 'aiolode[checksum]'``).
+        ``xxhash`` is not installed (a dependency of aiolode: a broken install).
     """
 
     name = "xxh3_128"
 
     def __init__(self) -> None:
         self._new: Callable[[], Hasher] = _load(
-            "xxhash", "xxh3_128", package="xxhash", algorithm=self.name
+            "xxhash", "xxh3_128", package="xxhash", algorithm=self.name, extra=None
         )
 
     def hasher(self) -> Hasher:
@@ -269,7 +289,7 @@ class Blake3(Checksum):
         # max_threads stays 1: hashing already runs in anyio's worker threads,
         # next to encoding and compression; a second pool would compete with them.
         self._new: Callable[[], Hasher] = _load(
-            "blake3", "blake3", package="blake3", algorithm=self.name
+            "blake3", "blake3", package="blake3", algorithm=self.name, extra="checksum"
         )
 
     def hasher(self) -> Hasher:
@@ -331,6 +351,54 @@ def check_checksum_arg(checksum: object) -> Checksum | None:
     raise InvalidInputError(
         f"checksum must be None or an aiolode Checksum such as aiolode.SHA256(), not {checksum!r}"
     )
+
+
+class DefaultChecksum(enum.Enum):
+    """The type of :data:`DEFAULT` (an enum so that type checkers narrow it)."""
+
+    DEFAULT = "DEFAULT"
+
+    def __repr__(self) -> str:
+        return "aiolode.checksum.DEFAULT"
+
+
+#: ``checksum=DEFAULT`` (the constructors' default) means :data:`DEFAULT_CHECKSUM`;
+#: ``checksum=None`` means no checksum.
+DEFAULT: Final[Literal[DefaultChecksum.DEFAULT]] = DefaultChecksum.DEFAULT
+
+#: The algorithm datasets and volumes use unless told otherwise: the fastest
+#: candidate that costs at most 3% on the 8 M-row Parquet write and the
+#: 1,000-row JSONL commit (docs/checksum-decision.md, benchmarks/bench_checksum.py).
+DEFAULT_CHECKSUM: Final[type[Checksum]] = XXH3
+
+
+def default_checksum() -> Checksum:
+    """Return a new instance of :data:`DEFAULT_CHECKSUM`.
+
+    Raises
+    ------
+    MissingDependencyError
+        Its library is not installed (it is a dependency of aiolode: a broken install).
+    """
+    return DEFAULT_CHECKSUM()
+
+
+def resolve_checksum_arg(checksum: object) -> Checksum | None:
+    """Validate a ``checksum=`` constructor argument whose default is :data:`DEFAULT`.
+
+    :data:`DEFAULT` gives :func:`default_checksum`, ``None`` gives ``None`` (no
+    checksum), a :class:`Checksum` instance is returned as is.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else (an algorithm's name or class, for instance).
+    MissingDependencyError
+        :data:`DEFAULT` was given and the default's library is not installed.
+    """
+    if checksum is DEFAULT:
+        return default_checksum()
+    return check_checksum_arg(checksum)
 
 
 async def compute_checksum(checksum: Checksum, data: bytes | bytearray | memoryview) -> str:
