@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from ._retry import Retry as Retry
 from .checksum import CRC32 as CRC32
+from .checksum import CRC32C as CRC32C
 from .checksum import MD5 as MD5
 from .checksum import SHA256 as SHA256
+from .checksum import XXH3 as XXH3
 from .checksum import Blake2b as Blake2b
+from .checksum import Blake3 as Blake3
 from .checksum import Checksum as Checksum
 from .codecs import JSONL as JSONL
 from .codecs import ArrowIPC as ArrowIPC
@@ -124,6 +127,9 @@ __all__ = [
     "HistoryGapError",
     "ConfigMismatchError",
     "CRC32",
+    "CRC32C",
+    "XXH3",
+    "Blake3",
     "MD5",
     "SHA256",
     "AiolodeError",

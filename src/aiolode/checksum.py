@@ -1,30 +1,56 @@
-"""Checksums: opt-in per file/block digests, recorded as ``"<name>:<hex>"`` and
+"""Checksums: per file/block digests, recorded as ``"<name>:<hex>"`` and
 verified on every read.
 
-Hashing a large buffer runs in a worker thread (hashlib releases the GIL), so
-it never stalls the event loop.
+Hashing a large buffer runs in a worker thread, so it never stalls the event
+loop; every algorithm here releases the GIL while it hashes a large buffer
+(hashlib, zlib, xxhash and blake3 always; google-crc32c for ``bytes`` of 1 MiB
+and more, which :class:`CRC32C` arranges), so the loop keeps running meanwhile.
+``benchmarks/bench_checksum.py`` measures both.
+
+Datasets and volumes use :data:`DEFAULT_CHECKSUM` unless given ``checksum=None``
+(the explicit opt-out) or another algorithm; ``docs/checksum-decision.md`` has
+the figures behind the choice.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 import hashlib
+import importlib
 import zlib
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 import anyio.to_thread
 
-from .errors import ChecksumMismatchError, CorruptDataError, InvalidInputError, ManifestFormatError
+from .errors import (
+    ChecksumMismatchError,
+    CorruptDataError,
+    InvalidInputError,
+    ManifestFormatError,
+    MissingDependencyError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "CRC32",
+    "CRC32C",
+    "DEFAULT",
+    "DEFAULT_CHECKSUM",
     "MD5",
     "SHA256",
+    "XXH3",
     "Blake2b",
+    "Blake3",
     "Checksum",
+    "DefaultChecksum",
     "Hasher",
     "StreamVerifier",
     "checksum_from_name",
+    "default_checksum",
+    "resolve_checksum_arg",
     "compute_checksum",
     "verify_checksum",
     "verify_object",
@@ -128,7 +154,152 @@ class CRC32(Checksum):
         return _Crc32Hasher()
 
 
-_BY_NAME: dict[str, type[Checksum]] = {c.name: c for c in (SHA256, MD5, Blake2b, CRC32)}
+def _load(module: str, attr: str, *, package: str, algorithm: str, extra: str | None) -> Any:
+    """Import a hashing library lazily (only when its algorithm is used).
+
+    ``extra`` is the aiolode extra that installs it, ``None`` for a base dependency.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``package`` is not installed.
+    """
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        if extra:
+            how = f"pip install 'aiolode[{extra}]' (or pip install {package})"
+        else:
+            how = f"aiolode depends on it, so this installation is broken: pip install {package}"
+        raise MissingDependencyError(
+            f"checksum {algorithm!r} needs the {package!r} package: {how}",
+            package=package,
+            extra=extra,
+        ) from exc
+
+
+#: Pieces in which :class:`CRC32C` copies a mutable buffer (see ``_Crc32cHasher``).
+_CRC32C_PIECE = 4 << 20
+
+
+class _Crc32cHasher:
+    """Incremental CRC-32C over google-crc32c's ``extend``.
+
+    ``extend`` reads only immutable buffers (``bytes``), and releases the GIL
+    only for ``bytes`` of 1 MiB and more. A memoryview spanning a whole
+    ``bytes`` object is passed as that object (no copy); anything else
+    (bytearray, a slice, an Arrow buffer) is copied to ``bytes`` in 4 MiB
+    pieces, so memory stays bounded and each copy holds the GIL only briefly.
+    """
+
+    __slots__ = ("_extend", "_v")
+
+    def __init__(self, extend: Callable[[int, bytes], int]) -> None:
+        self._extend = extend
+        self._v = 0
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        if isinstance(data, bytes):
+            self._v = self._extend(self._v, data)
+            return
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        if isinstance(mv.obj, bytes) and mv.c_contiguous and mv.nbytes == len(mv.obj):
+            self._v = self._extend(self._v, mv.obj)
+            return
+        with mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes()) as flat:
+            for i in range(0, len(flat), _CRC32C_PIECE):
+                self._v = self._extend(self._v, bytes(flat[i : i + _CRC32C_PIECE]))
+
+    def hexdigest(self) -> str:
+        return f"{self._v:08x}"
+
+
+@final
+class CRC32C(Checksum):
+    """CRC-32C (Castagnoli) via ``google-crc32c``: hardware-accelerated (SSE4.2,
+    ARMv8 CRC), and the checksum S3 and GCS compute natively.
+
+    Recorded as ``"crc32c:<8 hex digits>"`` (the big-endian value; S3 and GCS
+    show the same four bytes base64-encoded).
+
+    Raises
+    ------
+    MissingDependencyError
+        ``google-crc32c`` is not installed (``pip install 'aiolode[checksum]'``).
+    """
+
+    name = "crc32c"
+
+    def __init__(self) -> None:
+        self._extend: Callable[[int, bytes], int] = _load(
+            "google_crc32c",
+            "extend",
+            package="google-crc32c",
+            algorithm=self.name,
+            extra="checksum",
+        )
+
+    def hasher(self) -> Hasher:
+        # docstring inherited
+        return _Crc32cHasher(self._extend)
+
+
+@final
+class XXH3(Checksum):
+    """XXH3-128 via ``xxhash``: the default (:data:`DEFAULT_CHECKSUM`) and the
+    fastest here (tens of GB/s); non-cryptographic, 128 bits, so an accidental
+    change goes unnoticed with probability about 2^-128.
+
+    Recorded as ``"xxh3_128:<32 hex digits>"`` (xxHash's canonical big-endian form).
+
+    Raises
+    ------
+    MissingDependencyError
+        ``xxhash`` is not installed (a dependency of aiolode: a broken install).
+    """
+
+    name = "xxh3_128"
+
+    def __init__(self) -> None:
+        self._new: Callable[[], Hasher] = _load(
+            "xxhash", "xxh3_128", package="xxhash", algorithm=self.name, extra=None
+        )
+
+    def hasher(self) -> Hasher:
+        # docstring inherited
+        return self._new()
+
+
+@final
+class Blake3(Checksum):
+    """BLAKE3-256 via ``blake3`` (single-threaded): cryptographic, several times
+    faster than SHA-256.
+
+    Recorded as ``"blake3:<64 hex digits>"``.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``blake3`` is not installed (``pip install 'aiolode[checksum]'``).
+    """
+
+    name = "blake3"
+
+    def __init__(self) -> None:
+        # max_threads stays 1: hashing already runs in anyio's worker threads,
+        # next to encoding and compression; a second pool would compete with them.
+        self._new: Callable[[], Hasher] = _load(
+            "blake3", "blake3", package="blake3", algorithm=self.name, extra="checksum"
+        )
+
+    def hasher(self) -> Hasher:
+        # docstring inherited
+        return self._new()
+
+
+_BY_NAME: dict[str, type[Checksum]] = {
+    c.name: c for c in (SHA256, MD5, Blake2b, CRC32, CRC32C, XXH3, Blake3)
+}
 
 
 def checksum_from_name(name: str) -> Checksum:
@@ -138,13 +309,15 @@ def checksum_from_name(name: str) -> Checksum:
     ------
     ManifestFormatError
         No algorithm of that name is known.
+    MissingDependencyError
+        The algorithm is known but its library is not installed.
     """
-    try:
-        return _BY_NAME[name]()
-    except KeyError:
+    cls = _BY_NAME.get(name)
+    if cls is None:
         raise ManifestFormatError(
             f"unknown checksum algorithm {name!r}; known: {sorted(_BY_NAME)}", field="checksum"
-        ) from None
+        )
+    return cls()
 
 
 def parse_recorded(recorded: str) -> tuple[Checksum, str]:
@@ -154,6 +327,8 @@ def parse_recorded(recorded: str) -> tuple[Checksum, str]:
     ------
     ManifestFormatError
         The string is not of that form or names an unknown algorithm.
+    MissingDependencyError
+        The algorithm's library is not installed.
     """
     name, sep, hexdigest = recorded.partition(":")
     if not sep or not hexdigest:
@@ -178,6 +353,54 @@ def check_checksum_arg(checksum: object) -> Checksum | None:
     )
 
 
+class DefaultChecksum(enum.Enum):
+    """The type of :data:`DEFAULT` (an enum so that type checkers narrow it)."""
+
+    DEFAULT = "DEFAULT"
+
+    def __repr__(self) -> str:
+        return "aiolode.checksum.DEFAULT"
+
+
+#: ``checksum=DEFAULT`` (the constructors' default) means :data:`DEFAULT_CHECKSUM`;
+#: ``checksum=None`` means no checksum.
+DEFAULT: Final[Literal[DefaultChecksum.DEFAULT]] = DefaultChecksum.DEFAULT
+
+#: The algorithm datasets and volumes use unless told otherwise: the fastest
+#: candidate that costs at most 3% on the 8 M-row Parquet write and the
+#: 1,000-row JSONL commit (docs/checksum-decision.md, benchmarks/bench_checksum.py).
+DEFAULT_CHECKSUM: Final[type[Checksum]] = XXH3
+
+
+def default_checksum() -> Checksum:
+    """Return a new instance of :data:`DEFAULT_CHECKSUM`.
+
+    Raises
+    ------
+    MissingDependencyError
+        Its library is not installed (it is a dependency of aiolode: a broken install).
+    """
+    return DEFAULT_CHECKSUM()
+
+
+def resolve_checksum_arg(checksum: object) -> Checksum | None:
+    """Validate a ``checksum=`` constructor argument whose default is :data:`DEFAULT`.
+
+    :data:`DEFAULT` gives :func:`default_checksum`, ``None`` gives ``None`` (no
+    checksum), a :class:`Checksum` instance is returned as is.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else (an algorithm's name or class, for instance).
+    MissingDependencyError
+        :data:`DEFAULT` was given and the default's library is not installed.
+    """
+    if checksum is DEFAULT:
+        return default_checksum()
+    return check_checksum_arg(checksum)
+
+
 async def compute_checksum(checksum: Checksum, data: bytes | bytearray | memoryview) -> str:
     """Digest ``data``; buffers over 256 KiB are hashed in a worker thread."""
     if len(data) >= OFFLOAD_THRESHOLD:
@@ -196,6 +419,8 @@ async def verify_checksum(
         The digest differs (``.key``, ``.expected``, ``.actual``).
     ManifestFormatError
         The recorded digest is malformed.
+    MissingDependencyError
+        The recorded algorithm's library is not installed.
     """
     if recorded is None:
         return
@@ -234,6 +459,8 @@ class StreamVerifier:
     ------
     ManifestFormatError
         ``checksum`` is malformed or names an unknown algorithm.
+    MissingDependencyError
+        The recorded algorithm's library is not installed.
     """
 
     def __init__(
@@ -342,6 +569,8 @@ async def verify_object(
         The digest differs.
     ManifestFormatError
         The recorded digest is malformed.
+    MissingDependencyError
+        The recorded algorithm's library is not installed.
     """
     v = StreamVerifier(
         key=key,
