@@ -46,7 +46,7 @@ def codec(request: pytest.FixtureRequest) -> str:
 async def one_file(store: aiolode.Store, codec: str) -> tuple[aiolode.Dataset, aiolode.Snapshot]:
     c, comp = CODECS[codec]()
     # One dataset per codec: a dataset's configuration is recorded at its first write.
-    ds = aiolode.Dataset(f"events-{codec}", store, codec=c, compressor=comp)  # no checksum
+    ds = aiolode.Dataset(f"events-{codec}", store, codec=c, compressor=comp, checksum=None)
     snap = await ds.write(ROWS)
     (f,) = snap.files
     assert f.checksum is None

@@ -498,7 +498,7 @@ async def test_every_route_refuses_damaged_files_with_typed_errors(
 ) -> None:
     """No checksum: the recorded size and row count are what catches damage."""
     c, comp = CODECS[codec]()
-    ds = aiolode.Dataset("events", memory, codec=c, compressor=comp, layout=HIVE)
+    ds = aiolode.Dataset("events", memory, codec=c, compressor=comp, layout=HIVE, checksum=None)
     snap = await ds.write(rows("a", "d1", 50) + rows("b", "d2", 50))
     f = snap.files[0]
     assert f.checksum is None

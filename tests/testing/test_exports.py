@@ -25,8 +25,10 @@ PUBLIC = [
 def test_the_public_modules_are_the_documented_ones() -> None:
     assert sorted(PUBLIC) == [
         "aiolode.testing",
+        "aiolode.testing.gcs_server",
         "aiolode.testing.history_suite",
         "aiolode.testing.moto_server",
+        "aiolode.testing.seaweed_server",
         "aiolode.testing.store_suite",
         "aiolode.testing.strategies",
     ]

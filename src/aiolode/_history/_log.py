@@ -480,6 +480,7 @@ class SequenceLog(Generic[R]):
                     **self.spec.ctx(),
                 )
             return False
+        self.remember(base)
         if nxt is not None:
             self.remember(nxt)
         return True

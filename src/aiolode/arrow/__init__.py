@@ -17,4 +17,4 @@ from ._bridge import arrow_dataset as arrow_dataset
 from ._bridge import arrow_filesystem as arrow_filesystem
 from ._bridge import plan as plan
 
-__all__ = ["Plan", "Planned", "Route", "arrow_dataset", "arrow_filesystem", "plan"]
+__all__ = ("Plan", "Planned", "Route", "arrow_dataset", "arrow_filesystem", "plan")

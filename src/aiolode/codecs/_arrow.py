@@ -6,7 +6,7 @@ import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
 from ..errors import CorruptDataError, InvalidInputError
-from ..schema import safe_repr
+from ..schema._core import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
 from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from ..schema import Schema, SchemaMode
+    from ..schema._core import Schema, SchemaMode
     from ._base import ColumnStats, Records
 
 __all__ = ["ArrowIPC"]

@@ -6,7 +6,7 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema import Schema, safe_repr, unify_schemas
+from ..schema._core import Schema, safe_repr, unify_schemas
 from ._base import EncodedTail, StreamEncoder
 from ._tabular import conform, physical_schema, prepare_table, pyarrow_module
 from ._timestamps import TimestampRange
@@ -14,7 +14,7 @@ from ._timestamps import TimestampRange
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..schema import SchemaMode
+    from ..schema._core import SchemaMode
     from ._base import ColumnStats, Records
 
 __all__ = ["ArrowStreamEncoder", "DrainSink"]

@@ -35,7 +35,7 @@ import attrs
 
 from .._options import build_from_options
 from ..errors import CodecNotStreamableError, ManifestFormatError
-from ..schema import Schema
+from ..schema._core import Schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from ..schema import SchemaMode
+    from ..schema._core import SchemaMode
 
 __all__ = [
     "Codec",

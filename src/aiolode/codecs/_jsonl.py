@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, final
 import orjson
 
 from ..errors import CorruptDataError, InvalidInputError, SchemaViolationError
-from ..schema import Field, Schema, merge, safe_repr, term, term_name, to_field, unify_terms
+from ..schema._core import Field, Schema, merge, safe_repr, term, term_name, to_field, unify_terms
 from ._arrowdata import arrow_table, is_arrow, rows_of
 from ._base import Codec, ColumnStats, EncodedFile, EncodedTail, StreamEncoder, register_codec
 from ._tabular import pyarrow_module, records_to_table
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from ..schema import SchemaMode
+    from ..schema._core import SchemaMode
     from ._base import Records
 
 __all__ = ["JSONL"]

@@ -12,7 +12,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema import MAX_DEPTH, Field, Schema, SchemaMode, merge, safe_repr, unify, value_type
+from ..schema._core import MAX_DEPTH, Field, Schema, SchemaMode, merge, safe_repr, unify, value_type
 from ._arrowdata import arrow_table, describe, is_arrow, rows_of
 from ._base import ColumnStats
 from ._deps import require_pyarrow

@@ -6,7 +6,7 @@ import zlib
 from typing import Any, final
 
 from ..errors import CorruptDataError, InvalidInputError
-from ..schema import safe_repr
+from ..schema._core import safe_repr
 from ._base import Compressor, check_bytes, register_compressor
 
 __all__ = ["Gzip"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, final
 
 from ..errors import CorruptDataError, InvalidInputError, MissingDependencyError
-from ..schema import safe_repr
+from ..schema._core import safe_repr
 from ._base import Compressor, check_bytes, register_compressor
 
 if TYPE_CHECKING:

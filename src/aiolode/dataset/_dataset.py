@@ -18,6 +18,7 @@ from .._history._log import WRITER_MAX_WARM_AGE
 from .._retry import Retry
 from .._validate import check_int, check_number
 from ..arrow import arrow_dataset
+from ..checksum import default_checksum
 from ..errors import (
     AiolodeError,
     CodecNotStreamableError,
@@ -114,8 +115,10 @@ class Dataset:
         the codec. Refused with codecs that compress internally (Parquet).
         Default: as recorded (new: ``None``).
     checksum
-        ``None`` or a :class:`aiolode.Checksum` (e.g. ``aiolode.SHA256()``):
-        recorded per file and verified on every read. Default: as recorded.
+        ``None`` (sizes and row counts are still checked on every read) or a
+        :class:`aiolode.Checksum`: recorded per file and verified on every
+        read. Default: as recorded; a new dataset gets :class:`aiolode.XXH3`
+        (its cost is within noise on writes: ``docs/checksum-decision.md``).
     layout
         :class:`aiolode.DefaultLayout`, :class:`aiolode.HiveLayout`,
         :class:`aiolode.FlatLayout` or a custom :class:`aiolode.Layout` (which
@@ -314,13 +317,17 @@ class Dataset:
                         else None
                     )
                     if newest is None:
-                        cfg = DatasetConfig.from_options(self._given, default_checksum=None)
+                        cfg = DatasetConfig.from_options(
+                            self._given, default_checksum=default_checksum()
+                        )
                     else:
                         cfg = DatasetConfig.from_manifest(newest, layout).reconcile(
                             self._given, dataset_id=self._id, legacy=True
                         )
                 else:
-                    cfg = DatasetConfig.from_options(self._given, default_checksum=None)
+                    cfg = DatasetConfig.from_options(
+                        self._given, default_checksum=default_checksum()
+                    )
                 # A new life starts after a dropped one's tombstone.
                 first = head.seq + 1 if head is not None and head.dropped else 1
                 self._new_descriptor = cfg.descriptor(self._id, first_seq=first)

@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..layout import Layout
 from ..manifest._dataset import ColumnStats, FileRef
-from ..schema import Schema, SchemaMode, merge, unify_schemas
+from ..schema._core import Schema, SchemaMode, merge, unify_schemas
 from ..store import Store
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["create_bucket", "fake_gcs_binary", "run_fake_gcs_server"]
+__all__ = ("create_bucket", "fake_gcs_binary", "run_fake_gcs_server")
 
 
 def fake_gcs_binary() -> Path:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["SeaweedNotInstalledError", "run_seaweed_server", "weed_binary"]
+__all__ = ("SeaweedNotInstalledError", "run_seaweed_server", "weed_binary")
 
 # Ports weed mini listens on besides S3 (gRPC ports included); none may be a default:
 # another weed (another test session) may run on this machine at the same time.

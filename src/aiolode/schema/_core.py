@@ -74,14 +74,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, final
 
 import attrs
 
-from .errors import InvalidInputError, ManifestFormatError, SchemaViolationError
+from ..errors import InvalidInputError, ManifestFormatError, SchemaViolationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import pyarrow as pa
 
-__all__ = ["Field", "Schema", "SchemaMode", "infer", "merge"]
+__all__ = ("Field", "Schema", "SchemaMode", "as_schema", "infer", "merge")
 
 SchemaMode: TypeAlias = Literal["strict", "add_columns"]
 """How :func:`merge` treats a write that differs from the recorded schema."""
@@ -439,7 +439,7 @@ def _pyarrow() -> Any:
     try:
         import pyarrow
     except ImportError as exc:
-        from .errors import MissingDependencyError
+        from ..errors import MissingDependencyError
 
         raise MissingDependencyError(
             "Arrow schemas need the 'pyarrow' package: pip install 'aiolode[parquet]'",
