@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIGS",
-    "DatasetConfig",
     "SLOT",
+    "DatasetConfig",
     "block_bytes",
     "check_dataset",
     "check_volume",

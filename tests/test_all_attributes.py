@@ -26,21 +26,7 @@ PUBLIC_MODULES = sorted(
 
 #: Modules whose ``__all__`` does not pass yet (owned elsewhere), with why; each
 #: one is an ``xfail(strict=False)`` until fixed.
-KNOWN_FAILURES: dict[str, str] = {
-    "aiolode": "__all__ is a list, not a tuple",
-    "aiolode.checksum": (
-        "__all__ is a list, not a tuple; defined but not in __all__: check_checksum_arg, "
-        "parse_recorded"
-    ),
-    "aiolode.codecs": "__all__ is a list, not a tuple",
-    "aiolode.compression": "__all__ is a list, not a tuple",
-    "aiolode.dataset": "__all__ is a list, not a tuple",
-    "aiolode.errors": "__all__ is a list, not a tuple",
-    "aiolode.layout": "__all__ is a list, not a tuple",
-    "aiolode.store": "__all__ is a list, not a tuple",
-    "aiolode.testing.moto_server": "defined but not in __all__: serve",
-    "aiolode.volume": "__all__ is a list, not a tuple",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _defined_here(mod: ModuleType) -> set[str]:

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
 import aiolode
 
 if TYPE_CHECKING:
@@ -53,8 +51,12 @@ SIBLINGS: frozenset[tuple[str, str]] = frozenset(
     # L0: the error tree (and the value types) are what every bottom module speaks.
     {(m, "errors") for m in LAYERS[0] - {"errors"}}
     | {(m, "types") for m in LAYERS[0] - {"errors", "types"}}
+    # ... and the shared argument checks.
+    | {(m, "_validate") for m in LAYERS[0] - {"errors", "types", "_validate"}}
     # L2: the Arrow bridge reads manifests and decodes through codecs/compressors.
     | {("arrow", "manifest"), ("arrow", "codecs"), ("arrow", "compression")}
+    # L2: codecs encode into (and check against) a dataset's schema.
+    | {("codecs", "schema")}
 )
 
 
@@ -316,21 +318,10 @@ def test_checker_reports_every_kind_of_violation(tmp_path: Path) -> None:
 # ------------------------------------------------------------ the real package
 SRC = Path(aiolode.__file__).parent
 
-#: Today's violations (``main`` at 3d04db1, plus the verify split). Empty this
-#: list and drop the xfail to enforce the contract.
-KNOWN_VIOLATIONS: tuple[str, ...] = (
-    # L0 helpers sharing argument checks: allow (_retry, _validate) in SIBLINGS, or not.
-    "aiolode._retry -> aiolode._validate: sibling in L0",
-    # Dataset.to_arrow_dataset reaches up into reader/ (REVIEW d: arrow/ moves down).
-    "aiolode.dataset._dataset -> aiolode.reader._arrow (in a function): upward, L4 -> L5",
-)
+#: Known violations: none. The contract is enforced.
+KNOWN_VIOLATIONS: tuple[str, ...] = ()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="report-only until the lead switches it on; today: "
-    + ("; ".join(KNOWN_VIOLATIONS) or "none known"),
-)
 def test_aiolode_follows_the_layering_contract() -> None:
     imports = module_imports(SRC, "aiolode")
     found = violations(imports, "aiolode")

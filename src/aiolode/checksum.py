@@ -34,7 +34,7 @@ from .errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = [
+__all__ = (
     "CRC32",
     "CRC32C",
     "DEFAULT",
@@ -48,13 +48,15 @@ __all__ = [
     "DefaultChecksum",
     "Hasher",
     "StreamVerifier",
+    "check_checksum_arg",
     "checksum_from_name",
-    "default_checksum",
-    "resolve_checksum_arg",
     "compute_checksum",
+    "default_checksum",
+    "parse_recorded",
+    "resolve_checksum_arg",
     "verify_checksum",
     "verify_object",
-]
+)
 
 #: Buffers at least this large are hashed off the event loop.
 OFFLOAD_THRESHOLD = 256 * 1024

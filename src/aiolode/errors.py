@@ -51,15 +51,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
+__all__ = (
     "AiolodeError",
     "ChecksumMismatchError",
     "CodecNotStreamableError",
+    "ConfigMismatchError",
     "ConflictError",
     "CorruptDataError",
     "DatasetNotFoundError",
     "DatasetsNotModeledError",
-    "ConfigMismatchError",
     "FormatError",
     "HistoryGapError",
     "InvalidInputError",
@@ -86,7 +86,7 @@ __all__ = [
     "UnsupportedError",
     "UnsupportedFormatVersionError",
     "UnsupportedOperationError",
-]
+)
 
 Range = tuple[int, int]
 """An ``(offset, length)`` byte range."""

@@ -25,7 +25,7 @@ from ._base import register_codec as register_codec
 from ._jsonl import JSONL as JSONL
 from ._parquet import Parquet as Parquet
 
-__all__ = [
+__all__ = (
     "ACCEPTED",
     "JSONL",
     "ArrowIPC",
@@ -44,4 +44,4 @@ __all__ = [
     "is_arrow",
     "is_arrow_batch",
     "register_codec",
-]
+)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 
+from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError
-from ..schema._core import safe_repr
 from ._arrowbase import ArrowStreamEncoder, DrainSink
 from ._base import Codec, EncodedFile, register_codec
 from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module

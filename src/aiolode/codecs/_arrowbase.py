@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema._core import Schema, safe_repr, unify_schemas
+from ..schema._core import Schema, unify_schemas
 from ._base import EncodedTail, StreamEncoder
 from ._tabular import conform, physical_schema, prepare_table, pyarrow_module
 from ._timestamps import TimestampRange

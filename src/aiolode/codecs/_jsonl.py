@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, final
 
 import orjson
 
+from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError, SchemaViolationError
-from ..schema._core import Field, Schema, merge, safe_repr, term, term_name, to_field, unify_terms
+from ..schema._core import Field, Schema, merge, term, term_name, to_field, unify_terms
 from ._arrowdata import arrow_table, is_arrow, rows_of
 from ._base import Codec, ColumnStats, EncodedFile, EncodedTail, StreamEncoder, register_codec
 from ._tabular import pyarrow_module, records_to_table

@@ -11,8 +11,9 @@ from datetime import UTC, date, datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError, SchemaViolationError
-from ..schema._core import MAX_DEPTH, Field, Schema, SchemaMode, merge, safe_repr, unify, value_type
+from ..schema._core import MAX_DEPTH, Field, Schema, SchemaMode, merge, unify, value_type
 from ._arrowdata import arrow_table, describe, is_arrow, rows_of
 from ._base import ColumnStats
 from ._deps import require_pyarrow

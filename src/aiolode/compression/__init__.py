@@ -10,7 +10,7 @@ from ._base import register_compressor as register_compressor
 from ._gzip import Gzip as Gzip
 from ._zstd import Zstd as Zstd
 
-__all__ = [
+__all__ = (
     "CompressStream",
     "Compressor",
     "DecompressStream",
@@ -18,4 +18,4 @@ __all__ = [
     "Zstd",
     "compressor_from_name",
     "register_compressor",
-]
+)

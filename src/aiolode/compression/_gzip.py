@@ -5,8 +5,8 @@ from __future__ import annotations
 import zlib
 from typing import Any, final
 
+from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError
-from ..schema._core import safe_repr
 from ._base import Compressor, check_bytes, register_compressor
 
 __all__ = ["Gzip"]

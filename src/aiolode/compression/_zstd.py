@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, final
 
+from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError, MissingDependencyError
-from ..schema._core import safe_repr
 from ._base import Compressor, check_bytes, register_compressor
 
 if TYPE_CHECKING:

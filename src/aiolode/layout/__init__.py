@@ -13,7 +13,7 @@ from ._layouts import FlatLayout as FlatLayout
 from ._layouts import HiveLayout as HiveLayout
 from ._layouts import layout_from_description as layout_from_description
 
-__all__ = [
+__all__ = (
     "DefaultLayout",
     "FlatLayout",
     "HiveLayout",
@@ -24,4 +24,4 @@ __all__ = [
     "layout_from_description",
     "stringify_partition_value",
     "validate_dataset_id",
-]
+)

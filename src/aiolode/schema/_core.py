@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, final
 
 import attrs
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError, ManifestFormatError, SchemaViolationError
 
 if TYPE_CHECKING:
@@ -153,17 +154,6 @@ def _check_name(_inst: Any, _attr: Any, name: Any) -> None:
 def _check_bool(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, bool):
         raise _type_error(f"nullable must be a bool, not {safe_repr(value)}")
-
-
-def safe_repr(value: object, limit: int = 200) -> str:
-    """``repr(value)`` for error messages: shortened, and never raising (a hostile
-    ``__repr__`` must not replace the error being reported)."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} object>"
-    text = text.encode("utf-8", "backslashreplace").decode()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _safe_str(value: object) -> str:

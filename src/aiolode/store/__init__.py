@@ -11,7 +11,7 @@ from ._open import open_store as open_store
 from ._s3 import S3Store as S3Store
 from ._wrapper import WrapperStore as WrapperStore
 
-__all__ = [
+__all__ = (
     "ArrowFilesystem",
     "FileStore",
     "GCSStore",
@@ -20,4 +20,4 @@ __all__ = [
     "Store",
     "WrapperStore",
     "open_store",
-]
+)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ..types import ObjectInfo
 
 __all__ = (
+    "READ_OPS",
     "Action",
     "Call",
     "Corrupt",
@@ -64,7 +65,6 @@ __all__ = (
     "Hook",
     "LoggedCall",
     "LoseAck",
-    "READ_OPS",
     "Rule",
     "SimulatedCrash",
     "Truncate",

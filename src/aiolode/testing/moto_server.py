@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = (
     "SerializingMiddleware",
     "run_moto_server",
+    "serve",
 )
 
 _READY = "AIOLODE-MOTO-READY "

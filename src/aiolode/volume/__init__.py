@@ -7,4 +7,9 @@ from ._reader import VolumeReader as VolumeReader
 from ._volume import Volume as Volume
 from ._volume import VolumeSnapshot as VolumeSnapshot
 
-__all__ = ["BlockRef", "Volume", "VolumeReader", "VolumeSnapshot"]
+__all__ = (
+    "BlockRef",
+    "Volume",
+    "VolumeReader",
+    "VolumeSnapshot",
+)
