@@ -83,6 +83,8 @@ def _as_v3(doc: dict[str, Any]) -> dict[str, Any]:
         "dropped": False,
         "tip": None,
         "incarnation": "",
+        "schema": None,
+        "schema_seq": 0,
     }
 
 

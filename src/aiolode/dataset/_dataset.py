@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
+import attrs
 
 from .._concurrency import reraise
 from .._history import delete_quietly, follow, put_unique, retrying
@@ -29,6 +30,7 @@ from ..errors import (
     NotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
+    SchemaViolationError,
     SnapshotExpiredError,
     SnapshotNotFoundError,
     UnsupportedOperationError,
@@ -54,7 +56,7 @@ from ._log import CommitLog, dataset_log
 from ._partitions import partition_manifest_keys, with_files, write_partition_manifests
 from ._read import components, iter_file_records, read_file, read_records, read_table
 from ._snapshot import Snapshot
-from ._state import HeadState, dropped_error, expiry_of
+from ._state import HeadState, dropped_error, expiry_of, schema_of
 from ._write import (
     BlobWriter,
     FileSpec,
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from ..compression import Compressor
     from ..manifest._dataset import CommitRecord, DataFile, Manifest
     from ..manifest._metadata import Metadata
+    from ..schema import Schema, SchemaMode
     from ..types import ProgressCallback
     from ..verify import VerifyReport
     from ._lifecycle import DropReport, ExpireReport, GCReport
@@ -131,6 +134,12 @@ class Dataset:
     max_metadata_bytes
         Largest metadata a snapshot may carry, encoded (default 64 KiB): it is
         copied into the commit record that every reader of the snapshot reads.
+    schema_mode
+        How a record write may differ from the recorded schema: ``"strict"``
+        (the default: the same columns and types; values converted only where
+        no information is lost) or ``"add_columns"`` (new nullable columns and
+        safe widenings such as int32 -> int64, recorded in the history so
+        snapshots before them still read as they were written).
 
     Raises
     ------
@@ -172,6 +181,7 @@ class Dataset:
         retry: Retry | None = None,
         timestamp_field: str | None = UNSET,
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+        schema_mode: SchemaMode = "strict",
     ) -> None:
         self._id = validate_dataset_id(id)
         if layout is None:
@@ -187,6 +197,12 @@ class Dataset:
         )
         self._given.check_types()
         self._max_metadata = check_int("max_metadata_bytes", max_metadata_bytes, minimum=2)
+        if schema_mode not in ("strict", "add_columns"):
+            raise InvalidInputError(
+                f"schema_mode must be 'strict' or 'add_columns', not {schema_mode!r}"
+            )
+        self._schema_mode: SchemaMode = schema_mode
+        self._schema_from: tuple[str, Schema] | None = None
         self._store = store
         self._retry = _check_retry(retry)
         self._layout_given = layout is not UNSET
@@ -547,8 +563,60 @@ class Dataset:
             prepared = await self._alongside_hint(prepare_blob(spec, data))
         else:
             records = check_records(data)
-            prepared = await self._alongside_hint(prepare_records(spec, records))
-        return await self._commit(prepared, meta, parent)
+            spec = await self._record_spec(spec)
+            prepared = await self._with_schema_context(
+                self._alongside_hint(prepare_records(spec, records))
+            )
+        return await self._commit(prepared, meta, parent, spec.schema)
+
+    async def _record_spec(self, spec: FileSpec) -> FileSpec:
+        """``spec`` with the schema records must fit (the one recorded now)."""
+        return attrs.evolve(
+            spec, schema=await self._recorded_schema(), schema_mode=self._schema_mode
+        )
+
+    async def _recorded_schema(self) -> Schema | None:
+        head = self._log.head if self._log.warm else await self._log.refresh()
+        if head is not None and head.dropped:
+            return None  # a new life after a drop starts without a schema
+        found = await schema_of(self._log, head)
+        self._schema_from = found
+        return None if found is None else found[1]
+
+    async def _with_schema_context(self, work: Coroutine[Any, Any, Prepared]) -> Prepared:
+        """Name the snapshot that recorded the schema in a schema violation."""
+        try:
+            return await work
+        except SchemaViolationError as exc:
+            found = self._schema_from
+            if found is not None and exc.snapshot_id is None:
+                exc.snapshot_id = found[0]
+                exc.message = f"{exc.message} (the schema was recorded by snapshot {found[0]})"
+                exc.args = (exc.message,)
+            exc.dataset_id = exc.dataset_id or self._id
+            raise
+
+    async def schema(self) -> Schema | None:
+        """The dataset's current record schema (``None``: raw blobs, or no record yet).
+
+        Recorded at the first record write and carried in the history: every
+        later write must fit it (``schema_mode="add_columns"`` lets a write add
+        nullable columns and widen types safely, recorded with that write).
+
+        Cost: ``latest()``'s head read + at most one more (cached) record ``get``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            The dataset was dropped.
+        FormatError, StorageError
+            A record or the recorded schema is unreadable, or the store failed.
+        """
+        st = await self._state()
+        if st.dropped:
+            raise dropped_error(self._id)
+        found = await schema_of(self._log, st.head)
+        return None if found is None else found[1]
 
     async def _writer(self) -> FileSpec:
         if self._spec is None:
@@ -604,7 +672,11 @@ class Dataset:
         return result[0]
 
     async def _commit(
-        self, prepared: Prepared, metadata: Metadata, expected_parent: str | None
+        self,
+        prepared: Prepared,
+        metadata: Metadata,
+        expected_parent: str | None,
+        schema_base: Schema | None = None,
     ) -> Snapshot:
         entry = PendingSnapshot(
             files=list(prepared.files),
@@ -613,6 +685,9 @@ class Dataset:
             min_timestamp=prepared.min_timestamp,
             max_timestamp=prepared.max_timestamp,
             expected_parent=expected_parent,
+            schema=prepared.schema,
+            schema_base=schema_base,
+            schema_mode=self._schema_mode,
         )
         garbage = [f.key for f in prepared.files]
         try:
@@ -745,12 +820,15 @@ class Dataset:
             )
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
-        prepared = await self._alongside_hint(
-            stream_records(
-                spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+        spec = await self._record_spec(spec)
+        prepared = await self._with_schema_context(
+            self._alongside_hint(
+                stream_records(
+                    spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+                )
             )
         )
-        return await self._commit(prepared, meta, parent)
+        return await self._commit(prepared, meta, parent, spec.schema)
 
     # ---------------------------------------------------------------- snapshots
     async def latest(self) -> Snapshot:

@@ -73,6 +73,10 @@ def _frozen_str_map(value: Mapping[str, Any]) -> FrozenDict:
     return out
 
 
+def _opt_frozen(value: Mapping[str, Any] | None) -> FrozenDict | None:
+    return None if value is None else _frozen_str_map(value)
+
+
 def _files(value: Iterable[FileRef]) -> tuple[FileRef, ...]:
     return tuple(value)
 
@@ -398,6 +402,11 @@ class CommitRecord:
     incarnation
         The descriptor's incarnation the writer worked for (``""`` before
         descriptors): a writer of a dropped incarnation can never append again.
+    schema
+        The dataset's record schema after this record (JSON form of
+        :class:`aiolode.Schema`), when this record set or changed it.
+    schema_seq
+        The newest record at or before this one whose ``schema`` is set (0: none).
     """
 
     dataset_id: str
@@ -412,6 +421,8 @@ class CommitRecord:
     dropped: bool = False
     tip: str | None = None
     incarnation: str = ""
+    schema: Mapping[str, Any] | None = attrs.field(default=None, converter=_opt_frozen)
+    schema_seq: int = 0
 
     def snapshot_ids(self) -> list[str]:
         """The ids of the snapshots this record commits, in order."""
