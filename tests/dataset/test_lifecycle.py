@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import aiolode
@@ -19,6 +20,14 @@ NOW = timedelta(0)
 
 async def _ids(ds: Dataset) -> list[str]:
     return [s.id async for s in ds.snapshots()]
+
+
+async def _sound(ds: Dataset, *, orphans: int = 0) -> aiolode.VerifyReport:
+    """verify() finds nothing wrong (and exactly ``orphans`` unreferenced keys)."""
+    report = await aiolode.verify_dataset(ds.store, ds.id)
+    assert report.ok, report.problems
+    assert len(report.orphans) == orphans, report.orphans
+    return report
 
 
 async def test_expire_one_upload(store: aiolode.Store) -> None:
@@ -49,6 +58,11 @@ async def test_expire_one_upload(store: aiolode.Store) -> None:
     again = await ds.expire(snapshots=[snaps[1].id, snaps[3].id])
     assert again.expired == ()
     assert (await ds.latest()).id == snaps[3].id
+    await _sound(ds)  # the expired snapshot's file is still referenced until gc
+    with pytest.raises(aiolode.SnapshotExpiredError):
+        await aiolode.verify_dataset(store, "up", snapshot_id=snaps[1].id)
+    await ds.gc(grace=NOW)
+    assert (await _sound(ds)).snapshots_checked == 3  # and not required once collected
 
 
 async def test_expire_keep_last_and_older_than(memory: aiolode.MemoryStore) -> None:
@@ -75,6 +89,7 @@ async def test_expire_keep_last_and_older_than(memory: aiolode.MemoryStore) -> N
         await ds.expire(older_than=5)  # type: ignore[arg-type]
     with pytest.raises(aiolode.SnapshotNotFoundError):
         await ds.expire(snapshots=["0000000000000099-0000"])
+    await _sound(ds)
 
 
 async def test_concurrent_appends_and_expiries_lose_nothing(memory: aiolode.MemoryStore) -> None:
@@ -102,6 +117,7 @@ async def test_concurrent_appends_and_expiries_lose_nothing(memory: aiolode.Memo
     assert set(keep) <= set(ids)  # every acknowledged, unexpired snapshot is there
     assert first.id not in ids
     assert len(ids) == 12
+    await _sound(writer)
 
 
 async def test_expiry_while_watching(memory: aiolode.MemoryStore) -> None:
@@ -133,6 +149,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
     for s in snaps[2:]:
         assert not ({f.key for f in s.files} & doomed)
     assert [o.key async for o in store.list("datasets/g/")]  # nothing deleted yet
+    await _sound(ds, orphans=1)
     real = await ds.gc(grace=NOW)
     assert set(real.deleted) == doomed
     assert real.bytes == dry.bytes
@@ -145,6 +162,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
             await fresh.snapshot(s.id)
     # A second run finds nothing more.
     assert (await ds.gc(grace=NOW)).deleted == ()
+    await _sound(ds)
 
 
 async def test_gc_respects_grace(memory: aiolode.MemoryStore) -> None:
@@ -172,6 +190,7 @@ async def test_gc_after_expiry_keeps_cold_reads_cheap(memory: aiolode.MemoryStor
     assert latest.id == "0000000000000040-0000"
     assert m.counts.total_calls <= 20, m.counts
     assert len(await _ids(cold)) == 5
+    await _sound(cold)
 
 
 async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore) -> None:
@@ -208,6 +227,7 @@ async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore)
     snaps = [s async for s in Dataset("s", memory).snapshots()]
     for s in snaps:
         await Dataset("s", memory).read(s.id)  # no snapshot points at deleted data
+    await _sound(ds0)
 
 
 async def test_drop(store: aiolode.Store) -> None:
@@ -222,6 +242,7 @@ async def test_drop(store: aiolode.Store) -> None:
     assert all("/_log/0" in k for k in report.remaining)
     left = [o.key async for o in store.list("datasets/d/")]
     assert sorted(left) == sorted([*report.remaining, "datasets/d/_log/_lwm.json"])
+    await _sound(ds)  # the tombstone and the records before it
     for reader in (ds, Dataset("d", store)):
         with pytest.raises(aiolode.DatasetNotFoundError):
             await reader.latest()
@@ -237,6 +258,7 @@ async def test_drop(store: aiolode.Store) -> None:
     assert await _ids(Dataset("d", store)) == [s.id]
     with pytest.raises(aiolode.DatasetNotFoundError):
         await other.write([{"a": 4}])  # still refused: another life now
+    assert (await _sound(again)).snapshots_checked == 1
 
 
 async def test_drop_finishes_once_old_enough(
@@ -279,9 +301,32 @@ async def test_writers_fold_checkpoints(memory: aiolode.MemoryStore) -> None:
     )
     mid = files[CHECKPOINT_INTERVAL + 5].snapshot_id
     assert len(await fresh.files(as_of=mid)) == CHECKPOINT_INTERVAL + 6
-    # A damaged checkpoint is ignored, never believed.
+    await _sound(ds)
+    # A damaged checkpoint is ignored, never believed; verify reports it.
     await memory.put(checkpoint_key(log, 2 * CHECKPOINT_INTERVAL), b"{}", mode="overwrite")
     assert await Dataset("cp", memory).files() == files
+    report = await aiolode.verify_dataset(memory, "cp")
+    assert [p.key for p in report.problems] == [checkpoint_key(log, 2 * CHECKPOINT_INTERVAL)]
+
+
+async def test_verify_checks_checkpoints_against_the_records(memory: aiolode.MemoryStore) -> None:
+    """A checkpoint that decodes and names the right record, but folds other
+    files than the records do, would make readers return wrong data: verify
+    compares it with its own fold of the records."""
+    from aiolode.manifest import decode, encode
+    from aiolode.manifest._dataset import Checkpoint
+
+    ds = Dataset("cp", memory)
+    snaps = [await ds.write(b"%d" % i) for i in range(CHECKPOINT_INTERVAL + 2)]
+    await ds.expire(snapshots=[snaps[3].id])
+    await _sound(ds)
+    key = checkpoint_key(ds._log, CHECKPOINT_INTERVAL)
+    cp = decode(await memory.get(key), Checkpoint, key=key)
+    forged = attrs.evolve(cp, files=cp.files[:-1])  # one file less
+    await memory.put(key, encode(forged), mode="overwrite")
+    report = await aiolode.verify_dataset(memory, "cp")
+    assert [p.kind for p in report.problems] == [aiolode.ProblemKind.INVALID_RECORD]
+    assert "disagrees with the records on 1 files" in report.problems[0].message
 
 
 async def _rows(ds: Dataset, files: list[aiolode.DataFile]) -> list[dict[str, Any]]:

@@ -61,6 +61,7 @@ def _v3_manifest(m: dict[str, Any]) -> dict[str, Any]:
         "format_version": 3,
         "operation": "append",
         "replaces": [],
+        "idempotency_key": None,
     }
 
 

@@ -70,6 +70,14 @@ class PendingSnapshot:
     schema: Schema | None = None
     schema_base: Schema | None = None
     schema_mode: SchemaMode = "strict"
+    #: The caller's idempotency key, and the head when the write began (a
+    #: snapshot committed with the same key can only be in a later record).
+    idempotency_key: str | None = None
+    after: int = 0
+    #: Set when the key was found committed already: the result is that
+    #: snapshot, and this entry's own files are garbage.
+    duplicate: bool = False
+    followers: list[PendingSnapshot] = attrs.field(factory=list)
     #: When the write began (the writer's clock): a garbage collection fence
     #: after it means some of its files may have been collected.
     started_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
@@ -276,6 +284,7 @@ class Committer:
             nonlocal current
             genesis = self.life.check_head(self.log, head)
             current = self._check_fence(current, None if genesis else head)
+            current = await self._check_keys(current, head)
             current = await self._check_conflicts(current)
             current, schema = await self._check_schemas(current, None if genesis else head)
             if not current:
@@ -308,8 +317,53 @@ class Committer:
     def _succeed(self, batch: list[PendingSnapshot], record: CommitRecord) -> CommitRecord:
         for e, m in zip(batch, record.snapshots, strict=True):
             # The writer knows its files: its snapshot comes back loaded.
-            self._finish(e, result=m if m.files_loaded else attrs.evolve(m, files=e.files))
+            result = m if m.files_loaded else attrs.evolve(m, files=e.files)
+            self._finish(e, result=result)
+            for f in e.followers:  # the same key twice in one batch: one commit
+                f.duplicate = True
+                self._finish(f, result=result)
         return record
+
+    async def _check_keys(
+        self, batch: list[PendingSnapshot], head: CommitRecord | None
+    ) -> list[PendingSnapshot]:
+        """Resolve entries whose idempotency key a committed snapshot already carries.
+
+        Only records after the one each write began at are read (usually cached,
+        and few: the records committed while the write ran).
+        """
+        if all(e.idempotency_key is None for e in batch):
+            return batch
+        keep: list[PendingSnapshot] = []
+        first: dict[str, PendingSnapshot] = {}
+        for e in batch:
+            key = e.idempotency_key
+            if key is None:
+                keep.append(e)
+                continue
+            if key in first:
+                first[key].followers.append(e)
+                continue
+            found = await self._find_key(key, e.after, head)
+            if found is not None:
+                e.duplicate = True
+                self._finish(e, result=found)
+                continue
+            first[key] = e
+            keep.append(e)
+        return keep
+
+    async def _find_key(self, key: str, after: int, head: CommitRecord | None) -> Manifest | None:
+        if head is None:
+            return None
+        for s in range(after + 1, head.seq + 1):
+            rec = await self.log.fetch(s)
+            if rec is None:
+                continue  # collected below the low-water mark: expired
+            for m in rec.snapshots:
+                if m.idempotency_key == key:
+                    return m
+        return None
 
     def _check_fence(
         self, batch: list[PendingSnapshot], head: CommitRecord | None
@@ -409,6 +463,7 @@ class Committer:
                     metadata=e.metadata,
                     files=() if e.partition_refs else e.files,
                     partition_manifests=e.partition_refs,
+                    idempotency_key=e.idempotency_key,
                     row_count=e.row_count,
                     commit_token=token,
                     min_timestamp=e.min_timestamp,

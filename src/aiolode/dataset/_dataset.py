@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import types
 import uuid
@@ -14,7 +15,7 @@ import anyio
 import attrs
 
 from .._concurrency import reraise
-from .._history import delete_quietly, follow, put_unique, retrying
+from .._history import CLEANUP_TIMEOUT, delete_quietly, follow, put_unique, retrying
 from .._history._log import WRITER_MAX_WARM_AGE
 from .._retry import Retry
 from .._validate import check_int, check_number
@@ -25,6 +26,7 @@ from ..errors import (
     CodecNotStreamableError,
     ConfigMismatchError,
     DatasetNotFoundError,
+    FormatError,
     InvalidInputError,
     NoSnapshotsError,
     NotFoundError,
@@ -37,7 +39,7 @@ from ..errors import (
 )
 from ..layout import DefaultLayout, FlatLayout, Layout, validate_dataset_id
 from ..manifest._converter import decode, encode
-from ..manifest._dataset import DatasetDescriptor
+from ..manifest._dataset import DatasetDescriptor, KeyMarker
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
@@ -509,6 +511,7 @@ class Dataset:
         metadata: Mapping[str, Any] | None = None,
         *,
         expected_parent: str | Snapshot | None = None,
+        idempotency_key: str | None = None,
     ) -> Snapshot:
         """Write one snapshot and return it.
 
@@ -535,6 +538,14 @@ class Dataset:
         expected_parent
             Commit only if no snapshot since this one touched the same
             partitions (any snapshot, when unpartitioned).
+        idempotency_key
+            A key naming this write (e.g. ``"crawl-2026-11-30/page-42"``): a
+            retry with the same key — from this process or another, after a
+            crash — returns the snapshot committed the first time instead of
+            committing again (concurrent retries commit once). Costs one
+            ``get`` and two ``put`` more (a small marker, before and after the
+            commit), whatever the history length; a key expires with the
+            snapshot that carries it.
 
         Raises
         ------
@@ -552,7 +563,12 @@ class Dataset:
         """
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
+        key = self._check_key(idempotency_key)
         spec = await self._writer()
+        if key is not None:
+            hit = await self._key_hit(key)
+            if hit is not None:
+                return hit
         if spec.codec is None:
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidInputError(
@@ -561,13 +577,14 @@ class Dataset:
                     dataset_id=self._id,
                 )
             prepared = await self._alongside_hint(prepare_blob(spec, data))
+            return await self._commit(prepared, meta, parent, key=key)
         else:
             records = check_records(data)
             spec = await self._record_spec(spec)
             prepared = await self._with_schema_context(
                 self._alongside_hint(prepare_records(spec, records))
             )
-        return await self._commit(prepared, meta, parent, spec.schema)
+        return await self._commit(prepared, meta, parent, spec.schema, key=key)
 
     async def _record_spec(self, spec: FileSpec) -> FileSpec:
         """``spec`` with the schema records must fit (the one recorded now)."""
@@ -677,8 +694,13 @@ class Dataset:
         metadata: Metadata,
         expected_parent: str | None,
         schema_base: Schema | None = None,
+        *,
+        key: str | None = None,
     ) -> Snapshot:
+        after = await self._mark_key(key) if key is not None else 0
         entry = PendingSnapshot(
+            idempotency_key=key,
+            after=after,
             files=list(prepared.files),
             metadata=metadata,
             row_count=prepared.row_count,
@@ -710,7 +732,81 @@ class Dataset:
                 # manifests are orphans.
                 await delete_quietly(self._store, garbage)
             raise
+        if entry.duplicate:
+            # The key was committed already (by a retry racing this one, or
+            # before a crash): that snapshot is the answer; this data is not.
+            await delete_quietly(self._store, garbage)
+            return await self._loaded(manifest)
+        if key is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+                await self._put_marker(key, after, manifest.snapshot_id)
         return Snapshot(manifest)
+
+    # ------------------------------------------------------------ idempotency
+    @staticmethod
+    def _check_key(key: object) -> str | None:
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key or len(key) > 1024:
+            raise InvalidInputError(
+                f"idempotency_key must be a non-empty str of at most 1024 characters, not {key!r}"
+            )
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError("idempotency_key is not encodable as UTF-8") from None
+        return key
+
+    def _marker_key(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        return f"{self._log.spec.prefix}_keys/{digest}.json"
+
+    async def _put_marker(self, key: str, after: int, snapshot_id: str | None) -> None:
+        doc = KeyMarker(dataset_id=self._id, key=key, after=after, snapshot_id=snapshot_id)
+        with contextlib.suppress(AiolodeError):
+            await self._store.put(self._marker_key(key), encode(doc), mode="overwrite")
+
+    async def _mark_key(self, key: str) -> int:
+        """Record, before committing, where a snapshot with ``key`` can appear."""
+        after = self._log.head_seq
+        await self._put_marker(key, after, None)
+        return after
+
+    async def _key_hit(self, key: str) -> Snapshot | None:
+        """The retained snapshot a previous write with ``key`` committed, if any.
+
+        Cost: the marker ``get`` (+ the snapshot's record, usually cached);
+        after a crash between a commit and its marker update, the records
+        committed since the crashed write began.
+        """
+        mkey = self._marker_key(key)
+        try:
+            marker = decode(await self._store.get(mkey), KeyMarker, key=mkey)
+        except ObjectNotFoundError:
+            return None
+        except FormatError:
+            marker = KeyMarker(dataset_id=self._id, key=key, after=0)  # damaged: look everywhere
+        if marker.key != key or marker.dataset_id != self._id:
+            marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+        st = await self._state()
+        if marker.snapshot_id is not None:
+            try:
+                snap = await self.snapshot(marker.snapshot_id)
+            except (SnapshotNotFoundError, FormatError):
+                snap = None  # expired (the key with it), or damaged
+            if snap is not None and snap.manifest.idempotency_key == key:
+                return snap
+            return None
+        if st.head is None:
+            return None
+        first = max(marker.after + 1, st.expiry.below)
+        async with aclosing(self._log.walk(first, st.head.seq)) as records:
+            async for rec in records:
+                for m in rec.snapshots:
+                    if m.idempotency_key == key and not st.expiry.covers(rec.seq, m.snapshot_id):
+                        await self._put_marker(key, marker.after, m.snapshot_id)
+                        return await self._loaded(m)
+        return None
 
     async def _loaded(self, manifest: Manifest) -> Snapshot:
         """A Snapshot with its files: partition manifests read concurrently."""
@@ -779,6 +875,7 @@ class Dataset:
         expected_parent: str | Snapshot | None = None,
         max_open_partitions: int = 64,
         batch_size: int = 1024,
+        idempotency_key: str | None = None,
     ) -> Snapshot:
         """Write an (async or plain) iterable of records as one snapshot, in
         bounded memory.
@@ -820,6 +917,11 @@ class Dataset:
             )
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
+        key = self._check_key(idempotency_key)
+        if key is not None:
+            hit = await self._key_hit(key)
+            if hit is not None:
+                return hit  # committed before: the records are not read again
         spec = await self._record_spec(spec)
         prepared = await self._with_schema_context(
             self._alongside_hint(
@@ -828,7 +930,7 @@ class Dataset:
                 )
             )
         )
-        return await self._commit(prepared, meta, parent, spec.schema)
+        return await self._commit(prepared, meta, parent, spec.schema, key=key)
 
     # ---------------------------------------------------------------- snapshots
     async def latest(self) -> Snapshot:

@@ -385,10 +385,22 @@ async def gc(
         keep_seqs = {head.seq, head.expiry_seq}
         if head.last_snapshot_id is not None:
             keep_seqs.add(parse_dataset_snapshot_id(head.last_snapshot_id, dataset_id="")[0])
+    # Idempotency markers expire with the snapshots they name: a marker older
+    # than the oldest retained snapshot (less the grace a write may take) can
+    # only name an expired one, or a write that never committed.
+    keys_prefix = f"{log.spec.prefix}_keys/"
+    oldest = min((s.created_at for s in view.snapshots.values()), default=None) if head else None
+    keys_cutoff = None if oldest is None else oldest - _check_grace(grace)
     doomed: dict[str, int] = {}
     young = 0
     async with aclosing(store.list(root)) as listing:
         async for obj in listing:
+            if obj.key.startswith(keys_prefix):
+                stamp = obj.last_modified
+                if keys_cutoff is None or stamp is None or stamp >= keys_cutoff:
+                    continue
+                doomed[obj.key] = obj.size
+                continue
             keep = _log_keep(log, obj.key, state.below, keep_seqs)
             if keep or (keep is None and obj.key in referenced):
                 continue

@@ -38,6 +38,7 @@ __all__ = [
     "DatasetDescriptor",
     "ExpiryState",
     "FileRef",
+    "KeyMarker",
     "LogOp",
     "Manifest",
     "PartitionManifest",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 CHECKPOINT_SCHEMA = "aiolode.dataset.checkpoint"
+KEY_SCHEMA = "aiolode.dataset.key"
 DESCRIPTOR_SCHEMA = "aiolode.dataset.descriptor"
 MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
@@ -225,6 +227,9 @@ class Manifest:
     replaces
         Keys of earlier files this snapshot takes out of the live view (their
         rows are in this snapshot's files, or expired).
+    idempotency_key
+        The caller's key for this write: a retry with the same key returns this
+        snapshot instead of committing again.
     """
 
     dataset_id: str
@@ -247,6 +252,7 @@ class Manifest:
     partition_manifests: tuple[PartitionRef, ...] = attrs.field(factory=tuple, converter=_refs)
     operation: str = "append"
     replaces: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    idempotency_key: str | None = None
 
     @property
     def files_loaded(self) -> bool:
@@ -490,6 +496,22 @@ class Checkpoint:
 
 
 @attrs.frozen
+class KeyMarker:
+    """Where to find the write an idempotency key made (``<root>_log/_keys/<hash>.json``).
+
+    Written before the commit with ``after`` (the head when the write began:
+    its snapshot, if it committed, is in a later record), then updated with
+    ``snapshot_id`` once committed. Only a pointer: the snapshot's own manifest
+    carrying the key is what a retry trusts.
+    """
+
+    dataset_id: str
+    key: str
+    after: int
+    snapshot_id: str | None = None
+
+
+@attrs.frozen
 class DatasetDescriptor:
     """What a dataset is, recorded once by its first write (create-only).
 
@@ -574,3 +596,4 @@ register_migration(COMMIT_SCHEMA, 2, _migrate_commit_v2)
 register(PARTITION_SCHEMA, 1, PartitionManifest)
 register(DESCRIPTOR_SCHEMA, 1, DatasetDescriptor)
 register(CHECKPOINT_SCHEMA, 1, Checkpoint)
+register(KEY_SCHEMA, 1, KeyMarker)
