@@ -123,8 +123,11 @@ class DropReport:
     deleted
         The keys deleted (or that would be), sorted.
     remaining
-        Log records kept until the drop is older than ``grace`` and than ten
-        minutes (run ``drop()`` again later to finish); empty when complete.
+        What a later run removes (empty when complete): log records, kept
+        until the drop is older than ``grace`` and than ten minutes (a writer
+        holding a recent view of the log must find the tombstone), and objects
+        the store stored no earlier than the tombstone (they may belong to a
+        new dataset of the same name).
     """
 
     dry_run: bool
@@ -473,20 +476,37 @@ async def drop(
     )
     keep_window = max(grace_td, timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
     log_may_go = tombstone_age is not None and tombstone_age >= keep_window
+    # Only what was stored before the tombstone belongs to the dropped life: a
+    # new life may begin as soon as the tombstone is visible, and its objects are
+    # never older than it. Both times are the store's clock (no skew); an object
+    # of the same instant (S3 lists whole seconds) is left for a later run.
+    cutoff = await _stored_at(store, log, head) if head is not None and head.dropped else None
     deleted: list[str] = []
     young_records: list[str] = []
     old_records: list[str] = []
+    newer: list[str] = []
+    newer_at: dict[str, datetime] = {}
     async with aclosing(store.list(root)) as listing:
         async for obj in listing:
             if obj.key == log.spec.lwm_key:
                 continue
             if _record_seq(log, obj.key) is None:
-                deleted.append(obj.key)
+                if cutoff is None or obj.last_modified is None or obj.last_modified < cutoff:
+                    deleted.append(obj.key)
+                else:
+                    newer_at[obj.key] = obj.last_modified
             elif log_may_go:
                 old_records.append(obj.key)
             else:
                 young_records.append(obj.key)
-    finished = not young_records
+    if newer_at and log_may_go and not await store.exists(descriptor_key):
+        # Long after the drop, with no new dataset of the name (checked after
+        # listing: a listed object of a new life that has committed has its
+        # descriptor), objects older than the keep window are leftovers too.
+        old_enough = datetime.now(UTC) - keep_window
+        deleted += [k for k, t in newer_at.items() if t < old_enough]
+    newer = [k for k, t in newer_at.items() if k not in set(deleted)]
+    finished = not young_records and not newer
     if finished:
         # The whole log is old enough: it goes too, the tombstone last, then the
         # low-water mark that keeps searches above the freed slots.
@@ -498,5 +518,14 @@ async def drop(
             for k in sorted(old_records):
                 await _delete(store, log, k)
             await _delete(store, log, log.spec.lwm_key)
-    remaining = [] if finished else [*old_records, *young_records]
+    remaining = [] if finished else [*old_records, *young_records, *newer]
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
+
+
+async def _stored_at(store: Store, log: CommitLog, tombstone: CommitRecord) -> datetime | None:
+    """When the store stored the tombstone (its own clock), if it says."""
+    try:
+        info = await retrying(log.retry, lambda: store.head(log.key(tombstone.seq)))
+    except ObjectNotFoundError:
+        return None
+    return info.last_modified
