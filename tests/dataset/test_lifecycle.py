@@ -245,7 +245,8 @@ async def test_drop(store: aiolode.Store) -> None:
     for k in report.remaining:
         if "/_log/0" not in k:
             stamp = (await store.head(k)).last_modified
-            assert stamp is not None and tomb.last_modified is not None
+            assert stamp is not None
+            assert tomb.last_modified is not None
             assert stamp >= tomb.last_modified
     left = [o.key async for o in store.list("datasets/d/")]
     assert sorted(left) == sorted([*report.remaining, "datasets/d/_log/_lwm.json"])
