@@ -272,14 +272,15 @@ async def test_drop(store: aiolode.Store) -> None:
 async def test_drop_finishes_once_old_enough(
     memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiolode.dataset import _dataset, _lifecycle
+    from aiolode._history import _collect
+    from aiolode.dataset import _dataset
 
     ds = Dataset("d", memory)
     await ds.write(b"x")
     idle = Dataset("d", memory)
     await idle.write(b"y")  # a writer of the life about to be dropped
     assert not (await ds.drop(grace=NOW)).done
-    monkeypatch.setattr(_lifecycle, "WRITER_MAX_WARM_AGE", 0)
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)
     report = await ds.drop(grace=NOW)  # resumable: finishes what the first left
     assert report.done
     assert [o async for o in memory.list("datasets/d/")] == []

@@ -38,12 +38,14 @@ import attrs
 from .._concurrency import bounded_map, reraise
 from ..errors import (
     AiolodeError,
+    ConflictError,
     FormatError,
     HistoryGapError,
     InvalidInputError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     SnapshotConflictError,
     SnapshotExpiredError,
     SnapshotNotFoundError,
@@ -52,6 +54,7 @@ from ..errors import (
 )
 from ..manifest._converter import decode, encode
 from ..manifest._ids import record_key
+from ..types import IfMatch
 from . import _notify
 from ._calls import delete_quietly, retrying
 
@@ -378,6 +381,51 @@ class SequenceLog(Generic[R]):
         seq = decode_pointer(data, LWM_SCHEMA, self.spec.owner_id)
         self.lwm = max(self.lwm, seq or 1)
         return self.lwm
+
+    async def raise_lwm(self, seq: int) -> None:
+        """Raise the stored low-water mark to ``seq`` (never lower it): a
+        compare-and-swap loop, so concurrent raises keep the highest.
+
+        Callers delete records below the mark only after this returns: a search
+        must never start below a collected record.
+
+        Raises
+        ------
+        ConflictError
+            Still racing other raises after 64 rounds.
+        StorageError
+            The store failed (transient failures are retried).
+        """
+        key = self.spec.lwm_key
+        data = encode_pointer(LWM_SCHEMA, self.spec.owner_id, seq)
+        store, retry = self.store, self.retry
+        for _ in range(64):
+            try:
+                info = await retrying(retry, lambda: store.head(key))
+                raw = await retrying(retry, lambda: store.get(key))
+            except ObjectNotFoundError:
+                try:
+                    await retrying(retry, lambda: store.put(key, data, mode="create"))
+                except ObjectExistsError:
+                    continue  # raced another first raise: compare with it
+                self.lwm = max(self.lwm, seq)
+                return
+            if decode_pointer(raw, LWM_SCHEMA, self.spec.owner_id) >= seq:
+                self.lwm = max(self.lwm, seq)
+                return
+            mode = IfMatch(info.etag)
+            try:
+                await retrying(retry, lambda: store.put(key, data, mode=mode))  # noqa: B023
+            except (PreconditionFailedError, ObjectNotFoundError):
+                continue  # changed between our read and our write: read again
+            self.lwm = max(self.lwm, seq)
+            return
+        raise ConflictError(
+            f"could not raise the low-water mark of {self.spec.kind} {self.spec.owner_id!r} "
+            f"to {seq}: too many concurrent raises",
+            key=key,
+            **self.spec.ctx(),
+        )
 
     def hint_due(self) -> int | None:
         """The head's sequence if the hint lags it and no hint put is in flight.

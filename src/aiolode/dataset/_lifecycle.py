@@ -28,19 +28,11 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
-from .._concurrency import bounded_map
 from .._history import Draft, retrying
-from .._history._log import LWM_SCHEMA, WRITER_MAX_WARM_AGE, decode_pointer, encode_pointer
-from ..errors import (
-    AiolodeError,
-    InvalidInputError,
-    ObjectNotFoundError,
-    PreconditionFailedError,
-    SnapshotNotFoundError,
-)
+from .._history._collect import check_grace, delete_keys, record_seq, sweep_dropped
+from ..errors import InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ..types import IfMatch
 from ._checkpoint import CHECKPOINT_INTERVAL, fold
 from ._commit import record_base
 from ._files import snapshot_position
@@ -51,9 +43,7 @@ if TYPE_CHECKING:
     from ._commit import Committer
     from ._log import CommitLog
 
-__all__ = ["DropReport", "ExpireReport", "GCReport", "drop", "expire", "gc"]
-
-_DELETE_CONCURRENCY = 16
+__all__ = ("DropReport", "ExpireReport", "GCReport", "drop", "expire", "gc")
 
 
 @final
@@ -138,12 +128,6 @@ class DropReport:
     def done(self) -> bool:
         """Whether nothing of the dataset is left in the store."""
         return not self.remaining
-
-
-def _check_grace(grace: object) -> timedelta:
-    if not isinstance(grace, timedelta) or grace < timedelta(0):
-        raise InvalidInputError(f"grace must be a timedelta >= 0, not {grace!r}")
-    return grace
 
 
 # ---------------------------------------------------------------------- expiry
@@ -292,46 +276,6 @@ async def _commit_fence(log: CommitLog, committer: Committer, fence: datetime) -
     return outcome.record
 
 
-async def write_lwm(store: Store, log: CommitLog, seq: int) -> None:
-    """Raise the stored low-water mark to ``seq`` (never lower it): compare-and-swap.
-
-    Raises
-    ------
-    StorageError
-        The store failed.
-    """
-    key = log.spec.lwm_key
-    data = encode_pointer(LWM_SCHEMA, log.spec.owner_id, seq)
-    for _ in range(64):
-        try:
-            info = await store.head(key)
-            current = decode_pointer(await store.get(key), LWM_SCHEMA, log.spec.owner_id)
-        except ObjectNotFoundError:
-            try:
-                await store.put(key, data, mode="create")
-                break
-            except AiolodeError:
-                continue
-        if current >= seq:
-            break
-        try:
-            await store.put(key, data, mode=IfMatch(info.etag))
-            break
-        except (PreconditionFailedError, ObjectNotFoundError):
-            continue
-    log.lwm = max(log.lwm, seq)
-
-
-def _record_seq(log: CommitLog, key: str) -> int | None:
-    """The sequence number of a record key of this log, else ``None``."""
-    if not key.startswith(log.spec.prefix):
-        return None
-    stem = key[len(log.spec.prefix) :].removesuffix(".json")
-    if stem.isdigit() and len(stem) == log.spec.width and key.endswith(".json"):
-        return int(stem)
-    return None
-
-
 def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool | None:
     """For a key under the log prefix: keep it (True), collect it (False); None
     for keys outside the log prefix."""
@@ -344,7 +288,7 @@ def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool
     if name.startswith("_checkpoints/"):
         stem = name[len("_checkpoints/") :].removesuffix(".json")
         return stem.isdigit() and int(stem) >= below - (below % CHECKPOINT_INTERVAL)
-    seq = _record_seq(log, key)
+    seq = record_seq(log, key)
     if seq is not None:
         return seq >= below or seq in keep_seqs
     return False
@@ -371,7 +315,7 @@ async def gc(
     StorageError, FormatError
         The store failed or a record is unreadable.
     """
-    fence = datetime.now(UTC) - _check_grace(grace)
+    fence = datetime.now(UTC) - check_grace(grace)
     head = await log.refresh()
     if head is not None and head.dropped:
         raise dropped_error(log.spec.owner_id)
@@ -393,7 +337,7 @@ async def gc(
     # only name an expired one, or a write that never committed.
     keys_prefix = f"{log.spec.prefix}_keys/"
     oldest = min((s.created_at for s in view.snapshots.values()), default=None) if head else None
-    keys_cutoff = None if oldest is None else oldest - _check_grace(grace)
+    keys_cutoff = None if oldest is None else oldest - check_grace(grace)
     doomed: dict[str, int] = {}
     young = 0
     async with aclosing(store.list(root)) as listing:
@@ -414,15 +358,9 @@ async def gc(
     if not dry_run and doomed:
         if state.below > 1:
             # Searches must start above the records about to go.
-            await write_lwm(store, log, state.below)
-        await bounded_map(
-            lambda k: _delete(store, log, k), sorted(doomed), limit=_DELETE_CONCURRENCY
-        )
+            await log.raise_lwm(state.below)
+        await delete_keys(store, log, doomed)
     return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
-
-
-async def _delete(store: Store, log: CommitLog, key: str) -> None:
-    await retrying(log.retry, lambda: store.delete(key))
 
 
 # ------------------------------------------------------------------------ drop
@@ -445,7 +383,7 @@ async def drop(
     StorageError, FormatError
         The store failed or a record is unreadable.
     """
-    grace_td = _check_grace(grace)
+    grace_td = check_grace(grace)
     head = await log.refresh()
     if not dry_run and head is not None and not head.dropped and committer is not None:
         life = committer.life
@@ -466,66 +404,12 @@ async def drop(
         # The name is gone from here on: nothing opens it, nothing writes to it.
         await retrying(log.retry, lambda: store.delete(descriptor_key))
         if head is not None:
-            await write_lwm(store, log, head.seq)
-    # Log records go only once the drop itself is older than the grace period
-    # AND than twice the time a writer may build on a view of the log without
-    # re-reading it: a writer with a recent view must find its next slot taken
-    # (by the tombstone's history) and learn of the drop, never fill a freed slot.
-    tombstone_age = (
-        datetime.now(UTC) - head.created_at if head is not None and head.dropped else None
+            await log.raise_lwm(head.seq)
+
+    async def new_life() -> bool:
+        return await store.exists(descriptor_key)
+
+    deleted, remaining = await sweep_dropped(
+        store, log, root, head, grace=grace_td, dry_run=dry_run, new_life=new_life
     )
-    keep_window = max(grace_td, timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
-    log_may_go = tombstone_age is not None and tombstone_age >= keep_window
-    # Only what was stored before the tombstone belongs to the dropped life: a
-    # new life may begin as soon as the tombstone is visible, and its objects are
-    # never older than it. Both times are the store's clock (no skew); an object
-    # of the same instant (S3 lists whole seconds) is left for a later run.
-    cutoff = await _stored_at(store, log, head) if head is not None and head.dropped else None
-    deleted: list[str] = []
-    young_records: list[str] = []
-    old_records: list[str] = []
-    newer: list[str] = []
-    newer_at: dict[str, datetime] = {}
-    async with aclosing(store.list(root)) as listing:
-        async for obj in listing:
-            if obj.key == log.spec.lwm_key:
-                continue
-            if _record_seq(log, obj.key) is None:
-                if cutoff is None or obj.last_modified is None or obj.last_modified < cutoff:
-                    deleted.append(obj.key)
-                else:
-                    newer_at[obj.key] = obj.last_modified
-            elif log_may_go:
-                old_records.append(obj.key)
-            else:
-                young_records.append(obj.key)
-    if newer_at and log_may_go and not await store.exists(descriptor_key):
-        # Long after the drop, with no new dataset of the name (checked after
-        # listing: a listed object of a new life that has committed has its
-        # descriptor), objects older than the keep window are leftovers too.
-        old_enough = datetime.now(UTC) - keep_window
-        deleted += [k for k, t in newer_at.items() if t < old_enough]
-    newer = [k for k, t in newer_at.items() if k not in set(deleted)]
-    finished = not young_records and not newer
-    if finished:
-        # The whole log is old enough: it goes too, the tombstone last, then the
-        # low-water mark that keeps searches above the freed slots.
-        deleted += [*sorted(old_records), log.spec.lwm_key]
-    if not dry_run:
-        others = [k for k in deleted if _record_seq(log, k) is None and k != log.spec.lwm_key]
-        await bounded_map(lambda k: _delete(store, log, k), others, limit=_DELETE_CONCURRENCY)
-        if finished:
-            for k in sorted(old_records):
-                await _delete(store, log, k)
-            await _delete(store, log, log.spec.lwm_key)
-    remaining = [] if finished else [*old_records, *young_records, *newer]
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
-
-
-async def _stored_at(store: Store, log: CommitLog, tombstone: CommitRecord) -> datetime | None:
-    """When the store stored the tombstone (its own clock), if it says."""
-    try:
-        info = await retrying(log.retry, lambda: store.head(log.key(tombstone.seq)))
-    except ObjectNotFoundError:
-        return None
-    return info.last_modified
