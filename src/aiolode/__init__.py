@@ -63,6 +63,7 @@ from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .errors import VolumeNotFoundError as VolumeNotFoundError
 from .layout import DefaultLayout as DefaultLayout
 from .layout import FlatLayout as FlatLayout
 from .layout import HiveLayout as HiveLayout
@@ -175,6 +176,7 @@ __all__ = (
     "UnsupportedOperationError",
     "VerifyReport",
     "Volume",
+    "VolumeNotFoundError",
     "VolumeReader",
     "VolumeSnapshot",
     "Zstd",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from .._history._reports import DropReport as DropReport
+from .._history._reports import ExpireReport as ExpireReport
+from .._history._reports import GCReport as GCReport
 from ._dataset import Dataset as Dataset
-from ._lifecycle import DropReport as DropReport
-from ._lifecycle import ExpireReport as ExpireReport
-from ._lifecycle import GCReport as GCReport
 from ._snapshot import Snapshot as Snapshot
 from ._write import BlobWriter as BlobWriter
 

@@ -73,6 +73,7 @@ from ._write import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
 
+    from .._history._reports import DropReport, ExpireReport, GCReport
     from ..checksum import Checksum
     from ..codecs import Codec
     from ..compression import Compressor
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
     from ..schema import Schema, SchemaMode
     from ..types import ProgressCallback
     from ..verify import VerifyReport
-    from ._lifecycle import DropReport, ExpireReport, GCReport
 
 __all__ = ["Dataset"]
 
@@ -1397,7 +1397,9 @@ class Dataset:
 
         Collects the data files and partition manifests of expired snapshots,
         of aborted and lost writes, log records below the expired prefix, and
-        superseded checkpoints — each only when older than ``grace``. It first
+        superseded checkpoints — each only when older than ``grace`` (log
+        records also only when older than ten minutes: a writer appending at
+        the slot after the head it knows must never find that slot freed). It first
         commits a *fence* (``now - grace``): a write that began before it is
         refused at its commit with :class:`~aiolode.StaleWriteError` (its
         unreferenced files may be gone), so no snapshot can ever point at
