@@ -57,6 +57,7 @@ import aiolode
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from anyio.streams.memory import MemoryObjectSendStream
     from starlette.types import Message, Receive, Scope, Send
 
 #: Request bodies are regrouped into chunks of this size before they are written.
@@ -275,23 +276,9 @@ class Files:
         declared = request.headers.get("content-type")
         self.stats.started += 1
         digest = hashlib.sha256()
-        head = b""
         try:
             async with ds.stream_write({"name": name}) as w:
-                buf = bytearray()
-                async with aclosing(request.stream()) as body:
-                    async for part in body:
-                        buf += part
-                        self.stats.bytes_received += len(part)
-                        if len(buf) >= CHUNK:
-                            chunk, buf = bytes(buf), bytearray()
-                            head = head or chunk[:SNIFF_BYTES]
-                            await _hash(digest, chunk)
-                            await w.write(chunk)
-                if buf:
-                    head = head or bytes(buf[:SNIFF_BYTES])
-                    await _hash(digest, bytes(buf))
-                    await w.write(bytes(buf))
+                head = await _pump(request, w, digest, self.stats)
                 # Decided now that the data has streamed; committed on exit.
                 w.metadata["sha256"] = digest.hexdigest()
                 w.metadata["size"] = w.bytes_written
@@ -434,6 +421,58 @@ def _describe(name: str, snap: aiolode.Snapshot) -> dict[str, Any]:
         "sha256": meta.get("sha256"),
         "content_type": meta.get("content_type"),
     }
+
+
+async def _pump(request: Request, w: aiolode.BlobWriter, digest: Any, stats: Stats) -> bytes:
+    """Stream the request body into ``w`` (and ``digest``); return its first bytes.
+
+    Two tasks, so that receiving the next chunk overlaps hashing and storing
+    this one; two chunks in flight between them bound the memory. The first
+    failure (a client gone: :class:`ClientDisconnect`) stops both and is
+    raised as it is, not in an exception group, for the caller to map.
+    """
+    send, recv = anyio.create_memory_object_stream[bytes](2)
+    failed: list[Exception] = []
+    head = b""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_receive, request, send, stats, failed, tg.cancel_scope)
+        try:
+            async with recv:
+                async for chunk in recv:
+                    head = head or chunk[:SNIFF_BYTES]
+                    await _hash(digest, chunk)
+                    await w.write(chunk)
+        except Exception as exc:
+            failed.append(exc)
+            tg.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    return head
+
+
+async def _receive(
+    request: Request,
+    send: MemoryObjectSendStream[bytes],
+    stats: Stats,
+    failed: list[Exception],
+    scope: anyio.CancelScope,
+) -> None:
+    """The body regrouped into CHUNK-sized chunks (the server hands out ~64 KiB)."""
+    async with send:
+        try:
+            buf = bytearray()
+            async with aclosing(request.stream()) as body:
+                async for part in body:
+                    buf += part
+                    stats.bytes_received += len(part)
+                    if len(buf) >= CHUNK:
+                        await send.send(bytes(buf))
+                        buf = bytearray()
+            if buf:
+                await send.send(bytes(buf))
+        except Exception as exc:
+            failed.append(exc)
+            scope.cancel()
 
 
 async def _hash(digest: Any, chunk: bytes) -> None:
