@@ -723,7 +723,7 @@ class Dataset:
         ) as writer:
             yield writer
         try:
-            meta = writer.committed_metadata()  # as the block left it
+            meta = writer._committed_metadata()  # as the block left it
         except BaseException:
             await delete_quietly(self._store, [f.key for f in holder.prepared.files])
             raise
@@ -1214,6 +1214,8 @@ class Dataset:
             ``offset`` or ``length`` is negative or not an int.
         UnsupportedOperationError
             A record snapshot, or a compressed blob.
+        InvalidInputError
+            ``snapshot`` is neither an id nor a :class:`Snapshot` of this dataset.
         SnapshotNotFoundError, SnapshotExpiredError, DatasetNotFoundError
             As for :meth:`open_blob`.
         ObjectNotFoundError

@@ -626,7 +626,7 @@ class BlobWriter:
         else:
             self._metadata[CONTENT_TYPE_KEY] = check_content_type(value)
 
-    def committed_metadata(self) -> Metadata:
+    def _committed_metadata(self) -> Metadata:
         """The metadata to commit, checked (called by ``Dataset.stream_write``).
 
         Raises
