@@ -237,7 +237,7 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 # ------------------------------------------------------------------ the app
 @dataclass
 class Stats:
-    """Upload counters (for tests and a ``/stats`` look)."""
+    """Upload counters, as ``app.state.stats`` (for tests and monitoring)."""
 
     started: int = 0
     committed: int = 0
