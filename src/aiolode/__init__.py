@@ -23,6 +23,7 @@ from .codecs import Parquet as Parquet
 from .compression import Compressor as Compressor
 from .compression import Gzip as Gzip
 from .compression import Zstd as Zstd
+from .dataset import Blob as Blob
 from .dataset import BlobWriter as BlobWriter
 from .dataset import Dataset as Dataset
 from .dataset import DropReport as DropReport
@@ -107,6 +108,7 @@ __all__ = (
     "ArrowIPC",
     "Blake2b",
     "Blake3",
+    "Blob",
     "BlobWriter",
     "BlockRef",
     "Checksum",
