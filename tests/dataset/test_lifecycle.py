@@ -240,9 +240,13 @@ async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore)
 async def test_drop(store: aiolode.Store) -> None:
     ds = Dataset("d", store, codec=aiolode.JSONL())
     other = Dataset("d", store)
-    await ds.write([{"a": 1}])
-    await other.write([{"a": 2}])
+    first = await ds.write([{"a": 1}])
+    second = await other.write([{"a": 2}])
     report = await ds.drop(grace=NOW)
+    # What the history named goes at once, even in the tombstone's second.
+    named = {f.key for f in (*first.files, *second.files)}
+    assert named <= set(report.deleted)
+    assert not named & set(report.remaining)
     # Data, descriptor, hint: gone. The log records stay until no writer can hold
     # a recent view of the log (they are what tells such a writer of the drop).
     assert not report.done
@@ -433,3 +437,15 @@ async def test_drop_never_deletes_a_new_life_begun_during_it(store: aiolode.Stor
     assert [s.id async for s in fresh.snapshots()] == [born[0].id]
     assert not set(report.deleted) & {f.key for f in born[0].files}
     await _sound(fresh, orphans=0)
+
+
+async def test_drop_takes_expired_files_at_once(store: aiolode.Store) -> None:
+    """Files of expired snapshots not yet collected are named by the history too:
+    a drop takes them at once, whatever the store's stamp resolution."""
+    ds = Dataset("d", store)
+    first = await ds.write(b"one")
+    await ds.write(b"two")
+    await ds.expire(keep_last=1)
+    report = await ds.drop(grace=NOW)
+    assert {f.key for f in first.files} <= set(report.deleted)
+    assert all("/_log/" in k for k in report.remaining), report.remaining

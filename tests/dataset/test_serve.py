@@ -451,15 +451,6 @@ async def test_write_content_type(memory: aiolode.MemoryStore) -> None:
 
 
 # ------------------------------------------------ found outside this area
-@pytest.mark.xfail(
-    strict=True,
-    raises=aiolode.DatasetNotFoundError,
-    reason="library bug (dataset/_dataset.py + _lifecycle.drop): the Dataset object that "
-    "dropped its dataset cannot write the name again ('dataset was dropped'), although "
-    "drop() documents that 'the name can be written again at once' and a new object "
-    "can; the same object even reads the new life (latest() works). The upload server "
-    "works around it by forgetting the object after DELETE.",
-)
 async def test_the_object_that_dropped_can_write_again(memory: aiolode.MemoryStore) -> None:
     ds = Dataset("d", memory)
     await ds.write(b"first life")

@@ -121,8 +121,12 @@ async def sweep_dropped(
     grace: timedelta,
     dry_run: bool,
     new_life: Callable[[], Awaitable[bool]],
+    old_life: Callable[[str], bool] = lambda key: False,
 ) -> tuple[list[str], list[str]]:
     """Delete what a drop leaves under ``root``; return ``(deleted, remaining)``.
+
+    Objects for which ``old_life(key)`` is true (named by the dropped history,
+    which no new life ever names) go at once whatever their stamp.
 
     Objects other than log records go if the store stored them before the
     tombstone (store clock against store clock: no skew; S3 stamps whole
@@ -159,7 +163,12 @@ async def sweep_dropped(
             if obj.key == log.spec.lwm_key:
                 continue
             if record_seq(log, obj.key) is None:
-                if cutoff is None or obj.last_modified is None or obj.last_modified < cutoff:
+                if (
+                    old_life(obj.key)
+                    or cutoff is None
+                    or obj.last_modified is None
+                    or obj.last_modified < cutoff
+                ):
                     deleted.append(obj.key)
                 else:
                     newer[obj.key] = obj.last_modified

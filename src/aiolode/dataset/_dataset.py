@@ -1607,7 +1607,7 @@ class Dataset:
             The store failed or a record is unreadable.
         """
         await self._configure()
-        return await lifecycle.drop(
+        report = await lifecycle.drop(
             self._store,
             self._log,
             self._committer,
@@ -1616,6 +1616,14 @@ class Dataset:
             grace=grace,
             dry_run=dry_run,
         )
+        if not dry_run and self._config_lock is not None:
+            async with self._config_lock:
+                # This object's next write starts a new life of the name (other
+                # writers of the dropped one stay refused).
+                self._config = None
+                self._spec = None
+                self._new_descriptor = None
+        return report
 
     async def checkpoint(self) -> bool:
         """Fold the history into the checkpoint due at the last 64-record boundary,

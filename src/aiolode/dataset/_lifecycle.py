@@ -36,7 +36,7 @@ from .._history._collect import (
     sweep_dropped,
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
-from ..errors import InvalidInputError, SnapshotNotFoundError
+from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ._checkpoint import CHECKPOINT_INTERVAL, fold
@@ -314,6 +314,18 @@ async def drop(
     """
     grace_td = check_grace(grace)
     head = await log.refresh()
+    # What the history names goes at once (a new life never names it); the
+    # rest waits for the store clock to pass the tombstone.
+    named: set[str] = set()
+    if head is not None and not head.dropped:
+        try:
+            # Expired snapshots' records too while they last: their files may
+            # not have been collected yet.
+            view = await fold(store, log, head.seq, floor=1)
+        except HistoryGapError:
+            view = await fold(store, log, head.seq, floor=(await expiry_of(log, head)).below)
+        named |= {f.file.key for f in view.files.values()}
+        named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
     if not dry_run and head is not None and not head.dropped and committer is not None:
         life = committer.life
 
@@ -339,6 +351,13 @@ async def drop(
         return await store.exists(descriptor_key)
 
     deleted, remaining = await sweep_dropped(
-        store, log, root, head, grace=grace_td, dry_run=dry_run, new_life=new_life
+        store,
+        log,
+        root,
+        head,
+        grace=grace_td,
+        dry_run=dry_run,
+        new_life=new_life,
+        old_life=named.__contains__,
     )
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))

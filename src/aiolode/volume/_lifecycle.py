@@ -252,6 +252,15 @@ async def drop(
         return False  # no commit is accepted on a dropped head
 
     deleted, remaining = await sweep_dropped(
-        log.store, log, index.prefix, head, grace=grace_td, dry_run=dry_run, new_life=new_life
+        log.store,
+        log,
+        index.prefix,
+        head,
+        grace=grace_td,
+        dry_run=dry_run,
+        new_life=new_life,
+        # A dropped volume has no new life: every block, segment and list goes
+        # (a writer still staging is refused at commit).
+        old_life=lambda key: head is not None and head.dropped,
     )
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
