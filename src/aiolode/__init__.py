@@ -25,6 +25,7 @@ from .compression import Gzip as Gzip
 from .compression import Zstd as Zstd
 from .dataset import Blob as Blob
 from .dataset import BlobWriter as BlobWriter
+from .dataset import CompactReport as CompactReport
 from .dataset import Dataset as Dataset
 from .dataset import DropReport as DropReport
 from .dataset import ExpireReport as ExpireReport
@@ -115,6 +116,7 @@ __all__ = (
     "ChecksumMismatchError",
     "Codec",
     "CodecNotStreamableError",
+    "CompactReport",
     "Compressor",
     "ConfigMismatchError",
     "ConflictError",

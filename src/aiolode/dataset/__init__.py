@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._history._reports import DropReport as DropReport
 from .._history._reports import ExpireReport as ExpireReport
 from .._history._reports import GCReport as GCReport
+from ._compact import CompactReport as CompactReport
 from ._dataset import Dataset as Dataset
 from ._serve import CONTENT_TYPE_KEY as CONTENT_TYPE_KEY
 from ._serve import Blob as Blob
@@ -15,6 +16,7 @@ __all__ = (
     "CONTENT_TYPE_KEY",
     "Blob",
     "BlobWriter",
+    "CompactReport",
     "Dataset",
     "DropReport",
     "ExpireReport",

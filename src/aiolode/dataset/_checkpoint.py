@@ -29,6 +29,7 @@ from ..manifest._dataset import (
     CheckpointSnapshot,
     ExpiryState,
     Manifest,
+    settle_compactions,
 )
 from ..manifest._ids import parse_dataset_snapshot_id
 from ._partitions import load_files
@@ -104,7 +105,8 @@ class Folded:
                 self.files[key] = attrs.evolve(old, live=False)
         for f in files:
             self.files[f.key] = CheckpointFile(m.snapshot_id, f, True)
-        self.tip = m.snapshot_id
+        if m.operation == "append":
+            self.tip = m.snapshot_id
 
     def drop_expired(self, expiry: ExpiryState) -> None:
         """Forget the snapshots ``expiry`` covers, and their files."""
@@ -114,10 +116,17 @@ class Folded:
             return expiry.covers(seq, sid)
 
         dead = {sid for sid in self.snapshots if gone(sid)}
-        if not dead:
-            return
         self.snapshots = {k: v for k, v in self.snapshots.items() if k not in dead}
         self.files = {k: v for k, v in self.files.items() if v.snapshot_id not in dead}
+        # Compacted files holding rows of an expired snapshot give way to the
+        # files their retained sources wrote.
+        unusable, revived = settle_compactions(
+            {k: (v.file, v.live) for k, v in self.files.items()}, gone
+        )
+        for k in unusable:
+            del self.files[k]
+        for k in revived:
+            self.files[k] = attrs.evolve(self.files[k], live=True)
 
     def checkpoint(self, dataset_id: str, created_at: object, expiry: ExpiryState) -> Checkpoint:
         """As a checkpoint document."""
@@ -205,6 +214,7 @@ async def fold(
     async with aclosing(log.walk(first, upto)) as records:
         async for rec in records:
             manifests.extend(rec.snapshots)
+            manifests.extend(rec.compactions)
             view.seq = rec.seq
             view.tip = rec.last_snapshot_id or view.tip
 

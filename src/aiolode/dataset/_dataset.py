@@ -49,6 +49,7 @@ from . import _lifecycle as lifecycle
 from . import _serve as serve
 from ._checkpoint import checkpoint_due, maybe_checkpoint
 from ._commit import Committer, Incarnation, ManifestStatics, PendingSnapshot
+from ._compact import CompactReport, compact
 from ._config import UNSET, DatasetConfig, Options, descriptor_key
 from ._files import (
     collect_files,
@@ -1580,6 +1581,84 @@ class Dataset:
             self.layout.root(self._id),
             descriptor_key(self.layout, self._id),
             grace=grace,
+            dry_run=dry_run,
+        )
+
+    async def compact(
+        self,
+        *,
+        where: object = None,
+        target_file_size: int = 128 * 2**20,
+        min_files: int = 4,
+        dry_run: bool = False,
+    ) -> CompactReport:
+        """Rewrite the small files of the live view into fewer, larger ones.
+
+        Per partition (``where`` limits which), the live files smaller than
+        three quarters of ``target_file_size`` are grouped in commit order into
+        groups of at most ``target_file_size`` stored bytes, each rewritten as
+        one file (checked on read; statistics and checksum computed afresh; the
+        dataset's recorded schema kept); a partition with fewer than
+        ``min_files`` small files is left alone. One commit that changes no row:
+        :meth:`files` and :meth:`to_arrow_dataset` return the same rows, in the
+        same order, from fewer files. It is not a snapshot (``snapshots()``,
+        ``watch()`` and ``files(since=...)`` never show it).
+
+        Snapshots before it keep reading their own files (which :meth:`gc`
+        keeps while they are retained). Appends committed meanwhile are kept
+        (the compaction rebases over them); a concurrent compaction or expiry
+        that took one of its input files out of the view makes it a
+        :class:`~aiolode.ConflictError` (run it again). If a source snapshot
+        of a compacted file expires later, that file stops serving and the
+        retained rows' own files serve again until the next compaction.
+
+        Parameters
+        ----------
+        where
+            Which partitions to compact (as for :meth:`files`); ``None``: all.
+        target_file_size
+            Stored bytes each output file aims at (default 128 MiB).
+        min_files
+            Fewest small files a partition needs to be compacted (>= 2).
+        dry_run
+            Report what would be rewritten; write and commit nothing.
+
+        Returns
+        -------
+        CompactReport
+            What was replaced and written, rows and bytes.
+
+        Cost: ``files()``'s reads, one ``get`` per input file, one ``put`` per
+        output file, one record put. Memory: one group's rows at a time.
+
+        Raises
+        ------
+        InvalidInputError
+            A bad argument.
+        UnsupportedOperationError
+            The dataset stores raw blobs.
+        ConflictError
+            A concurrent compaction or expiry took an input file out of the view.
+        StaleWriteError
+            The compaction began before a garbage collection's fence.
+        DatasetNotFoundError
+            No dataset of this name exists (or it was dropped).
+        CorruptDataError, ChecksumMismatchError
+            An input file is damaged (nothing is committed).
+        StorageError, FormatError
+            The store failed or a record is unreadable.
+        """
+        await self._require()
+        spec = await self._writer()
+        assert self._committer is not None
+        return await compact(
+            self._store,
+            self._log,
+            self._committer,
+            spec,
+            where=where,
+            target_file_size=target_file_size,
+            min_files=min_files,
             dry_run=dry_run,
         )
 

@@ -264,14 +264,21 @@ async def collect_files(
     seq, idx = parse_dataset_snapshot_id(target.snapshot_id, dataset_id=dataset_id)
     if since is not None:
         return await _since(store, log, state, since, target, match)
-    view = (
-        await fold(store, log, seq - 1, match=match, floor=state.expiry.below)
-        if seq > 1
-        else Folded.start(None)
-    )
-    rec = await log.require(seq, target.snapshot_id)
-    for m in rec.snapshots[: idx + 1]:
-        view.add(m, await load_files(store, m, match))
+    head = state.head
+    if head is not None and target.snapshot_id == state.tip:
+        # The latest snapshot: everything up to the head, compactions after it
+        # too. (Time travel to an earlier one reads the files as they were at
+        # its commit: the same rows, without later compactions.)
+        view = await fold(store, log, head.seq, match=match, floor=state.expiry.below)
+    else:
+        view = (
+            await fold(store, log, seq - 1, match=match, floor=state.expiry.below)
+            if seq > 1
+            else Folded.start(None)
+        )
+        rec = await log.require(seq, target.snapshot_id)
+        for m in rec.snapshots[: idx + 1]:
+            view.add(m, await load_files(store, m, match))
     view.drop_expired(state.expiry)
     return [
         _data_file(dataset_id, view.snapshots[f.snapshot_id], f.file)

@@ -39,7 +39,7 @@ from .._history._reports import DropReport, ExpireReport, GCReport
 from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._checkpoint import CHECKPOINT_INTERVAL, fold
+from ._checkpoint import CHECKPOINT_INTERVAL, Folded, fold
 from ._commit import record_base
 from ._files import snapshot_position
 from ._state import dropped_error, expiry_of
@@ -115,7 +115,10 @@ async def expire(
             raise dropped_error(dataset_id)
         view = await fold(store, log, head.seq, floor=state.below)
         view.drop_expired(state)
-        retained = sorted(view.snapshots.values(), key=lambda s: s.snapshot_id)
+        retained = sorted(
+            (s for s in view.snapshots.values() if s.operation == "append"),
+            key=lambda s: s.snapshot_id,
+        )
         ids = {s.snapshot_id for s in retained}
         for sid in named:
             seq, _ = parse_dataset_snapshot_id(sid, dataset_id=dataset_id)
@@ -144,7 +147,15 @@ async def expire(
                 if parse_dataset_snapshot_id(i, dataset_id=dataset_id)[0] >= below
             ),
         )
-        found["files"] = [f.file for f in view.files.values() if f.snapshot_id in chosen and f.live]
+        # What leaves the live view: the chosen snapshots' files, and compacted
+        # files holding their rows (the retained rows' own files serve again).
+        after = Folded(view.seq, view.tip, dict(view.snapshots), dict(view.files))
+        after.drop_expired(new)
+        found["files"] = [
+            f.file
+            for k, f in view.files.items()
+            if f.live and not (k in after.files and after.files[k].live)
+        ]
         return order, state, new
 
     if dry_run:

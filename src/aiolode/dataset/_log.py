@@ -85,10 +85,39 @@ def dataset_log(store: Store, layout: Layout, dataset_id: str, retry: Retry) -> 
     def check(rec: CommitRecord, seq: int, key: str) -> None:
         if rec.seq != seq or rec.dataset_id != dataset_id:
             raise _bad(key, dataset_id, f"says dataset {rec.dataset_id!r} seq {rec.seq}", "seq")
-        if not rec.snapshots and not rec.ops:
+        if not rec.snapshots and not rec.ops and not rec.compactions:
             raise _bad(key, dataset_id, "commits no snapshot and no operation", "snapshots")
+        if rec.compactions and rec.snapshots:
+            raise _bad(key, dataset_id, "commits snapshots and compactions at once", "compactions")
+        for i, m in enumerate(rec.compactions):
+            want = dataset_snapshot_id(seq, i)
+            if m.operation != "compact" or m.snapshot_id != want or m.dataset_id != dataset_id:
+                raise _bad(
+                    key,
+                    dataset_id,
+                    f"compaction {i} is {m.operation!r} {m.dataset_id!r} {m.snapshot_id!r}, "
+                    f"expected a compaction {want!r}",
+                    f"compactions[{i}]",
+                )
+            for f in m.files:
+                if not f.sources or sum(s.rows for s in f.sources) != f.row_count:
+                    raise _bad(
+                        key,
+                        dataset_id,
+                        f"compacted file {f.key!r} does not account for its rows by source",
+                        f"compactions[{i}].files",
+                    )
+            check_manifest(m, key=key, dataset_id=dataset_id, root=root)
         for i, m in enumerate(rec.snapshots):
             want = dataset_snapshot_id(seq, i)
+            if m.operation != "append" or m.replaces:
+                raise _bad(
+                    key,
+                    dataset_id,
+                    f"snapshot {i} is a {m.operation!r} that replaces {len(m.replaces)} files; "
+                    "snapshots append",
+                    f"snapshots[{i}].operation",
+                )
             if m.snapshot_id != want or m.dataset_id != dataset_id:
                 raise _bad(
                     key,

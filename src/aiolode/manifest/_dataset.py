@@ -15,7 +15,7 @@ partition, so a reader filtering by partition reads only matching ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "PartitionManifest",
     "PartitionRef",
     "RowSource",
+    "settle_compactions",
 ]
 
 CHECKPOINT_SCHEMA = "aiolode.dataset.checkpoint"
@@ -110,10 +111,23 @@ class ColumnStats:
 
 @attrs.frozen
 class RowSource:
-    """Rows of a compacted file that came from one source snapshot, in file order."""
+    """Rows of a compacted file that came from one source snapshot, in file order.
+
+    Attributes
+    ----------
+    snapshot_id
+        The append snapshot that wrote these rows.
+    rows
+        How many consecutive rows of the compacted file came from it.
+    key
+        The file that snapshot wrote them to (it stays while the snapshot is
+        retained: time travel reads it, and it serves again if another source
+        of the compacted file expires).
+    """
 
     snapshot_id: str
     rows: int = attrs.field(validator=_size)
+    key: str | None = None
 
 
 def _sources(value: Iterable[RowSource]) -> tuple[RowSource, ...]:
@@ -393,6 +407,11 @@ class CommitRecord:
         empty for a record that only commits maintenance ``ops``.
     ops
         Maintenance operations committed by this record (expiry, a GC fence, a drop).
+    compactions
+        Manifests of ``operation="compact"`` this record commits: files that
+        hold rows of earlier snapshots (their ``sources``) and replace those
+        snapshots' files in the live view. Not snapshots: no id a reader lists,
+        no new rows; a record with compactions holds no snapshots.
     expiry
         The expiry state after this record, when one of its ops changed it.
     expiry_seq
@@ -421,6 +440,7 @@ class CommitRecord:
     created_at: datetime
     snapshots: tuple[Manifest, ...] = attrs.field(converter=_manifests)
     ops: tuple[LogOp, ...] = attrs.field(factory=tuple, converter=_ops)
+    compactions: tuple[Manifest, ...] = attrs.field(factory=tuple, converter=_manifests)
     expiry: ExpiryState | None = None
     expiry_seq: int = 0
     gc_fence: datetime | None = None
@@ -578,6 +598,38 @@ def _migrate_commit_v2(doc: dict[str, Any]) -> dict[str, Any]:
             "snapshots": [_migrate_manifest_v2(m) if isinstance(m, dict) else m for m in snaps],
         }
     return doc
+
+
+def settle_compactions(
+    files: Mapping[str, tuple[FileRef, bool]], gone: Callable[[str], bool]
+) -> tuple[set[str], set[str]]:
+    """How expiry changes a live view that holds compacted files.
+
+    ``files`` maps every file a fold knows to ``(reference, live)``; ``gone``
+    says whether a snapshot id was expired. A compacted file holding rows of a
+    gone snapshot can no longer serve (its other rows are still wanted, the gone
+    ones are not): it leaves the view, and the files its retained sources wrote
+    serve again, unless another usable compacted file holds their rows. The
+    answer does not depend on the order the files were compacted in.
+
+    Returns ``(dead, revived)``: compacted files to forget, files to make live.
+    """
+    dead: set[str] = set()
+    covered: set[str] = set()
+    for key, (ref, live) in files.items():
+        if not ref.sources:
+            continue
+        if any(gone(s.snapshot_id) for s in ref.sources):
+            dead.add(key)
+        elif live:
+            covered.update(s.key for s in ref.sources if s.key is not None)
+    revived: set[str] = set()
+    for key in dead:
+        for s in files[key][0].sources:
+            k = s.key or ""
+            if k in files and not files[k][1] and k not in covered and not gone(s.snapshot_id):
+                revived.add(k)
+    return dead, revived
 
 
 # One class per document reads every version: v1 documents have no

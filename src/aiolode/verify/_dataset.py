@@ -37,6 +37,7 @@ from ..manifest._dataset import (
     FileRef,
     KeyMarker,
     PartitionManifest,
+    settle_compactions,
 )
 from ..manifest._ids import (
     DATASET_SEQ_WIDTH,
@@ -50,6 +51,8 @@ from ._objects import ObjectRef, check_objects, decode_doc, fetch_docs, list_pre
 from ._report import Findings, ProblemKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..manifest._dataset import Manifest, PartitionRef
     from ._report import VerifyReport
 
@@ -334,6 +337,8 @@ class _DatasetCheck:
                         else:
                             files = m.files
                         self.fold.add(m, files)
+                    for m in rec.compactions:
+                        self.fold.add(m, m.files)
                 if seq in self.checkpoints:
                     await self._check_checkpoint(seq, rec)
 
@@ -346,9 +351,54 @@ class _DatasetCheck:
             rec = decode(raw, CommitRecord, key=key)
         except FormatError:
             return
-        for m in rec.snapshots:
+        for m in (*rec.snapshots, *rec.compactions):
             self.findings.referenced.update(f.key for f in m.files)
             self.findings.referenced.update(p.key for p in m.partition_manifests)
+
+    def _check_compactions(
+        self, seq: int, key: str, rec: CommitRecord, to_check: list[ObjectRef]
+    ) -> None:
+        """A compaction's files are referenced; required while every snapshot
+        whose rows they hold is retained (then readers may use them)."""
+        f = self.findings
+        if rec.compactions and rec.snapshots:
+            f.add(
+                ProblemKind.INVALID_RECORD,
+                f"commit record {key!r} commits snapshots and compactions at once",
+                key=key,
+            )
+        for idx, m in enumerate(rec.compactions):
+            cid = dataset_snapshot_id(seq, idx)
+            if m.operation != "compact" or m.snapshot_id != cid or m.dataset_id != self.dataset_id:
+                f.add(
+                    ProblemKind.INVALID_RECORD,
+                    f"record {key!r} compaction {idx} is {m.operation!r} {m.snapshot_id!r} of "
+                    f"dataset {m.dataset_id!r}, expected a compaction {cid!r}",
+                    key=key,
+                )
+            for problem in _snapshot_problems(m, self.root):
+                f.add(ProblemKind.INVALID_RECORD, f"compaction {cid} {problem}", key=key)
+            for fr in m.files:
+                if not fr.key.startswith(self.root):
+                    continue
+                f.referenced.add(fr.key)
+                if not fr.sources or sum(s.rows for s in fr.sources) != fr.row_count:
+                    f.add(
+                        ProblemKind.INVALID_RECORD,
+                        f"compacted file {fr.key!r} does not account for its rows by source",
+                        key=key,
+                    )
+                    continue
+                usable = all(self._retained(s.snapshot_id) for s in fr.sources)
+                if usable and (self.end is None or seq <= self.end[0]):
+                    to_check.append(ObjectRef(fr.key, fr.size, fr.checksum, cid))
+
+    def _retained(self, snapshot_id: str) -> bool:
+        try:
+            s, _ = parse_dataset_snapshot_id(snapshot_id, dataset_id="")
+        except InvalidInputError:
+            return False
+        return s >= self.lwm and self.live(s, snapshot_id)
 
     def _check_record(
         self,
@@ -367,7 +417,8 @@ class _DatasetCheck:
                 key=key,
                 snap=first_id,
             )
-        if not rec.snapshots and not rec.ops:
+        self._check_compactions(seq, key, rec, to_check)
+        if not rec.snapshots and not rec.ops and not rec.compactions:
             f.add(
                 ProblemKind.INVALID_RECORD,
                 f"commit record {key!r} holds no snapshot and no operation",
@@ -548,12 +599,15 @@ class _DatasetCheck:
             extra = sorted(got_snaps - want_snaps)
             missing = sorted(want_snaps - got_snaps)
             return f"disagrees with the records on snapshots (extra {extra[:3]}, missing {missing[:3]})"
-        want = {k: v for k, v in self.fold.files.items() if kept(v[0])}
-        got = {
-            cf.file.key: (cf.snapshot_id, cf.file, cf.live)
-            for cf in cp.files
-            if kept(cf.snapshot_id)
-        }
+        want = _settled({k: v for k, v in self.fold.files.items() if kept(v[0])}, kept)
+        got = _settled(
+            {
+                cf.file.key: (cf.snapshot_id, cf.file, cf.live)
+                for cf in cp.files
+                if kept(cf.snapshot_id)
+            },
+            kept,
+        )
         if want != got:
             diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
             return f"disagrees with the records on {len(diff)} files (first: {diff[0]!r})"
@@ -594,6 +648,17 @@ class _DatasetCheck:
                     self.findings.referenced.add(key)
                     if seq >= self.lwm:
                         self.checkpoints[seq] = key
+
+
+def _settled(
+    files: dict[str, tuple[str, FileRef, bool]], kept: Callable[[str], bool]
+) -> dict[str, tuple[str, FileRef, bool]]:
+    """A fold's files as readers see them through the head's expiry state
+    (compacted files holding expired rows give way to their sources' files)."""
+    dead, revived = settle_compactions(
+        {k: (v[1], v[2]) for k, v in files.items()}, lambda sid: not kept(sid)
+    )
+    return {k: (v[0], v[1], v[2] or k in revived) for k, v in files.items() if k not in dead}
 
 
 async def _locate(
