@@ -239,28 +239,25 @@ class Transfer:
     async def _stream(self, job: ObjectJob, mode: PutMode) -> None:
         """Stream the source into the destination, checked as it flows; a transient
         failure starts the object again (nothing of a failed streamed put stays)."""
+        counted = 0  # bytes of this object already counted: a retry re-sends them
+
+        async def advance(n: int) -> None:
+            nonlocal counted
+            if n > counted:
+                delta, counted = n - counted, n
+                await self.tally.add_bytes(delta)
+
         attempt = 0
         while True:
             attempt += 1
-            sent = 0
-
-            async def counted(n: int) -> None:
-                nonlocal sent
-                delta, sent = n - sent, n
-                await self.tally.add_bytes(delta)
-
             try:
                 async with aclosing(self._verified_chunks(job)) as body:
-                    await self.dst.put(job.dst_key, body, mode=mode, progress=counted)
+                    await self.dst.put(job.dst_key, body, mode=mode, progress=advance)
                 return
             except TransientStorageError:
-                self.tally.bytes -= sent
                 if attempt >= self.retry.attempts:
                     raise
                 await anyio.sleep(self.retry.delay(attempt))
-            except BaseException:
-                self.tally.bytes -= sent
-                raise
 
     async def _verified_chunks(self, job: ObjectJob) -> AsyncGenerator[bytes, None]:
         verifier = StreamVerifier(

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeAlias, final
 
+import anyio
 import attrs
 
 from ..errors import InvalidInputError
@@ -132,6 +133,7 @@ class Tally:
     verified: int = 0
     repaired: int = 0
     skipped: int = 0
+    _lock: anyio.Lock = attrs.field(factory=anyio.Lock, init=False, repr=False)
 
     def progress(self) -> CopyProgress:
         """The counters as a :class:`CopyProgress` (no I/O)."""
@@ -144,12 +146,17 @@ class Tally:
         )
 
     async def report(self) -> None:
-        """Hand the counters to the callback (awaited when it returns an awaitable)."""
+        """Hand the counters to the callback (awaited when it returns an awaitable).
+
+        Calls are serialised, and the counters only grow, so the callback sees
+        every figure non-decreasing even though objects are copied concurrently.
+        """
         if self.callback is None:
             return
-        res: Any = self.callback(self.progress())
-        if inspect.isawaitable(res):
-            await res
+        async with self._lock:
+            res: Any = self.callback(self.progress())
+            if inspect.isawaitable(res):
+                await res
 
     async def add_bytes(self, n: int) -> None:
         """Count ``n`` more bytes written, and report."""
