@@ -306,10 +306,12 @@ async def test_lost_acknowledgements_are_recognised(memory: aiolode.MemoryStore)
 
 # ------------------------------------------------------------- never half-seen
 async def test_destination_only_ever_shows_complete_snapshots(
-    memory: aiolode.MemoryStore,
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At the moment each record lands, a fresh reader of the destination reads
-    every snapshot it sees, rows and all."""
+    every snapshot it sees, rows and all (windows of 2 records: the next
+    window's objects are being copied meanwhile)."""
+    monkeypatch.setattr("aiolode._copy._engine.WINDOW", 2)
     src = events(memory)
     await write_events(src, 0, 5)
     expected = await rows_by_snapshot(src)

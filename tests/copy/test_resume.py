@@ -19,7 +19,14 @@ from aiolode.testing import Crash, FaultInjectingStore, Rule, SimulatedCrash
 from .conftest import assert_same_dataset, events, rows_by_snapshot, write_events
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 20  # two windows of records
+N = 20
+
+
+@pytest.fixture(autouse=True)
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows of 8 records: the crash points fall while the objects of one
+    window are copied and the records of the previous one are put."""
+    monkeypatch.setattr("aiolode._copy._engine.WINDOW", 8)
 
 
 async def _prefix_is_valid(src: aiolode.Dataset, dst: aiolode.Dataset) -> int:

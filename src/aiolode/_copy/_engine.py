@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
     from anyio.abc import ObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from .._history import SequenceLog
     from .._retry import Retry
@@ -62,8 +63,10 @@ __all__ = ("WINDOW", "Fetched", "HistoryCopy", "raise_lwm")
 
 R = TypeVar("R", bound=LogRecord)
 
-#: Records read (concurrently), and whose objects are copied, per step.
-WINDOW = 16
+#: Records read, and whose objects are copied, per step.
+WINDOW = 64
+#: Records read at once.
+FETCH_CONCURRENCY = 16
 #: The destination's latest-sequence hint moves on after this many records.
 HINT_EVERY = 64
 
@@ -231,27 +234,47 @@ class HistoryCopy(abc.ABC, Generic[R]):
         # collected (until then its readers see its old head).
         jump = dst_head is not None and start > dst_head.seq + 1
         hinted = dst_head.seq if dst_head is not None else 0
-        seq = start
         newest: R | None = dst_head
-        while seq <= last:
-            hi = min(last, seq + WINDOW - 1)
-            window = await self._fetch(seq, hi)
-            await self._copy_objects(window)
-            if seq == start:
-                await self.before_records()
-                if dst_head is None and start > 1:
-                    await raise_lwm(self.dst_log.store, self.dst_log, start)
-            for item in window:
-                await self._put_record(item)
-                newest = item.record
-            if not jump and hi - hinted >= HINT_EVERY:
-                await self.dst_log.write_hint(hi)
-                hinted = hi
-            seq = hi + 1
+        # Two stages: the objects of the next window are copied while the records
+        # of this one are put (one round trip each, in order: the floor of a copy
+        # of many small snapshots). At most two windows are held at once.
+        send, recv = anyio.create_memory_object_stream[list[Fetched[R]]](0)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._objects_stage, send, start, last)
+                async with recv:
+                    async for window in recv:
+                        if window[0].record.seq == start:
+                            await self.before_records()
+                            if dst_head is None and start > 1:
+                                await raise_lwm(self.dst_log.store, self.dst_log, start)
+                        for item in window:
+                            await self._put_record(item)
+                            newest = item.record
+                        hi = window[-1].record.seq
+                        if not jump and hi - hinted >= HINT_EVERY:
+                            await self.dst_log.write_hint(hi)
+                            hinted = hi
+        except BaseExceptionGroup as eg:
+            reraise(eg)
         if jump:
             await raise_lwm(self.dst_log.store, self.dst_log, start)
         await self.dst_log.write_hint(last)
         return self._report(start, last, newest)
+
+    async def _objects_stage(
+        self, send: MemoryObjectSendStream[list[Fetched[R]]], start: int, last: int
+    ) -> None:
+        """Read the records window by window and copy what they reference; hand
+        each window on once its objects are all at the destination."""
+        async with send:
+            seq = start
+            while seq <= last:
+                hi = min(last, seq + WINDOW - 1)
+                window = await self._fetch(seq, hi)
+                await self._copy_objects(window)
+                await send.send(window)
+                seq = hi + 1
 
     def _report(self, first: int | None, last: int | None, head: R | None) -> CopyReport:
         t = self.tally
@@ -317,7 +340,7 @@ class HistoryCopy(abc.ABC, Generic[R]):
                 return None
             return Fetched(log.decode(raw, seq), raw)
 
-        got = await bounded_map(one, range(lo, hi + 1), limit=WINDOW)
+        got = await bounded_map(one, range(lo, hi + 1), limit=FETCH_CONCURRENCY)
         missing = [lo + i for i, f in enumerate(got) if f is None]
         if missing:
             seq = missing[0]
