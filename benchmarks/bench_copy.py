@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +46,10 @@ import aiolode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+# Local test servers (SeaweedFS) accept any credentials; botocore needs some.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 MiB = 1 << 20
 CONCURRENCY = 8
@@ -155,8 +160,8 @@ async def split_keys(history: Any) -> tuple[list[tuple[str, int]], list[str]]:
     others: list[tuple[str, int]] = []
     records: list[str] = []
     async for o in history.store.list(root_of(history)):
-        name = o.key.rsplit("/", 1)[-1]
-        if "/_log/" in o.key and name[:-5].isdigit():
+        parent, name = o.key.rsplit("/", 2)[-2:]
+        if parent == "_log" and name[:-5].isdigit():
             records.append(o.key)
         elif not name.startswith("_latest"):
             others.append((o.key, o.size))
@@ -251,9 +256,9 @@ async def main_async(args: argparse.Namespace) -> None:
             pairs.append(("file", "file"))
         if "seaweed" in kinds:
             pairs.append(("file", "seaweed"))
-        for src_kind, dst_kind in pairs:
-            src_place = Place(f"src-{src_kind}", src_kind, Path(tmp), endpoint)
-            dst_place = Place(f"dst-{dst_kind}", dst_kind, Path(tmp), endpoint)
+        for i, (src_kind, dst_kind) in enumerate(pairs):
+            src_place = Place(f"p{i}-src", src_kind, Path(tmp), endpoint)
+            dst_place = Place(f"p{i}-dst", dst_kind, Path(tmp), endpoint)
             for label, build, n in (
                 ("dataset, small files", build_small, n_small),
                 ("dataset, large files (streamed)", build_large, n_large),

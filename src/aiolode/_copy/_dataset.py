@@ -45,6 +45,7 @@ from ._report import CopyReport, Tally, check_progress
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
+    from ..dataset import Snapshot
     from ..layout import Layout
     from ._report import CopyProgressCallback
 
@@ -334,7 +335,7 @@ async def copy_dataset(
     dst_store: Store,
     *,
     dst_id: str | None = None,
-    snapshots: tuple[object, object] | None = None,
+    snapshots: tuple[str | Snapshot | None, str | Snapshot | None] | None = None,
     progress: CopyProgressCallback | None = None,
     concurrency: int = 8,
 ) -> CopyReport:

@@ -187,11 +187,14 @@ class HistoryCopy(abc.ABC, Generic[R]):
         return self.dst_log.spec.ctx()
 
     def _conflict(self, message: str, record: R) -> SnapshotConflictError:
+        # A maintenance record commits no snapshot: name the newest as of it.
+        newest = self.head_id(record)
+        ids = self.snapshot_ids(record) or ([newest] if newest is not None else [])
         return SnapshotConflictError(
             f"{self.kind} {self.dst_log.spec.owner_id!r} at the destination {message}; "
             "its history diverged from the source's and is never merged: copy into "
             "another id or store",
-            conflicting=self.snapshot_ids(record),
+            conflicting=ids,
             key=self.dst_log.key(record.seq),
             **self._ctx(),
         )
