@@ -12,7 +12,14 @@ import anyio
 import pytest
 
 import aiolode
-from aiolode.testing import CountingStore, FaultInjectingStore, Hook, LoseAck, Rule
+from aiolode.testing import (
+    CountingStore,
+    Fail,
+    FaultInjectingStore,
+    Hook,
+    LoseAck,
+    Rule,
+)
 
 from .conftest import assert_same_dataset, events, history, rows_by_snapshot, write_events
 
@@ -520,3 +527,44 @@ async def test_dropped_source_is_not_found(memory: aiolode.MemoryStore) -> None:
     async with aiolode.MemoryStore() as dst:
         with pytest.raises(aiolode.DatasetNotFoundError):
             await aiolode.copy_dataset(src, dst)
+
+
+async def test_transient_failures_are_retried(
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transient errors at either end — record and file reads, object and record
+    puts, a streamed put halfway — are retried; a streamed object's bytes are
+    counted once."""
+    monkeypatch.setattr(SMALL, 1024)
+    src = aiolode.Dataset("b", memory)
+    for i in range(3):
+        await src.write(bytes([i]) * (3000 if i == 1 else 100))
+    flaky_src = FaultInjectingStore(
+        memory,
+        [
+            Rule(op="get", key="*/_log/0*.json", nth=2, action=Fail()),
+            Rule(op="get", key="*/data/*", nth=1, action=Fail()),
+            Rule(op="iter_bytes", nth=1, action=LoseAck()),  # fails after the last chunk
+        ],
+    )
+    async with aiolode.MemoryStore() as inner:
+        dst = FaultInjectingStore(
+            inner,
+            [
+                Rule(op="put", key="*/data/*", nth=1, action=Fail()),
+                Rule(op="put", key="*/_log/0*.json", nth=(1, 3), action=Fail()),
+            ],
+        )
+        seen: list[int] = []
+        report = await aiolode.copy_dataset(
+            aiolode.Dataset("b", flaky_src), dst, progress=lambda p: seen.append(p.bytes)
+        )
+        assert report.records == 3
+        assert len(flaky_src.faults) == 3
+        assert len(dst.faults) == 3
+        await assert_same_dataset(src, aiolode.Dataset("b", inner))
+        written = 0
+        async for o in inner.list(""):
+            if not o.key.endswith("_latest.json"):
+                written += o.size
+        assert report.bytes == seen[-1] == written

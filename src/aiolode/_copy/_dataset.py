@@ -303,19 +303,26 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
         )
 
     async def _checkpoint_job(self, seq: int) -> ObjectJob | None:
-        """The source's checkpoint at ``seq``, if it has a sound one: derived data
-        that keeps the destination's reads as cheap as the source's (it is
-        ignored there until record ``seq`` exists, and checked against it)."""
+        """The source's checkpoint at ``seq``, if it has one: derived data that
+        keeps the destination's reads as cheap as the source's. Readers check a
+        checkpoint against record ``seq`` and ignore it when unsound, at the
+        destination as at the source, so it is copied as is (decoded only to be
+        rewritten for another id)."""
         key = checkpoint_key(self.src_log, seq)
         store = self.src_log.store
         try:
             raw = await retrying(self.retry, lambda: store.get(key))
-            cp = decode(raw, Checkpoint, key=key)
-        except (ObjectNotFoundError, FormatError):
+        except ObjectNotFoundError:
             return None
-        if cp.dataset_id != self.src_id or cp.seq != seq:
-            return None
-        payload = encode(self.rename.checkpoint(cp)) if self.rename.active else raw
+        payload = raw
+        if self.rename.active:
+            try:
+                cp = decode(raw, Checkpoint, key=key)
+            except FormatError:
+                return None
+            if cp.dataset_id != self.src_id or cp.seq != seq:
+                return None
+            payload = encode(self.rename.checkpoint(cp))
         return ObjectJob(key, checkpoint_key(self.dst_log, seq), payload=payload)
 
 
