@@ -435,9 +435,11 @@ async def copy_dataset(
     destination, the head search, 1 ``put`` per object and per record, 1
     ``get`` for the descriptor, and one hint ``put`` per 64 records. Objects
     found present cost 1 ``get`` (or a ``head`` + a streamed ``get``).
-    Nothing is listed. Memory: one window of 16 records with their partition
-    manifests, and per object in flight either the object (up to 8 MiB) or one
-    1 MiB chunk (plus the destination's multipart buffer).
+    Nothing is listed. Records are put one at a time, in order, while the
+    objects of the next 64 records are copied. Memory: at most two windows of
+    64 records with their partition manifests, and per object in flight either
+    the object (up to 8 MiB) or one 1 MiB chunk (plus the destination's
+    multipart buffer).
     """
     if not isinstance(src, Dataset):
         raise InvalidInputError(f"src must be an aiolode Dataset, not {src!r}")

@@ -344,9 +344,11 @@ async def copy_volume(
     away (amortised O(log B) entries read per block) and 1 ``get`` per block
     (streamed above 8 MiB, after a ``head``); at the destination, the head
     search, 1 ``put`` per object and per root, one hint ``put`` per 64 roots.
-    Memory: the hot segments' block names (at most about 64 K entries), one
-    window of 16 roots, and per block in flight the block (up to 8 MiB) or one
-    1 MiB chunk. Volumes have no expiry: every root is copied.
+    Roots are put one at a time, in order, while the objects of the next 64
+    roots are copied. Memory: the hot segments' block names (at most about
+    64 K entries), at most two windows of 64 roots, and per block in flight the
+    block (up to 8 MiB) or one 1 MiB chunk. Volumes have no expiry: every root
+    is copied.
     """
     if not isinstance(src, Volume):
         raise InvalidInputError(f"src must be an aiolode Volume, not {src!r}")
