@@ -38,47 +38,6 @@ async def test_cold_latest_after_gc_collected_the_hinted_record(
     assert (await aiolode.Dataset("d", memory).latest()).id == snaps[5].id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="verify/_dataset.py _check_record: a record committing only maintenance "
-    "operations (expire, gc fence, drop) is reported as INVALID_RECORD 'holds no "
-    "snapshot'; dataset/_log.py accepts it (snapshots or ops)",
-)
-async def test_verify_accepts_maintenance_records(memory: aiolode.MemoryStore) -> None:
-    ds, _ = await _written(memory, 3)
-    await ds.expire(keep_last=2)
-    report = await aiolode.verify_dataset(memory, "d")
-    assert report.ok, report.problems
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="verify/_dataset.py ignores the expiry state: files of a snapshot that was "
-    "expired (above the low-water mark) and collected by gc() are reported MISSING_OBJECT",
-)
-async def test_verify_skips_files_of_expired_snapshots(memory: aiolode.MemoryStore) -> None:
-    ds, snaps = await _written(memory, 3)
-    await ds.expire(snapshots=[snaps[1]])
-    await ds.gc(grace=timedelta(0))
-    report = await aiolode.verify_dataset(memory, "d")
-    assert not report.by_kind(aiolode.ProblemKind.MISSING_OBJECT), report.problems
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="verify/_dataset.py: checkpoints (<root>_log/_checkpoints/, derived data the "
-    "log owns and gc() keeps) are listed as orphans of aborted writes",
-)
-async def test_verify_does_not_call_checkpoints_orphans(memory: aiolode.MemoryStore) -> None:
-    await _written(memory, 65)
-    assert await memory.exists("datasets/d/_log/_checkpoints/0000000000000064.json")
-    report = await aiolode.verify_dataset(memory, "d")
-    assert report.orphans == (), report.orphans
-
-
 async def _one_part(data: bytes) -> AsyncIterator[bytes]:
     yield data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
@@ -33,6 +34,7 @@ from ..manifest._dataset import (
     DatasetDescriptor,
     ExpiryState,
     FileRef,
+    KeyMarker,
     Manifest,
     PartitionManifest,
     PartitionRef,
@@ -150,6 +152,8 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
         self.rename = rename
         self.snapshots = snapshots
         self.expiry = ExpiryState()
+        #: Per record copied: its snapshots' idempotency keys (and their ids).
+        self.keyed: dict[int, list[tuple[str, str]]] = {}
 
     @property
     def src_id(self) -> str:
@@ -252,6 +256,10 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
                 for f in m.files:
                     yield self._file_job(f, m, optional)
                 parts.extend((m, ref, optional) for ref in m.partition_manifests)
+                if m.idempotency_key is not None:
+                    self.keyed.setdefault(rec.seq, []).append((m.idempotency_key, m.snapshot_id))
+                    # Before the record: "look from here on", as a writer marks it.
+                    yield self._marker_job(m.idempotency_key, rec.seq, None)
 
         async def load(part: tuple[Manifest, PartitionRef, bool]) -> bytes | None:
             key = part[1].key
@@ -291,6 +299,27 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
                 job = await self._checkpoint_job(item.record.seq)
                 if job is not None:
                     yield job
+
+    # ----------------------------------------------------- idempotency keys
+    def _marker_job(self, key: str, seq: int, snapshot_id: str | None) -> ObjectJob:
+        """The destination's marker of an idempotency key, so that a write retried
+        with the key against the copy finds its snapshot instead of committing
+        it again (``Dataset._key_hit``): ``after`` is the record before, and the
+        snapshot id once its record is there."""
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        marker_key = f"{self.dst_log.spec.prefix}_keys/{digest}.json"
+        doc = KeyMarker(
+            dataset_id=self.rename.dst_id, key=key, after=seq - 1, snapshot_id=snapshot_id
+        )
+        return ObjectJob(marker_key, marker_key, payload=encode(doc), overwrite=True)
+
+    async def after_records(self, window: list[Fetched[CommitRecord]]) -> None:
+        jobs = [
+            self._marker_job(key, item.record.seq, sid)
+            for item in window
+            for key, sid in self.keyed.pop(item.record.seq, [])
+        ]
+        await bounded_map(self.transfer.run, jobs, limit=self.concurrency)
 
     def _file_job(self, f: FileRef, m: Manifest, optional: bool) -> ObjectJob:
         return ObjectJob(

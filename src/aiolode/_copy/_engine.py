@@ -174,6 +174,10 @@ class HistoryCopy(abc.ABC, Generic[R]):
         """Make sure what must exist before the first record does (a dataset's
         descriptor), and that it is the source's (default: nothing)."""
 
+    async def after_records(self, window: list[Fetched[R]]) -> None:
+        """Called once ``window``'s records are all at the destination (default:
+        nothing)."""
+
     @abc.abstractmethod
     def snapshot_ids(self, record: R) -> list[str]:
         """The snapshots a record commits."""
@@ -254,6 +258,7 @@ class HistoryCopy(abc.ABC, Generic[R]):
                         for item in window:
                             await self._put_record(item)
                             newest = item.record
+                        await self.after_records(window)
                         hi = window[-1].record.seq
                         if not jump and hi - hinted >= HINT_EVERY:
                             await self.dst_log.write_hint(hi)

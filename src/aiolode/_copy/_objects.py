@@ -65,6 +65,9 @@ class ObjectJob:
         snapshot, collected): skipped then instead of failing.
     snapshot_id
         The snapshot that references it (carried by errors).
+    overwrite
+        For a document that is not immutable (an idempotency-key marker, a
+        pointer): put unconditionally instead of create-only.
     """
 
     src_key: str
@@ -74,6 +77,7 @@ class ObjectJob:
     payload: bytes | None = attrs.field(default=None, repr=False)
     optional: bool = False
     snapshot_id: str | None = None
+    overwrite: bool = False
 
 
 class Transfer:
@@ -114,6 +118,10 @@ class Transfer:
     async def _document(self, job: ObjectJob) -> None:
         assert job.payload is not None
         data = job.payload
+        if job.overwrite:
+            await retrying(self.retry, lambda: self.dst.put(job.dst_key, data, mode="overwrite"))
+            await self._copied(len(data))
+            return
         if await self._create(job.dst_key, data):
             await self._copied(len(data))
             return

@@ -71,8 +71,8 @@ class CopyReport:
         Snapshots those records commit (a dataset record may commit several,
         or only a maintenance operation).
     objects
-        Objects copied (data files, partition manifests, checkpoints, index
-        segments and segment lists, blocks).
+        Objects copied (data files, partition manifests, checkpoints,
+        idempotency-key markers, index segments and segment lists, blocks).
     bytes
         Bytes written to the destination (objects, records and the descriptor).
     verified
