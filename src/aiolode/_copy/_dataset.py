@@ -380,8 +380,9 @@ async def copy_dataset(
     The destination gets the same log records at the same sequence numbers
     (so the same snapshot ids, metadata, times and commit tokens), the same
     data files byte for byte (sizes and recorded checksums verified as they
-    are copied), the partition manifests, the descriptor and the source's
-    checkpoints. It is never visible in a half state: the objects a record
+    are copied), the partition manifests, the descriptor, the source's
+    checkpoints, and markers for the snapshots' idempotency keys (a write
+    retried with its key against the copy finds the copied snapshot). It is never visible in a half state: the objects a record
     references are stored before it, the descriptor before the first record,
     and the records in order, each create-only; so its history only ever
     shows fully copied snapshots.
@@ -462,7 +463,8 @@ async def copy_dataset(
     record copied, per partition manifest and per checkpoint in range, and
     1 ``get`` (streamed above 8 MiB, after a ``head``) per data file; at the
     destination, the head search, 1 ``put`` per object and per record, 1
-    ``get`` for the descriptor, and one hint ``put`` per 64 records. Objects
+    ``get`` for the descriptor, 2 ``put`` per snapshot with an idempotency key
+    (its marker), and one hint ``put`` per 64 records. Objects
     found present cost 1 ``get`` (or a ``head`` + a streamed ``get``).
     Nothing is listed. Records are put one at a time, in order, while the
     objects of the next 64 records are copied. Memory: at most two windows of
