@@ -597,3 +597,42 @@ async def test_idempotency_keys_hold_at_the_destination(
         assert (await dst.latest()).id == head  # nothing committed twice
         fresh = await dst.write([{"day": "d1", "i": 10, "j": 0}], idempotency_key="order-3")
         assert fresh.parent_id == head
+
+
+async def test_source_dropped_while_copying(memory: aiolode.MemoryStore) -> None:
+    """A drop deletes the files its history names at once: a copy meeting one
+    gone says the dataset was dropped, and commits nothing past its files."""
+    src = events(memory)
+    await write_events(src, 0, 3)
+
+    async def drop(_: Call) -> None:
+        await events(memory).drop(grace=timedelta(0))
+
+    rule = Rule(op="get", key="datasets/events/data/*", nth=1, action=Hook(drop))
+    faulty = FaultInjectingStore(memory, [rule])
+    async with aiolode.MemoryStore() as dst_store:
+        with pytest.raises(aiolode.DatasetNotFoundError) as info:
+            await aiolode.copy_dataset(events(faulty), dst_store, concurrency=1)
+        assert info.value.dataset_id == "events"
+        # A partition manifest gone, here; a data file in other interleavings.
+        missing = (aiolode.ObjectNotFoundError, aiolode.ManifestFormatError)
+        assert isinstance(info.value.__cause__, missing)
+        with pytest.raises((aiolode.DatasetNotFoundError, aiolode.NoSnapshotsError)):
+            await events(dst_store).latest()
+
+
+async def test_new_life_after_a_drop(memory: aiolode.MemoryStore) -> None:
+    """A name dropped and written again: its copy holds the new life only (the
+    old one's records are below the mark), and a backup of the old life refuses
+    it (another incarnation)."""
+    src = events(memory)
+    await write_events(src, 0, 2)
+    async with aiolode.MemoryStore() as old_backup, aiolode.MemoryStore() as dst_store:
+        await aiolode.copy_dataset(src, old_backup)
+        await src.drop(grace=timedelta(0))
+        await write_events(src, 10, 2)
+        report = await aiolode.copy_dataset(src, dst_store)
+        assert report.snapshots == 2
+        await assert_same_dataset(src, events(dst_store))
+        with pytest.raises(aiolode.SnapshotConflictError):
+            await aiolode.copy_dataset(src, old_backup)

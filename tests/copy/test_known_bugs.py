@@ -1,6 +1,7 @@
 """Library bugs outside the copy module that writing it found, each pinned by a
 test that asserts the correct behaviour and is expected to fail (strict: a fix
-makes it pass, which fails the run until the mark is removed)."""
+makes it pass, which fails the run until the mark is removed). Fixed ones stay
+as regression tests, unmarked."""
 
 from __future__ import annotations
 
@@ -21,16 +22,11 @@ async def _written(store: aiolode.Store, n: int) -> tuple[aiolode.Dataset, list[
     return ds, [await ds.write([{"i": i}]) for i in range(n)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=aiolode.HistoryGapError,
-    reason="_history/_log.py SequenceLog._confirm: a hint naming a record that gc() "
-    "collected (below the low-water mark) is taken for a hole in the history; a cold "
-    "latest() raises HistoryGapError instead of searching from the low-water mark",
-)
 async def test_cold_latest_after_gc_collected_the_hinted_record(
     memory: aiolode.MemoryStore,
 ) -> None:
+    """Fixed on main (was: a hint naming a record that gc() collected was taken
+    for a hole in the history, and a cold latest() raised HistoryGapError)."""
     ds, snaps = await _written(memory, 6)
     await ds.expire(keep_last=2)
     await ds.expire(snapshots=[snaps[4]])

@@ -16,8 +16,9 @@ from ..dataset._checkpoint import CHECKPOINT_INTERVAL, checkpoint_key
 from ..dataset._config import descriptor_key
 from ..dataset._files import manifest_at, snapshot_position
 from ..dataset._log import dataset_log
-from ..dataset._state import expiry_of
+from ..dataset._state import dropped_error, expiry_of
 from ..errors import (
+    AiolodeError,
     DatasetNotFoundError,
     FormatError,
     InvalidInputError,
@@ -25,6 +26,7 @@ from ..errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     SnapshotConflictError,
+    SnapshotExpiredError,
 )
 from ..layout import validate_dataset_id
 from ..manifest._converter import decode, encode
@@ -160,7 +162,22 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
         return self.rename.src_id
 
     # ------------------------------------------------------------------ range
+    async def run(self) -> CopyReport:
+        try:
+            return await super().run()
+        except (ObjectNotFoundError, SnapshotExpiredError, ManifestFormatError) as exc:
+            # Dropped while being copied: the drop deletes what its history names.
+            try:
+                head = await retrying(self.retry, lambda: self.src_log.refresh())
+            except AiolodeError:
+                raise exc from None
+            if head is not None and head.dropped:
+                raise dropped_error(self.src_id) from exc
+            raise
+
     async def bounds(self, head: CommitRecord, lwm: int) -> tuple[int, int]:
+        if head.dropped:
+            raise dropped_error(self.src_id)
         first, last = max(lwm, 1), head.seq
         if self.snapshots is None:
             return first, last
@@ -441,7 +458,8 @@ async def copy_dataset(
     InvalidKeyError
         ``dst_id`` is not a valid dataset id.
     DatasetNotFoundError
-        The source dataset does not exist (or was dropped).
+        The source dataset does not exist, or was dropped (before or while
+        being copied: a drop is never copied).
     SnapshotNotFoundError
         ``snapshots`` names a snapshot the source does not have
         (:class:`~aiolode.SnapshotExpiredError`: below its low-water mark).

@@ -12,12 +12,19 @@ from .._history import retrying
 from .._retry import Retry
 from .._validate import check_int
 from ..checksum import SHA256, compute_checksum, verify_object
-from ..errors import InvalidInputError, ManifestFormatError
+from ..errors import (
+    AiolodeError,
+    InvalidInputError,
+    ManifestFormatError,
+    ObjectNotFoundError,
+    SnapshotExpiredError,
+)
 from ..manifest._converter import decode, encode
-from ..manifest._ids import validate_history_id
+from ..manifest._ids import validate_history_id, volume_snapshot_id
 from ..manifest._volume import SegmentRef, VolumeRoot, VolumeSegment, VolumeSegmentList
 from ..store import Store
 from ..volume import Volume
+from ..volume._lifecycle import dropped_error
 from ..volume._log import volume_log
 from ._engine import Fetched, HistoryCopy
 from ._objects import ObjectJob, Transfer
@@ -72,6 +79,8 @@ class _VolumeCopy(HistoryCopy[VolumeRoot]):
         #: When renamed: the destination's digest of each segment list, by source key.
         self.dst_lists: dict[str, str | None] = {}
         self._lists: OrderedDict[str, tuple[bytes, VolumeSegmentList]] = OrderedDict()
+        #: The first root of the window whose objects are being copied.
+        self.window_lo = 1
 
     # ------------------------------------------------------------------ keys
     def key(self, src_key: str) -> str:
@@ -93,17 +102,54 @@ class _VolumeCopy(HistoryCopy[VolumeRoot]):
         if not self.renamed:
             return src == dst
         # The index keys and digests differ by construction; the commit must not.
-        fields = ("sequence", "commit_token", "created_at", "metadata", "total_length")
-        more = ("checksum", "block_count", "committed_bytes", "frozen_count")
-        return all(getattr(src, f) == getattr(dst, f) for f in (*fields, *more)) and [
+        fields = (
+            *("sequence", "commit_token", "created_at", "metadata", "total_length"),
+            *("checksum", "block_count", "committed_bytes", "frozen_count", "snapshot_id"),
+            *("parent_id", "operation", "tip", "gc_fence", "dropped", "expired_below"),
+        )
+        return all(getattr(src, f) == getattr(dst, f) for f in fields) and [
             (r.key, r.count, r.nbytes) for r in dst.segments
         ] == [(self.key(r.key), r.count, r.nbytes) for r in src.segments]
 
     def snapshot_ids(self, record: VolumeRoot) -> list[str]:
-        return [record.snapshot_id]
+        return record.snapshot_ids()  # none for a maintenance root
 
     def head_id(self, record: VolumeRoot | None) -> str | None:
-        return None if record is None else record.snapshot_id
+        return None if record is None else record.last_snapshot_id
+
+    # ------------------------------------------------------------------ range
+    async def bounds(self, head: VolumeRoot, lwm: int) -> tuple[int, int]:
+        if head.dropped:
+            raise dropped_error(self.src_log.spec.owner_id)
+        return await super().bounds(head, lwm)
+
+    async def run(self) -> CopyReport:
+        try:
+            return await super().run()
+        except (ObjectNotFoundError, SnapshotExpiredError, ManifestFormatError) as exc:
+            raise await self._explained(exc) from exc
+
+    async def _explained(self, exc: AiolodeError) -> AiolodeError:
+        """What a source object or root gone missing means: the volume was dropped
+        meanwhile, a garbage collection took expired roots being copied, or
+        damage (``exc`` itself)."""
+        log = self.src_log
+        try:
+            head = await retrying(self.retry, lambda: log.refresh())
+            lwm = await retrying(self.retry, log.read_lwm)
+        except AiolodeError:
+            return exc
+        if head is not None and head.dropped:
+            return dropped_error(log.spec.owner_id)
+        if isinstance(exc, ObjectNotFoundError) and lwm > self.window_lo:
+            return SnapshotExpiredError(
+                f"roots {self.window_lo} to {lwm - 1} of volume {log.spec.owner_id!r} were "
+                "collected at the source while they were being copied (they were expired); "
+                "run the copy again (it goes on from the source's new low-water mark)",
+                snapshot_id=volume_snapshot_id(self.window_lo),
+                volume_id=log.spec.owner_id,
+            )
+        return exc
 
     # ---------------------------------------------------------------- reading
     async def _list(
@@ -197,6 +243,7 @@ class _VolumeCopy(HistoryCopy[VolumeRoot]):
 
     # ---------------------------------------------------------------- objects
     async def jobs(self, window: list[Fetched[VolumeRoot]]) -> AsyncGenerator[ObjectJob, None]:
+        self.window_lo = window[0].record.seq
         for item in window:
             root = item.record
             refs = await self._refs(root)
@@ -297,6 +344,21 @@ async def copy_volume(
     destination that diverged is refused with
     :class:`~aiolode.SnapshotConflictError`.
 
+    **Maintenance and expiry.** Maintenance roots (an expiry, a garbage
+    collection's fence) are copied as history, like snapshots: a root's
+    position is its snapshot id, so a history with holes could not keep the
+    ids, and the destination then expires what the source expired and
+    refuses blocks staged before the source's fences. They repeat their tip's
+    index, so each costs one ``get`` and one ``put``. The copy starts at the
+    source's low-water mark: expired roots that a garbage collection has not
+    collected yet are copied too (the destination's own :meth:`~aiolode.Volume.gc`
+    collects them); their blocks are all in the newest snapshot anyway
+    (snapshots only add blocks). A garbage collection taking roots while they
+    are being copied stops the copy with :class:`~aiolode.SnapshotExpiredError`;
+    run it again. A dropped volume (or one dropped while being copied) is
+    refused with :class:`~aiolode.VolumeNotFoundError`: a drop is never
+    copied, and a backup of it keeps its snapshots.
+
     Parameters
     ----------
     src
@@ -326,8 +388,12 @@ async def copy_volume(
         setting than the volume records.
     InvalidKeyError
         ``dst_id`` is not a valid volume id.
+    VolumeNotFoundError
+        The source volume was dropped (before or while being copied).
     SnapshotConflictError
         The destination's history diverged from the source's.
+    SnapshotExpiredError
+        A garbage collection at the source collected roots being copied.
     ObjectNotFoundError
         A block or index document the source's roots reference is missing.
     ChecksumMismatchError, CorruptDataError
@@ -347,8 +413,7 @@ async def copy_volume(
     Roots are put one at a time, in order, while the objects of the next 64
     roots are copied. Memory: the hot segments' block names (at most about
     64 K entries), at most two windows of 64 roots, and per block in flight the
-    block (up to 8 MiB) or one 1 MiB chunk. Volumes have no expiry: every root
-    is copied.
+    block (up to 8 MiB) or one 1 MiB chunk.
     """
     if not isinstance(src, Volume):
         raise InvalidInputError(f"src must be an aiolode Volume, not {src!r}")
