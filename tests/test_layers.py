@@ -8,7 +8,7 @@ other only where :data:`SIBLINGS` allows it (imports inside one package are free
     L2  codecs compression layout manifest schema arrow
     L3  _history verify
     L4  dataset volume          (never import each other)
-    L5  reader ingest
+    L5  reader ingest _copy
     L6  testing
 
 Names that do not exist yet are simply unused. A module of no layer is a
@@ -42,7 +42,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"codecs", "compression", "layout", "manifest", "schema", "arrow"}),
     frozenset({"_history", "verify"}),
     frozenset({"dataset", "volume"}),
-    frozenset({"reader", "ingest"}),
+    frozenset({"reader", "ingest", "_copy"}),
     frozenset({"testing"}),
 )
 

@@ -7,6 +7,10 @@ trio, over memory, the local filesystem and S3-compatible storage.
 
 from __future__ import annotations
 
+from ._copy import CopyProgress as CopyProgress
+from ._copy import CopyReport as CopyReport
+from ._copy import copy_dataset as copy_dataset
+from ._copy import copy_volume as copy_volume
 from ._retry import Retry as Retry
 from .checksum import CRC32 as CRC32
 from .checksum import CRC32C as CRC32C
@@ -120,6 +124,8 @@ __all__ = (
     "Compressor",
     "ConfigMismatchError",
     "ConflictError",
+    "CopyProgress",
+    "CopyReport",
     "CorruptDataError",
     "DataFile",
     "Dataset",
@@ -185,6 +191,8 @@ __all__ = (
     "VolumeSnapshot",
     "Zstd",
     "__version__",
+    "copy_dataset",
+    "copy_volume",
     "open_store",
     "verify_dataset",
     "verify_volume",
