@@ -636,3 +636,27 @@ async def test_new_life_after_a_drop(memory: aiolode.MemoryStore) -> None:
         await assert_same_dataset(src, events(dst_store))
         with pytest.raises(aiolode.SnapshotConflictError):
             await aiolode.copy_dataset(src, old_backup)
+
+
+@pytest.mark.parametrize("dst_id", [None, "renamed"])
+async def test_compactions_are_copied(memory: aiolode.MemoryStore, dst_id: str | None) -> None:
+    src = aiolode.Dataset("c", memory, codec=aiolode.JSONL())
+    snaps = [await src.write([{"i": i}]) for i in range(6)]
+    await src.compact(target_file_size=1 << 30, min_files=2)
+    await src.write([{"i": 6}])
+    await src.expire(snapshots=[snaps[0].id])  # the compacted file stops serving
+    await src.compact(target_file_size=1 << 30, min_files=2)
+    async with aiolode.MemoryStore() as dst_store:
+        await aiolode.copy_dataset(src, dst_store, dst_id=dst_id)
+        dst = aiolode.Dataset(dst_id or "c", dst_store)
+        got = [f.file for f in await dst.files()]
+        want = [f.file for f in await src.files()]
+        assert len(got) == len(want) == 1
+        assert got[0].sources
+        assert [s.snapshot_id for s in got[0].sources] == [s.snapshot_id for s in want[0].sources]
+        root = f"datasets/{dst_id or 'c'}/"
+        assert all(s.key is not None and s.key.startswith(root) for s in got[0].sources)
+        rows = [json.loads(x)["i"] for x in (await dst_store.get(got[0].key)).splitlines()]
+        assert rows == [1, 2, 3, 4, 5, 6]
+        report = await aiolode.verify_dataset(dst_store, dst_id or "c")
+        assert report.ok, report.problems

@@ -41,6 +41,7 @@ from ..manifest._dataset import (
     PartitionManifest,
     PartitionRef,
 )
+from ..manifest._ids import parse_dataset_snapshot_id
 from ..store import Store
 from ._engine import Fetched, HistoryCopy
 from ._objects import ObjectJob, Transfer
@@ -78,7 +79,10 @@ class _Rename:
         return self.dst_root + key[len(self.src_root) :]
 
     def file(self, f: FileRef) -> FileRef:
-        return attrs.evolve(f, key=self.key(f.key))
+        sources = tuple(
+            attrs.evolve(s, key=self.key(s.key)) if s.key is not None else s for s in f.sources
+        )
+        return attrs.evolve(f, key=self.key(f.key), sources=sources)
 
     def manifest(self, m: Manifest) -> Manifest:
         return attrs.evolve(
@@ -98,6 +102,7 @@ class _Rename:
             rec,
             dataset_id=self.dst_id,
             snapshots=tuple(self.manifest(m) for m in rec.snapshots),
+            compactions=tuple(self.manifest(m) for m in rec.compactions),
         )
 
     def partition(self, pm: PartitionManifest) -> PartitionManifest:
@@ -277,6 +282,18 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
                     self.keyed.setdefault(rec.seq, []).append((m.idempotency_key, m.snapshot_id))
                     # Before the record: "look from here on", as a writer marks it.
                     yield self._marker_job(m.idempotency_key, rec.seq, None)
+            for m in rec.compactions:
+                # A compacted file holding rows of an expired snapshot no longer
+                # serves (the source may have collected it): optional then.
+                for f in m.files:
+                    gone = any(
+                        self.expiry.covers(
+                            parse_dataset_snapshot_id(s.snapshot_id, dataset_id="")[0],
+                            s.snapshot_id,
+                        )
+                        for s in f.sources
+                    )
+                    yield self._file_job(f, m, gone)
 
         async def load(part: tuple[Manifest, PartitionRef, bool]) -> bytes | None:
             key = part[1].key
