@@ -148,8 +148,15 @@ async def test_multipart_create_race(mp_store: S3Store, seaweed_admin: Any) -> N
     async with anyio.create_task_group() as tg:
         for i in range(4):
             tg.start_soon(racer, i)
-    assert len(winners) == 1
-    assert await mp_store.get_range("mp/race", 0, 1) == bytes([winners[0]])
+    # SeaweedFS does not serialise a conditional CompleteMultipartUpload: in
+    # about a third of races several racers are told they won (pinned in
+    # tests/copy/test_known_bugs.py; docs/s3.md). What holds: someone wins, the
+    # object is exactly one winner's bytes, nothing is left behind. aiolode never
+    # relies on a create-only multipart put: records are single-part, data keys unique.
+    assert winners
+    first = await mp_store.get_range("mp/race", 0, 1)
+    assert first in {bytes([w]) for w in winners}
+    assert await mp_store.get("mp/race") == first * (PART + 1)
     assert await _raw_keys(seaweed_admin, mp_store.bucket, mp_store.prefix) == {"mp/race"}
 
 
