@@ -147,3 +147,33 @@ async def _rows(ds: Dataset) -> Any:
     async for s in ds.snapshots():
         for r in await ds.read(s.id):
             yield r
+
+
+async def test_stream_write_with_a_key(store: aiolode.Store) -> None:
+    ds = Dataset("blobs", store)
+    async with ds.stream_write({"name": "a.bin"}, idempotency_key="upload/a") as w:
+        assert not w.committed_before
+        for _ in range(3):
+            await w.write(b"x" * 1000)
+        w.metadata["size"] = w.bytes_written
+    first = w.snapshot
+    # The retry (a new object, as after a crash): nothing uploaded, the first snapshot.
+    counting = CountingStore(store)
+    again = Dataset("blobs", counting)
+    async with again.stream_write({"name": "a.bin"}, idempotency_key="upload/a") as w2:
+        assert w2.committed_before
+        await w2.write(b"y" * 1000)  # discarded
+        w2.metadata["size"] = 1  # the block runs as usual; nothing is committed
+    assert w2.snapshot.id == first.id
+    assert w2.snapshot.metadata == {"name": "a.bin", "size": 3000}
+    assert counting.snapshot()["put"] == 0
+    assert await ds.read(first.id) == b"x" * 3000
+    assert [s.id async for s in ds.snapshots()] == [first.id]
+    # A failure inside a replayed block propagates.
+    with pytest.raises(RuntimeError):
+        async with again.stream_write(idempotency_key="upload/a"):
+            raise RuntimeError("boom")
+    with pytest.raises(aiolode.InvalidInputError):
+        async with ds.stream_write(idempotency_key=""):
+            pass
+    assert (await ds.verify()).orphans == ()

@@ -837,6 +837,7 @@ class Dataset:
         progress: ProgressCallback | None = None,
         expected_parent: str | Snapshot | None = None,
         content_type: str | None = None,
+        idempotency_key: str | None = None,
     ) -> AsyncIterator[BlobWriter]:
         """Write one large raw blob in chunks, in bounded memory.
 
@@ -868,6 +869,10 @@ class Dataset:
             As for :meth:`write`.
         content_type
             As for :meth:`write` (``w.content_type`` can change it later).
+        idempotency_key
+            As for :meth:`write`. When a write with this key was committed
+            before, ``w.committed_before`` is true at once, nothing is uploaded
+            (``w.write`` discards), and ``w.snapshot`` is that snapshot.
 
         Raises
         ------
@@ -889,6 +894,15 @@ class Dataset:
             )
         meta = serve.blob_metadata(metadata, content_type, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
+        key = self._check_key(idempotency_key)
+        if key is not None:
+            hit = await self._key_hit(key)
+            if hit is not None:
+                replay = BlobWriter(None, progress, meta, self._max_metadata, replay=hit)
+                yield replay
+                replay._closed = True
+                replay._snapshot = hit
+                return
         holder = types.SimpleNamespace()
         async with run_blob_stream(
             spec, holder, progress, metadata=meta, max_metadata_bytes=self._max_metadata
@@ -901,7 +915,7 @@ class Dataset:
             raise
         # (No hint put here: between the upload and the commit nothing may run
         # that a cancellation could interrupt without cleaning the upload up.)
-        writer._snapshot = await self._commit(holder.prepared, meta, parent)
+        writer._snapshot = await self._commit(holder.prepared, meta, parent, key=key)
 
     async def stream_write_records(
         self,

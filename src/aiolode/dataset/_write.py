@@ -562,12 +562,15 @@ class BlobWriter:
 
     def __init__(
         self,
-        upload: _Upload,
+        upload: _Upload | None,
         progress: ProgressCallback | None,
         metadata: Mapping[str, Any] | None = None,
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+        *,
+        replay: Snapshot | None = None,
     ) -> None:
         self._upload = upload
+        self._replay = replay
         self._progress = progress
         self._written = 0
         self._closed = False
@@ -637,6 +640,16 @@ class BlobWriter:
         return blob_metadata(self._metadata, None, max_bytes=self._max_metadata)
 
     @property
+    def committed_before(self) -> bool:
+        """Whether a write with this ``idempotency_key`` was committed before.
+
+        Then nothing is uploaded: :meth:`write` accepts and discards chunks
+        (check this first to skip fetching the source), and the block's exit
+        makes :attr:`snapshot` the snapshot committed the first time.
+        """
+        return self._replay is not None
+
+    @property
     def bytes_written(self) -> int:
         """Bytes accepted so far (before compression)."""
         return self._written
@@ -668,8 +681,8 @@ class BlobWriter:
             raise InvalidInputError("this stream writer is closed")
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise InvalidInputError(f"write() takes bytes, not {type(chunk).__name__}")
-        if not chunk:
-            return
+        if not chunk or self._upload is None:
+            return  # nothing, or a replay of a committed write: nothing to upload
         await self._upload.push(chunk)
         self._written += len(chunk)
         if self._progress is not None:
