@@ -126,3 +126,10 @@ def harness(session: nox.Session) -> None:
     """The CI-sized harness (what tests/harness/ runs), both backends, filesystem and S3."""
     _install(session)
     session.run("pytest", "tests/harness", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def verifytypes(session: nox.Session) -> None:
+    """Type completeness of the public API (pyright --verifytypes): must be 100%."""
+    session.install(".", "pyright")
+    session.run("pyright", "--verifytypes", "aiolode", "--ignoreexternal")

@@ -484,7 +484,7 @@ class StreamVerifier:
         if checksum is not None:
             self._algo, _ = parse_recorded(checksum)
             self._hasher = self._algo.hasher()
-        self.seen = 0
+        self.seen: int = 0
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:
         """Feed a chunk (sync, CPU only: call from a worker thread for large chunks).

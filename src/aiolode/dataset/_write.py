@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
 import attrs
 
 from .._concurrency import bounded_map, collapse_group
@@ -488,7 +489,7 @@ class _Transform:
         )
         self._hasher: Hasher | None = spec.checksum.hasher() if spec.checksum else None
         self._checksum = spec.checksum
-        self.size = 0
+        self.size: int = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         # bytes(b) of a bytes object is b itself: immutable data is passed on
@@ -516,12 +517,13 @@ class _Upload:
     """One streamed data file: a memory stream feeding a create-only streaming put."""
 
     def __init__(self, spec: FileSpec, partition: dict[str, str]) -> None:
-        self.spec = spec
-        self.partition = partition
-        self.key = spec.new_key(partition)
-        self.transform = _Transform(spec)
-        self.send, self._recv = anyio.create_memory_object_stream[bytes](4)
-        self.done = False
+        self.spec: FileSpec = spec
+        self.partition: dict[str, str] = partition
+        self.key: str = spec.new_key(partition)
+        self.transform: _Transform = _Transform(spec)
+        send, self._recv = anyio.create_memory_object_stream[bytes](4)
+        self.send: MemoryObjectSendStream[bytes] = send
+        self.done: bool = False
 
     async def run(self) -> None:
         async def chunks() -> AsyncGenerator[bytes, None]:

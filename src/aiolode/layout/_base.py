@@ -306,7 +306,7 @@ class TemplateLayout(Layout):
                 raise InvalidInputError(f"template {template!r} has an empty or dot segment")
         self.template = template
         self.name = name
-        self.partition_keys = tuple(keys)
+        self.partition_keys: tuple[str, ...] = tuple(keys)
         self._safe = frozenset((_ALNUM | {"_", "-", ".", "~"}) - terminators)
         token = "(?:[" + re.escape("".join(sorted(self._safe))) + "]|%[0-9A-F]{2})+"
         pattern = ""

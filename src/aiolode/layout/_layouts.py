@@ -30,7 +30,7 @@ class DefaultLayout(Layout):
     name = "default"
 
     def __init__(self) -> None:
-        self.partition_keys = ()
+        self.partition_keys: tuple[str, ...] = ()
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
@@ -77,7 +77,7 @@ class HiveLayout(Layout):
                 raise InvalidInputError(f"partition key {k!r} must be an identifier")
         if len(set(keys)) != len(keys):
             raise InvalidInputError(f"duplicate partition keys in {keys!r}")
-        self.partition_keys = tuple(keys)
+        self.partition_keys: tuple[str, ...] = tuple(keys)
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
@@ -117,7 +117,7 @@ class FlatLayout(Layout):
     models_datasets = False
 
     def __init__(self) -> None:
-        self.partition_keys = ()
+        self.partition_keys: tuple[str, ...] = ()
 
     def datasets_prefix(self) -> str:
         # docstring inherited

@@ -73,14 +73,29 @@ class FrozenDict(dict[str, Any]):
             "this mapping is immutable (it belongs to a snapshot); use dict(value) for a copy"
         )
 
-    __setitem__ = _immutable
-    __delitem__ = _immutable
-    clear = _immutable
-    pop = _immutable
-    popitem = _immutable
-    setdefault = _immutable
-    update = _immutable
-    __ior__ = _immutable
+    def __setitem__(self, key: str, value: Any) -> NoReturn:
+        self._immutable()
+
+    def __delitem__(self, key: str) -> NoReturn:
+        self._immutable()
+
+    def clear(self) -> NoReturn:
+        self._immutable()
+
+    def pop(self, *args: Any) -> NoReturn:
+        self._immutable()
+
+    def popitem(self) -> NoReturn:
+        self._immutable()
+
+    def setdefault(self, *args: Any) -> NoReturn:
+        self._immutable()
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._immutable()
+
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
+        self._immutable()
 
     def copy(self) -> dict[str, Any]:
         """A plain, mutable (shallow) copy."""

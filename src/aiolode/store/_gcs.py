@@ -509,12 +509,12 @@ class GCSStore(Store):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise InvalidInputError(f"endpoint must be an http(s) URL, not {endpoint!r}")
         self.bucket = bucket
-        self.prefix = prefix.rstrip("/")
-        self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self.prefix: str = prefix.rstrip("/")
+        self.endpoint: str = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.chunk_size = chunk_size
         self.page_size = page_size
         self.max_connections = max_connections
-        self.timeout = float(timeout)
+        self.timeout: float = float(timeout)
         self.retries = retries
         self.project = project
         self._credentials = credentials

@@ -63,7 +63,7 @@ class WrapperStore(Store, Generic[S]):
             raise InvalidInputError(f"inner must be an aiolode Store, not {type(inner).__name__}")
         self._inner = inner
         # Errors and benchmarks name the backend that actually holds the data.
-        self.name = inner.name
+        self.name: str = inner.name
 
     @property
     def inner(self) -> S:

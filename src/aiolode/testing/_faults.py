@@ -234,7 +234,7 @@ class Truncate(Action):
     with ``keep=None``, after half of its first chunk.
     """
 
-    supported_ops = READ_OPS
+    supported_ops: tuple[Op, ...] | None = READ_OPS
     keep: int | None = attrs.field(default=None, validator=_check_keep)
 
 
@@ -252,7 +252,7 @@ class Corrupt(Action):
     when ``bits`` exceeds the number of bits read.
     """
 
-    supported_ops = READ_OPS
+    supported_ops: tuple[Op, ...] | None = READ_OPS
     bits: int = attrs.field(default=1, validator=_check_bits)
 
 

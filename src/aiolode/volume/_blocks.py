@@ -154,14 +154,14 @@ class Run:
         checksums: list[str] | None,
         key_prefix: str,
     ) -> None:
-        self.offsets = offsets if isinstance(offsets, array) else array("q", offsets)
-        self.lengths = lengths if isinstance(lengths, array) else array("q", lengths)
-        self.names = names
-        self.checksums = checksums
-        self.key_prefix = key_prefix
-        self.count = len(self.offsets)
-        self.nbytes = sum(self.lengths)
-        self.fence = self.offsets[::_FENCE] if self.count > 4 * _FENCE else None
+        self.offsets: array[int] = offsets if isinstance(offsets, array) else array("q", offsets)
+        self.lengths: array[int] = lengths if isinstance(lengths, array) else array("q", lengths)
+        self.names: list[str] = names
+        self.checksums: list[str] | None = checksums
+        self.key_prefix: str = key_prefix
+        self.count: int = len(self.offsets)
+        self.nbytes: int = sum(self.lengths)
+        self.fence: array[int] | None = self.offsets[::_FENCE] if self.count > 4 * _FENCE else None
 
     def validate(self, total_length: int) -> str | None:
         """Return a description of the first broken invariant, or ``None``. O(n)."""

@@ -93,8 +93,8 @@ class VolumeIndex:
         self.checksum = checksum
         self.retry = retry
         self.concurrency = concurrency
-        self.prefix = f"volumes/{volume_id}/"
-        self.blocks_prefix = f"{self.prefix}blocks/"
+        self.prefix: str = f"volumes/{volume_id}/"
+        self.blocks_prefix: str = f"{self.prefix}blocks/"
         self._states: OrderedDict[int, State] = OrderedDict()
         self._head: State | None = None
         self._runs: dict[str, Run] = {}
