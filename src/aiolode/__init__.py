@@ -82,6 +82,7 @@ from .store import Store as Store
 from .store import open_store as open_store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
+from .types import PendingUpload as PendingUpload
 from .types import PutMode as PutMode
 from .verify import Problem as Problem
 from .verify import ProblemKind as ProblemKind
@@ -151,6 +152,7 @@ __all__ = (
     "OverlappingBlocksError",
     "Parquet",
     "PartitioningNotSupportedError",
+    "PendingUpload",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "Problem",
