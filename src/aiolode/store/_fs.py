@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
@@ -374,7 +374,8 @@ class FileStore(Store):
                     yield PendingUpload(
                         key=path,
                         upload_id=path.rpartition("/")[2],
-                        initiated=datetime.fromtimestamp(changed / 1e9, tz=UTC),
+                        # Floored to the microsecond: a cutoff equal to it excludes it.
+                        initiated=_EPOCH + timedelta(microseconds=changed // 1000),
                         size=st.st_size if stat.S_ISREG(st.st_mode) else None,
                     )
                 if len(page) < self._page_size:

@@ -28,6 +28,10 @@ Two deliberate differences from plain ``moto_server``:
   from moto's own upload table: sorted by key then initiation time, at most
   ``max-uploads`` a page, with ``NextKeyMarker`` / ``NextUploadIdMarker``.
   Listings with a ``delimiter`` (which aiolode never sends) are left to moto.
+- **A part or completion of an aborted upload is** ``NoSuchUpload``. moto looks
+  the upload id up without a check there and answers 500 (which botocore then
+  retries); S3 answers 404 ``NoSuchUpload``, the answer a writer gets when its
+  upload was reaped under it.
 
 This module is test tooling: it imports moto and werkzeug, which are not
 runtime dependencies of aiolode.
@@ -73,6 +77,9 @@ class SerializingMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self._lock:
+            refused = _check_upload_exists(environ, start_response)
+            if refused is not None:
+                return refused
             refused = _check_complete_if_match(environ, start_response)
             if refused is not None:
                 return refused
@@ -97,6 +104,38 @@ def _s3_error(start_response: Callable[..., Any], status: str, code: str, msg: s
         status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
     )
     return [body]
+
+
+def _check_upload_exists(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> list[bytes] | None:
+    """Answer UploadPart / CompleteMultipartUpload of an unknown upload id with 404."""
+    if environ.get("REQUEST_METHOD") not in ("PUT", "POST"):
+        return None
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    upload_id = query.get("uploadId", [""])[0]
+    if not upload_id:
+        return None
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    bucket_name, _, key = path.lstrip("/").partition("/")
+    if not bucket_name or not key:
+        return None
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    try:
+        bucket = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_bucket(bucket_name)
+    except Exception:
+        return None  # moto answers NoSuchBucket itself
+    if upload_id in bucket.multiparts:
+        return None
+    return _s3_error(
+        start_response,
+        "404 Not Found",
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the "
+        "upload may have been aborted or completed.",
+    )
 
 
 def _check_complete_if_match(
