@@ -222,8 +222,9 @@ class Store(abc.ABC):
 
         Cost: S3: one ListMultipartUploads per ``page_size`` uploads under the
         prefix (1,000 by default), whatever the number of objects; FileStore:
-        a walk of the directories under the prefix, one worker-thread hop per
-        directory level. Nothing otherwise.
+        a walk of every directory under the prefix in worker threads (one hop
+        per ``page_size`` temp files found). Nothing otherwise. See
+        ``docs/store.md``.
 
         Parameters
         ----------
