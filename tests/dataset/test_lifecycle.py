@@ -61,6 +61,7 @@ async def test_expire_one_upload(store: aiolode.Store) -> None:
     await _sound(ds)  # the expired snapshot's file is still referenced until gc
     with pytest.raises(aiolode.SnapshotExpiredError):
         await aiolode.verify_dataset(store, "up", snapshot_id=snaps[1].id)
+    await anyio.sleep(store.stamp_resolution.total_seconds())
     await ds.gc(grace=NOW)
     assert (await _sound(ds)).snapshots_checked == 3  # and not required once collected
 
@@ -140,6 +141,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
     # An aborted write's orphan, under a partition no retained snapshot names.
     await store.put("datasets/g/data/p=9/orphan.jsonl", b'{"i": 99}\n')
     await ds.expire(snapshots=[snaps[0].id, snaps[1].id])
+    await anyio.sleep(store.stamp_resolution.total_seconds())  # S3 stamps whole seconds
     dry = await ds.gc(grace=NOW, dry_run=True)
     doomed = set(dry.deleted)
     assert "datasets/g/data/p=9/orphan.jsonl" in doomed
@@ -175,7 +177,12 @@ async def test_gc_respects_grace(memory: aiolode.MemoryStore) -> None:
     assert await ds.read(s.id) == b"x"
 
 
-async def test_gc_after_expiry_keeps_cold_reads_cheap(memory: aiolode.MemoryStore) -> None:
+async def test_gc_after_expiry_keeps_cold_reads_cheap(
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiolode._history import _collect
+
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)  # records may go at once
     ds = Dataset("lwm", memory)
     for i in range(40):
         await ds.write(b"%d" % i)
@@ -233,9 +240,13 @@ async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore)
 async def test_drop(store: aiolode.Store) -> None:
     ds = Dataset("d", store, codec=aiolode.JSONL())
     other = Dataset("d", store)
-    await ds.write([{"a": 1}])
-    await other.write([{"a": 2}])
+    first = await ds.write([{"a": 1}])
+    second = await other.write([{"a": 2}])
     report = await ds.drop(grace=NOW)
+    # What the history named goes at once, even in the tombstone's second.
+    named = {f.key for f in (*first.files, *second.files)}
+    assert named <= set(report.deleted)
+    assert not named & set(report.remaining)
     # Data, descriptor, hint: gone. The log records stay until no writer can hold
     # a recent view of the log (they are what tells such a writer of the drop).
     assert not report.done
@@ -426,3 +437,15 @@ async def test_drop_never_deletes_a_new_life_begun_during_it(store: aiolode.Stor
     assert [s.id async for s in fresh.snapshots()] == [born[0].id]
     assert not set(report.deleted) & {f.key for f in born[0].files}
     await _sound(fresh, orphans=0)
+
+
+async def test_drop_takes_expired_files_at_once(store: aiolode.Store) -> None:
+    """Files of expired snapshots not yet collected are named by the history too:
+    a drop takes them at once, whatever the store's stamp resolution."""
+    ds = Dataset("d", store)
+    first = await ds.write(b"one")
+    await ds.write(b"two")
+    await ds.expire(keep_last=1)
+    report = await ds.drop(grace=NOW)
+    assert {f.key for f in first.files} <= set(report.deleted)
+    assert all("/_log/" in k for k in report.remaining), report.remaining

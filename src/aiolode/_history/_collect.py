@@ -28,6 +28,8 @@ __all__ = (
     "DELETE_CONCURRENCY",
     "check_grace",
     "delete_keys",
+    "older_than_fence",
+    "record_fence",
     "record_seq",
     "stored_at",
     "sweep_dropped",
@@ -35,6 +37,24 @@ __all__ = (
 
 #: Deletes in flight at once.
 DELETE_CONCURRENCY = 16
+
+
+def record_fence(fence: datetime) -> datetime:
+    """The fence for log records: ``fence``, and never later than twice the
+    longest a writer builds on a view of the log without re-reading it.
+
+    A writer appends at the slot after the head it knows; that slot was
+    created after its view, so within the window. A collection that deleted a
+    younger record below the low-water mark could free exactly that slot, and
+    the writer's commit would land below the mark, acknowledged and invisible.
+    """
+    return min(fence, datetime.now(UTC) - timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
+
+
+def older_than_fence(store: Store, stamp: datetime | None, fence: datetime) -> bool:
+    """Whether an object the store stamped ``stamp`` was surely stored before
+    ``fence``, given how coarse its stamps are (no stamp: never)."""
+    return stamp is not None and stamp + store.stamp_resolution <= fence
 
 
 def check_grace(grace: object) -> timedelta:
@@ -101,8 +121,12 @@ async def sweep_dropped(
     grace: timedelta,
     dry_run: bool,
     new_life: Callable[[], Awaitable[bool]],
+    old_life: Callable[[str], bool] = lambda key: False,
 ) -> tuple[list[str], list[str]]:
     """Delete what a drop leaves under ``root``; return ``(deleted, remaining)``.
+
+    Objects for which ``old_life(key)`` is true (named by the dropped history,
+    which no new life ever names) go at once whatever their stamp.
 
     Objects other than log records go if the store stored them before the
     tombstone (store clock against store clock: no skew; S3 stamps whole
@@ -139,7 +163,12 @@ async def sweep_dropped(
             if obj.key == log.spec.lwm_key:
                 continue
             if record_seq(log, obj.key) is None:
-                if cutoff is None or obj.last_modified is None or obj.last_modified < cutoff:
+                if (
+                    old_life(obj.key)
+                    or cutoff is None
+                    or obj.last_modified is None
+                    or obj.last_modified < cutoff
+                ):
                     deleted.append(obj.key)
                 else:
                     newer[obj.key] = obj.last_modified

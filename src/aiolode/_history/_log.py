@@ -333,20 +333,21 @@ class SequenceLog(Generic[R]):
             As for :meth:`fetch`.
         """
         if seq < self.lwm:
-            raise self._expired(snapshot_id)
+            raise self.expired_error(snapshot_id)
         rec = await self.fetch(seq)
         if rec is not None:
             return rec
         # Absent: collected below a low-water mark we have not seen yet, or never written.
         if seq < await self.read_lwm():
-            raise self._expired(snapshot_id)
+            raise self.expired_error(snapshot_id)
         raise SnapshotNotFoundError(
             f"{self.spec.kind} {self.spec.owner_id!r} has no snapshot {snapshot_id!r}",
             snapshot_id=snapshot_id,
             **self.spec.ctx(),
         )
 
-    def _expired(self, snapshot_id: str) -> SnapshotExpiredError:
+    def expired_error(self, snapshot_id: str) -> SnapshotExpiredError:
+        """The error for a snapshot below the low-water mark."""
         return SnapshotExpiredError(
             f"snapshot {snapshot_id!r} of {self.spec.kind} {self.spec.owner_id!r} was expired",
             snapshot_id=snapshot_id,
@@ -517,6 +518,10 @@ class SequenceLog(Generic[R]):
         nxt = found[seq + 1]
         if base is None:
             if nxt is not None:
+                if seq < await self.read_lwm():
+                    # Collected below the low-water mark: the hint is merely old.
+                    self.remember(nxt)
+                    return True
                 # The record after the one the hint names exists: a hole, not a
                 # lying hint. Searching from the start would stop at the hole and
                 # a writer would then fill it, rewriting history.

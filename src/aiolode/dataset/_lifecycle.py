@@ -24,13 +24,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, final
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from .._history import Draft, retrying
-from .._history._collect import check_grace, delete_keys, record_seq, sweep_dropped
-from ..errors import InvalidInputError, SnapshotNotFoundError
+from .._history._collect import (
+    check_grace,
+    delete_keys,
+    older_than_fence,
+    record_fence,
+    record_seq,
+    sweep_dropped,
+)
+from .._history._reports import DropReport, ExpireReport, GCReport
+from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ._checkpoint import CHECKPOINT_INTERVAL, fold
@@ -43,91 +49,7 @@ if TYPE_CHECKING:
     from ._commit import Committer
     from ._log import CommitLog
 
-__all__ = ("DropReport", "ExpireReport", "GCReport", "drop", "expire", "gc")
-
-
-@final
-@attrs.frozen
-class ExpireReport:
-    """What :meth:`Dataset.expire` expired (or would, with ``dry_run``).
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed.
-    expired
-        Ids of the snapshots this call expired, oldest first.
-    files
-        Keys of the data files that left every view with them.
-    bytes
-        Their total size.
-    record
-        Sequence number of the expiry's commit record (``None``: dry run, or
-        nothing to expire).
-    """
-
-    dry_run: bool
-    expired: tuple[str, ...]
-    files: tuple[str, ...]
-    bytes: int
-    record: int | None
-
-
-@final
-@attrs.frozen
-class GCReport:
-    """What :meth:`Dataset.gc` deleted (or would delete, with ``dry_run``).
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed or deleted.
-    fence
-        Objects older than this and referenced by no retained snapshot are
-        collected; writes begun before it are refused at commit.
-    deleted
-        The keys deleted (or that a real run would delete now), sorted.
-    bytes
-        Their total size.
-    kept_young
-        Unreferenced objects left because they are younger than the fence (an
-        in-flight write may still commit them).
-    """
-
-    dry_run: bool
-    fence: datetime
-    deleted: tuple[str, ...]
-    bytes: int
-    kept_young: int
-
-
-@final
-@attrs.frozen
-class DropReport:
-    """What :meth:`Dataset.drop` removed.
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed or deleted.
-    deleted
-        The keys deleted (or that would be), sorted.
-    remaining
-        What a later run removes (empty when complete): log records, kept
-        until the drop is older than ``grace`` and than ten minutes (a writer
-        holding a recent view of the log must find the tombstone), and objects
-        the store stored no earlier than the tombstone (they may belong to a
-        new dataset of the same name).
-    """
-
-    dry_run: bool
-    deleted: tuple[str, ...]
-    remaining: tuple[str, ...]
-
-    @property
-    def done(self) -> bool:
-        """Whether nothing of the dataset is left in the store."""
-        return not self.remaining
+__all__ = ("drop", "expire", "gc")
 
 
 # ---------------------------------------------------------------------- expiry
@@ -340,18 +262,23 @@ async def gc(
     keys_cutoff = None if oldest is None else oldest - check_grace(grace)
     doomed: dict[str, int] = {}
     young = 0
+    records_fence = record_fence(fence)
     async with aclosing(store.list(root)) as listing:
         async for obj in listing:
             if obj.key.startswith(keys_prefix):
-                stamp = obj.last_modified
-                if keys_cutoff is None or stamp is None or stamp >= keys_cutoff:
+                if keys_cutoff is None or not older_than_fence(
+                    store, obj.last_modified, keys_cutoff
+                ):
                     continue
                 doomed[obj.key] = obj.size
                 continue
             keep = _log_keep(log, obj.key, state.below, keep_seqs)
             if keep or (keep is None and obj.key in referenced):
                 continue
-            if obj.last_modified is None or obj.last_modified >= fence:
+            is_record = record_seq(log, obj.key) is not None
+            if not older_than_fence(
+                store, obj.last_modified, records_fence if is_record else fence
+            ):
                 young += 1
                 continue
             doomed[obj.key] = obj.size
@@ -360,6 +287,8 @@ async def gc(
             # Searches must start above the records about to go.
             await log.raise_lwm(state.below)
         await delete_keys(store, log, doomed)
+        if head is not None:
+            await log.write_hint(head.seq)  # not a collected record: cold opens stay cheap
     return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
 
 
@@ -385,6 +314,18 @@ async def drop(
     """
     grace_td = check_grace(grace)
     head = await log.refresh()
+    # What the history names goes at once (a new life never names it); the
+    # rest waits for the store clock to pass the tombstone.
+    named: set[str] = set()
+    if head is not None and not head.dropped:
+        try:
+            # Expired snapshots' records too while they last: their files may
+            # not have been collected yet.
+            view = await fold(store, log, head.seq, floor=1)
+        except HistoryGapError:
+            view = await fold(store, log, head.seq, floor=(await expiry_of(log, head)).below)
+        named |= {f.file.key for f in view.files.values()}
+        named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
     if not dry_run and head is not None and not head.dropped and committer is not None:
         life = committer.life
 
@@ -410,6 +351,13 @@ async def drop(
         return await store.exists(descriptor_key)
 
     deleted, remaining = await sweep_dropped(
-        store, log, root, head, grace=grace_td, dry_run=dry_run, new_life=new_life
+        store,
+        log,
+        root,
+        head,
+        grace=grace_td,
+        dry_run=dry_run,
+        new_life=new_life,
+        old_life=named.__contains__,
     )
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))

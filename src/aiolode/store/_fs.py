@@ -224,6 +224,11 @@ class FileStore(Store):
             raise _map_oserror(exc, key, what) from exc
 
     # -------------------------------------------------------------- capabilities
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """Exact: ``mtime`` in nanoseconds, stamped fresh on every write."""
+        return timedelta(0)
+
     async def arrow_filesystem(self) -> ArrowFilesystem:
         """pyarrow's ``LocalFileSystem`` and the absolute path of each key.
 

@@ -13,7 +13,7 @@ from ._base import Store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from ..types import ObjectInfo, PendingUpload, PutMode
 
@@ -73,6 +73,11 @@ class WrapperStore(Store, Generic[S]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._inner!r})"
+
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """The inner store's."""
+        return self._inner.stamp_resolution
 
     @property
     def objects_in_memory(self) -> bool:
