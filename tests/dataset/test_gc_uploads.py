@@ -24,7 +24,6 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
-import pytest
 
 import aiolode
 from aiolode import Dataset, FileStore, PendingUpload, S3Store, Volume
