@@ -596,6 +596,25 @@ class StoreConformance(abc.ABC, Generic[S]):
         with pytest.raises(InvalidInputError):
             await store.abort_upload(upload)
 
+    async def test_wrappers_forward_pending_uploads_and_stamps(self, store: S) -> None:
+        """Every testing wrapper answers the capabilities as the store it wraps,
+        and its pending-upload calls reach that store."""
+        from ._counting import CountingStore
+        from ._faults import FaultInjectingStore
+        from ._latency import LatencyStore
+
+        await store.put("up/one", b"x")
+        everything = datetime.now(UTC) + timedelta(days=365)
+        direct = [u async for u in store.abandoned_uploads("up/", older_than=everything)]
+        counting = CountingStore(store)
+        wrappers = (counting, LatencyStore(counting, 0.0), FaultInjectingStore(counting))
+        for wrapper in wrappers:
+            assert wrapper.stamp_resolution == store.stamp_resolution
+            assert wrapper.objects_in_memory == store.objects_in_memory
+            found = [u async for u in wrapper.abandoned_uploads("up/", older_than=everything)]
+            assert found == direct
+        assert counting.counts["list_uploads"] == len(wrappers)
+
     # --------------------------------------------------------------- capabilities
     async def test_objects_in_memory_is_a_bool(self, store: S) -> None:
         assert isinstance(store.objects_in_memory, bool)
