@@ -89,6 +89,7 @@ from .store import Store as Store
 from .store import open_store as open_store
 from .types import IfMatch as IfMatch
 from .types import ObjectInfo as ObjectInfo
+from .types import PendingUpload as PendingUpload
 from .types import PutMode as PutMode
 from .verify import Problem as Problem
 from .verify import ProblemKind as ProblemKind
@@ -162,6 +163,7 @@ __all__ = (
     "OverlappingBlocksError",
     "Parquet",
     "PartitioningNotSupportedError",
+    "PendingUpload",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "Problem",

@@ -1,4 +1,5 @@
-"""Value types shared by every layer: object metadata, put modes, progress callbacks."""
+"""Value types shared by every layer: object metadata, put modes, progress callbacks,
+pending uploads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal, TypeAlias, final
 
 import attrs
 
-__all__ = ("IfMatch", "ObjectInfo", "ProgressCallback", "PutMode", "ReadStats")
+__all__ = ("IfMatch", "ObjectInfo", "PendingUpload", "ProgressCallback", "PutMode", "ReadStats")
 
 
 @attrs.frozen
@@ -54,6 +55,40 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: datetime | None = None
+
+
+@final
+@attrs.frozen
+class PendingUpload:
+    """A write a store began and never finished: what
+    :meth:`Store.abandoned_uploads <aiolode.Store.abandoned_uploads>` yields and
+    :meth:`Store.abort_upload <aiolode.Store.abort_upload>` removes.
+
+    A put that fails or is cancelled cleans up after itself; what is left
+    behind comes from a process that died mid-write (killed, out of memory,
+    power loss), or from a cleanup that itself failed.
+
+    Attributes
+    ----------
+    key
+        Where the upload is, relative to the store (never including an S3 prefix
+        or a FileStore root). S3: the key the upload was writing. FileStore: the
+        temp file's own path (``"a/b/.aiolode-tmp-1f2e3d4c5b6a7988"``): the key
+        it was to become is not recorded anywhere, only its directory.
+    upload_id
+        The backend's handle: the S3 ``UploadId``; FileStore: the temp file's name.
+    initiated
+        When the upload was started (S3 ``Initiated``; FileStore: the temp
+        file's last change, never earlier than the write's start), aware, UTC.
+    size
+        Bytes it holds, when the listing says (FileStore); ``None`` on S3, whose
+        listing of uploads does not tell (each would need a ListParts).
+    """
+
+    key: str
+    upload_id: str
+    initiated: datetime
+    size: int | None = None
 
 
 @final

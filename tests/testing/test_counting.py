@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,8 +14,11 @@ from aiolode import (
     MemoryStore,
     ObjectExistsError,
     ObjectNotFoundError,
+    PendingUpload,
 )
 from aiolode.testing import OPS, CountingStore, StoreCounts
+
+_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -44,6 +48,8 @@ async def test_each_operation_counts_once(counting: CountingStore) -> None:
     await counting.delete("a/1")
     assert [i.key async for i in counting.list("a/")] == ["a/2"]
     assert [d async for d in counting.list_dirs("")] == ["a/"]
+    assert [u async for u in counting.abandoned_uploads("a/", older_than=_FUTURE)] == []
+    await counting.abort_upload(PendingUpload("a/x", "id", _FUTURE))
 
     snap = counting.snapshot()
     assert dict(snap.calls) == dict.fromkeys(OPS, 1)
@@ -61,6 +67,8 @@ async def test_each_operation_counts_once(counting: CountingStore) -> None:
         ("delete", "a/1"),
         ("list", "a/"),
         ("list_dirs", ""),
+        ("list_uploads", "a/"),
+        ("abort_upload", "a/x"),
     ]
 
 

@@ -7,6 +7,8 @@ from typing import final
 
 import attrs
 
+from ..types import PendingUpload
+
 __all__ = ("DropReport", "ExpireReport", "GCReport")
 
 
@@ -57,6 +59,12 @@ class GCReport:
     kept_young
         Unreferenced objects left because they are younger than the fence (an
         in-flight write may still commit them).
+    aborted_uploads
+        Pending uploads under the prefix that the store started before the
+        fence (writes killed mid-stream: S3 multipart uploads, FileStore temp
+        files), aborted (or that a real run would abort now), sorted by key
+        then upload id. Their bytes are not in ``bytes`` (S3 does not list
+        them; :attr:`~aiolode.PendingUpload.size` says when the store knows).
     """
 
     dry_run: bool
@@ -64,6 +72,7 @@ class GCReport:
     deleted: tuple[str, ...]
     bytes: int
     kept_young: int
+    aborted_uploads: tuple[PendingUpload, ...] = ()
 
 
 @final
@@ -83,11 +92,15 @@ class DropReport:
         holding a recent view of the log must find the tombstone), and objects
         the store stored no earlier than the tombstone (they may belong to a
         new dataset or volume of the same name).
+    aborted_uploads
+        Pending uploads of the dropped history under its prefix, whatever
+        their age, aborted (or that would be), sorted by key then upload id.
     """
 
     dry_run: bool
     deleted: tuple[str, ...]
     remaining: tuple[str, ...]
+    aborted_uploads: tuple[PendingUpload, ...] = ()
 
     @property
     def done(self) -> bool:

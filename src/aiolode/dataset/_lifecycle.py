@@ -36,6 +36,7 @@ from .._history._collect import (
     sweep_dropped,
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
+from .._history._uploads import abort_uploads, dropped_uploads, pending_before
 from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
@@ -293,6 +294,8 @@ async def gc(
                 young += 1
                 continue
             doomed[obj.key] = obj.size
+    # Killed writes' uploads: started before the fence, so refused at commit.
+    uploads = await pending_before(store, root, fence)
     if not dry_run and doomed:
         if state.below > 1:
             # Searches must start above the records about to go.
@@ -300,7 +303,11 @@ async def gc(
         await delete_keys(store, log, doomed)
         if head is not None:
             await log.write_hint(head.seq)  # not a collected record: cold opens stay cheap
-    return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
+    if not dry_run:
+        await abort_uploads(store, log, uploads)
+    return GCReport(
+        dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young, tuple(uploads)
+    )
 
 
 # ------------------------------------------------------------------------ drop
@@ -371,4 +378,7 @@ async def drop(
         new_life=new_life,
         old_life=named.__contains__,
     )
-    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
+    uploads = await dropped_uploads(store, log, root, head, grace=grace_td, new_life=new_life)
+    if not dry_run:
+        await abort_uploads(store, log, uploads)
+    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)), tuple(uploads))

@@ -11,7 +11,7 @@ import abc
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio.lowlevel
@@ -19,12 +19,19 @@ import attrs
 
 from .._keys import validate_key, validate_prefix, validate_range
 from ..errors import InvalidInputError, ObjectNotFoundError
-from ..types import IfMatch, ObjectInfo, ProgressCallback, PutMode
+from ..types import IfMatch, ObjectInfo, PendingUpload, ProgressCallback, PutMode
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "ArrowFilesystem", "Store", "check_mode", "is_bytes_like"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "ArrowFilesystem",
+    "Store",
+    "check_cutoff",
+    "check_mode",
+    "is_bytes_like",
+]
 
 
 @final
@@ -70,6 +77,23 @@ def check_mode(mode: object) -> PutMode:
     raise InvalidInputError(
         f"mode must be 'create', 'overwrite' or aiolode.IfMatch(etag), not {mode!r}"
     )
+
+
+def check_cutoff(older_than: object) -> datetime:
+    """Validate the cutoff of :meth:`Store.abandoned_uploads`; return it in UTC.
+
+    Raises
+    ------
+    InvalidInputError
+        ``older_than`` is not a timezone-aware :class:`~datetime.datetime`.
+    """
+    if (
+        not isinstance(older_than, datetime)
+        or older_than.tzinfo is None
+        or older_than.utcoffset() is None
+    ):
+        raise InvalidInputError(f"older_than must be a timezone-aware datetime, not {older_than!r}")
+    return older_than.astimezone(UTC)
 
 
 async def _with_progress(
@@ -180,6 +204,87 @@ class Store(abc.ABC):
         their inner store's answer.
         """
         return timedelta(seconds=1)
+
+    # ------------------------------------------------------------- pending uploads
+    def abandoned_uploads(
+        self, prefix: str = "", *, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        """Iterate over the unfinished uploads under ``prefix`` started before ``older_than``.
+
+        What a write killed mid-flight leaves behind, invisible to :meth:`list`
+        and :meth:`get` but still stored (and, on S3, billed): S3 multipart
+        uploads never completed nor aborted; FileStore's named temp files. A put
+        that fails or is cancelled cleans up after itself, so in a healthy
+        system this finds nothing. Remove what it finds with :meth:`abort_upload`.
+
+        **The caller chooses what is safe.** An upload still being written looks
+        exactly like an abandoned one; only its age tells them apart. Pass an
+        ``older_than`` earlier than the start of every write that may still be
+        running (``now - grace``, with a grace longer than any write takes):
+        aborting a live upload makes its put fail
+        (:class:`~aiolode.StaleWriteError`), never publishes a partial object.
+
+        ``prefix`` is a key prefix, as for :meth:`list`: an S3 upload is under it
+        when its key is; a FileStore temp file when its own path is (so
+        ``"datasets/d1/"`` finds the temp files of writes to keys under
+        ``datasets/d1/``). Order is the backend's (S3: by key; SeaweedFS: by
+        upload id). Stores with nothing of the kind yield nothing:
+        :class:`~aiolode.MemoryStore` (a put is one step) and
+        :class:`~aiolode.GCSStore` (resumable upload sessions cannot be listed;
+        GCS discards them a week after they start).
+
+        Cost: S3: one ListMultipartUploads per ``page_size`` uploads under the
+        prefix (1,000 by default), whatever the number of objects; FileStore:
+        a walk of every directory under the prefix in worker threads (one hop
+        per ``page_size`` temp files found). Nothing otherwise. See
+        ``docs/store.md``.
+
+        Parameters
+        ----------
+        prefix
+            Key prefix to look under (``""``: the whole store).
+        older_than
+            Only uploads started strictly before this (timezone-aware) moment.
+
+        Raises
+        ------
+        InvalidKeyError
+            The prefix is malformed (raised at once).
+        InvalidInputError
+            ``older_than`` is not a timezone-aware datetime (raised at once).
+        UnsupportedOperationError
+            The backend cannot list pending uploads (an S3-compatible server
+            without ListMultipartUploads); raised on first iteration.
+        StorageError
+            The backend failed.
+        """
+        validate_prefix(prefix)
+        cutoff = check_cutoff(older_than)
+        return self._abandoned_uploads(prefix, cutoff)
+
+    async def abort_upload(self, upload: PendingUpload) -> None:
+        """Discard a pending upload found by :meth:`abandoned_uploads`, and its bytes.
+
+        Idempotent: an upload that is no longer pending (aborted, completed, or
+        removed by a bucket lifecycle rule) is not an error. Never touches an
+        object: S3 AbortMultipartUpload; FileStore unlinks the temp file (then
+        prunes directories left empty).
+
+        Cost: one backend call.
+
+        Raises
+        ------
+        InvalidInputError
+            ``upload`` is not a :class:`~aiolode.PendingUpload`, or not one this
+            kind of store produces (FileStore checks the temp file's name).
+        StorageError
+            The backend failed.
+        """
+        if not isinstance(upload, PendingUpload):
+            raise InvalidInputError(
+                f"upload must be an aiolode.PendingUpload, not {type(upload).__name__}"
+            )
+        await self._abort_upload(upload)
 
     # ------------------------------------------------------------------ public API
     async def put(
@@ -400,6 +505,24 @@ class Store(abc.ABC):
                 if d != last:
                     last = d
                     yield d
+
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        """Default: nothing (a store whose writes leave nothing behind).
+
+        Note for implementers: override it if a write killed mid-flight can
+        leave bytes behind, and override :meth:`_abort_upload` with it.
+        ``older_than`` arrives in UTC.
+        """
+        await anyio.lowlevel.checkpoint()
+        nothing: tuple[PendingUpload, ...] = ()
+        for upload in nothing:
+            yield upload
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        """Default: nothing is pending here, so nothing is left to abort."""
+        await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ adapter interface
     @abc.abstractmethod

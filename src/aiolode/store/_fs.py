@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
-from datetime import timedelta
+import stat
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
@@ -31,8 +32,9 @@ from ..errors import (
     PermissionDeniedError,
     StorageError,
 )
+from ..types import PendingUpload
 from ._base import ArrowFilesystem, Store
-from ._posix import PosixTree, close_quietly, split_key
+from ._posix import PosixTree, close_quietly, is_temp_name, split_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -64,6 +66,15 @@ def _map_oserror(exc: OSError, key: str | None, what: str) -> AiolodeError:
 
 def _take(it: Iterator[T], n: int) -> list[T]:
     return list(islice(it, n))
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = datetime.resolution
+
+
+def _ns(when: datetime) -> int:
+    """An aware datetime as integer nanoseconds since the epoch (exact, no float)."""
+    return (when - _EPOCH) // _ONE_US * 1000
 
 
 def _local_filesystem() -> Any:
@@ -111,6 +122,10 @@ class FileStore(Store):
 
     pyarrow can read the files directly: :meth:`arrow_filesystem` gives its
     ``LocalFileSystem`` and the path of each key.
+
+    A process killed mid-write can leave a named temp file behind (unnamed
+    ``O_TMPFILE`` inodes vanish with it): :meth:`abandoned_uploads` finds those
+    older than a cutoff, :meth:`abort_upload` removes them.
 
     Parameters
     ----------
@@ -336,6 +351,54 @@ class FileStore(Store):
         finally:
             with anyio.CancelScope(shield=True):
                 await self._run(walk.close)
+
+    # ------------------------------------------------------------ leftover temps
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        """Named temp files (and migration temp directories) under the prefix
+        whose last change is before ``older_than``.
+
+        A temp file's age is its ctime (its last data or metadata change, never
+        earlier than its write's start; a file's ctime cannot be set back), so a
+        write still streaming bytes keeps its temp file young. A write that has
+        sat idle longer than the cutoff looks abandoned: pass a cutoff older than
+        any write still running. Walks every directory under the prefix in
+        worker threads, one hop per ``page_size`` temp files found.
+        """
+        tree = await self._ready()
+        cutoff = _ns(older_than)
+        walk = tree.temps(prefix)
+        try:
+            while True:
+                page = await self._io(prefix, "abandoned_uploads", _take, walk, self._page_size)
+                for path, st in page:
+                    changed = max(st.st_ctime_ns, st.st_mtime_ns)
+                    if changed >= cutoff:
+                        continue
+                    yield PendingUpload(
+                        key=path,
+                        upload_id=path.rpartition("/")[2],
+                        # Floored to the microsecond: a cutoff equal to it excludes it.
+                        initiated=_EPOCH + timedelta(microseconds=changed // 1000),
+                        size=st.st_size if stat.S_ISREG(st.st_mode) else None,
+                    )
+                if len(page) < self._page_size:
+                    return
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._run(walk.close)
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited: unlink the temp file, prune directories left empty.
+        name = upload.key.rpartition("/")[2]
+        if upload.upload_id != name or not is_temp_name(name):
+            raise InvalidInputError(
+                f"{upload.key!r} (upload id {upload.upload_id!r}) is not a FileStore temp file",
+                key=upload.key,
+            )
+        tree = await self._ready()
+        await self._io(upload.key, "abort_upload", tree.remove_temp, upload.key)
 
     async def _list_dirs(self, prefix: str) -> AsyncGenerator[str, None]:
         # docstring inherited

@@ -6,7 +6,10 @@ directories created on demand. Names starting with ``.aiolode`` are reserved:
 - ``<root>/.aiolode/locks/NN`` — lock stripes taken with :func:`fcntl.flock` by
   overwrites, compare-and-swap puts and deletes of keys hashing to stripe ``NN``;
 - ``<dir>/.aiolode-tmp-<random>`` — a named temp file of an in-flight write
-  (only when ``O_TMPFILE`` is unavailable, or for overwrite / CAS puts);
+  (only when ``O_TMPFILE`` is unavailable, or for overwrite / CAS puts), or the
+  temp directory of a migration (below). A process killed mid-write leaves it
+  behind: :meth:`PosixTree.temps` finds such leftovers and
+  :meth:`PosixTree.remove_temp` removes one;
 - ``<root>/a/b/.aiolode-self`` — the object of key ``a/b`` when ``a/b`` is also
   the prefix of other keys (``a/b/c``): a name cannot be a file and a directory
   at once. Writing ``a/b/c`` while ``a/b`` is a file moves the object there
@@ -31,6 +34,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import secrets
 import stat
 import time
@@ -46,6 +50,7 @@ from ..errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StaleWriteError,
     StorageError,
 )
 from ..types import IfMatch, ObjectInfo, PutMode
@@ -61,6 +66,7 @@ __all__ = [
     "Pending",
     "PosixTree",
     "close_quietly",
+    "is_temp_name",
     "scan",
     "split_key",
 ]
@@ -72,6 +78,7 @@ WRITEBACK_BYTES: Final = 8 << 20
 """Large writes start write-back of their dirty pages every this many bytes."""
 
 _TMP_PREFIX: Final = ".aiolode-tmp-"
+_TMP_NAME: Final = re.compile(r"\.aiolode-tmp-[0-9a-f]{16}\Z")
 # A key that is also the prefix of other keys ("a/b" next to "a/b/c") cannot be a
 # file and a directory at once: its object is stored as "a/b/.aiolode-self".
 _SELF: Final = ".aiolode-self"
@@ -125,6 +132,28 @@ def split_key(key: str) -> tuple[tuple[str, ...], str]:
                 f"key {key!r}: a path segment is longer than {_NAME_MAX} bytes", key=key
             )
     return tuple(parts[:-1]), parts[-1]
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of the tree's temp names (``.aiolode-tmp-`` + 16 hex)."""
+    return _TMP_NAME.match(name) is not None
+
+
+def _reaped(p: Pending) -> bool:
+    """Whether ``p``'s named temp file was unlinked under it (by :meth:`PosixTree.remove_temp`)."""
+    try:
+        return os.fstat(p.fd).st_nlink == 0
+    except OSError:
+        return False
+
+
+def _stale(p: Pending) -> StaleWriteError:
+    return StaleWriteError(
+        f"the temp file of the write to {p.key!r} was removed while being written "
+        "(a cleanup of abandoned uploads with too short a grace): nothing was "
+        "published; write it again",
+        key=p.key,
+    )
 
 
 def _etag(st: os.stat_result) -> str:
@@ -544,6 +573,8 @@ class PosixTree:
         os.utime(p.fd, ns=(now, now))
         os.fsync(p.fd)
         st = os.fstat(p.fd)
+        if p.tmpname is not None and st.st_nlink == 0:
+            raise _stale(p)
         if p.mode == "create":
             self._publish_link(p)
         else:
@@ -565,6 +596,8 @@ class PosixTree:
                 tdir = p.dfd
                 break
             except FileNotFoundError:
+                if p.tmpname is not None and _reaped(p):
+                    raise _stale(p) from None
                 if p.tmpname is not None or not _dir_gone(p.dfd):
                     raise
                 # Pruned by a concurrent delete: recreate the directory, link there.
@@ -598,7 +631,9 @@ class PosixTree:
         else:
             raise StorageError(f"directory for {key!r} keeps disappearing", key=key)
         if p.tmpname is not None:
-            os.unlink(p.tmpname, dir_fd=p.dfd)
+            # Published: a cleanup that removed the temp name meanwhile did our job.
+            with suppress(FileNotFoundError):
+                os.unlink(p.tmpname, dir_fd=p.dfd)
             p.tmpname = None
             os.fsync(p.dfd)
         elif tdir == p.dfd:
@@ -612,7 +647,12 @@ class PosixTree:
             try:
                 if isinstance(p.mode, IfMatch):
                     _check_etag(tdir, p.key, tname, p.mode)
-                os.rename(p.tmpname, tname, src_dir_fd=p.dfd, dst_dir_fd=tdir)
+                try:
+                    os.rename(p.tmpname, tname, src_dir_fd=p.dfd, dst_dir_fd=tdir)
+                except FileNotFoundError:
+                    if _reaped(p):
+                        raise _stale(p) from None
+                    raise
                 p.tmpname = None
             except BaseException:
                 if owned >= 0:
@@ -927,6 +967,113 @@ class PosixTree:
         finally:
             os.close(dfd)
         return out
+
+    # ------------------------------------------------------------ leftover temps
+    def _temps_in(
+        self, dfd: int, base: str, tail: str
+    ) -> Generator[tuple[str, os.stat_result], None, None]:
+        with os.scandir(dfd) as it:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+        for name, is_dir in entries:
+            if not name.startswith(tail):
+                continue
+            if is_temp_name(name):
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # published or removed since the scan
+                if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                    yield base + name, st
+            elif is_dir and _is_listed(name):
+                try:
+                    sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                except OSError:
+                    continue  # removed or replaced since the scan
+                try:
+                    yield from self._temps_in(sub, f"{base}{name}/", "")
+                finally:
+                    os.close(sub)
+
+    def temps(self, prefix: str) -> Generator[tuple[str, os.stat_result], None, None]:
+        """The temp files and directories whose own path starts with ``prefix``, lazily.
+
+        Yields ``(path relative to the root, lstat)``: named temp files of
+        writes (live or abandoned: only their age tells) and temp directories of
+        migrations. Unnamed ``O_TMPFILE`` inodes have no name to find (they
+        vanish with their process). Symlinks are never followed. Close the
+        generator when stopping early (it holds directory fds).
+
+        Raises
+        ------
+        OSError
+            A directory cannot be read.
+        """
+        opened = self._open_prefix_dir(prefix)
+        if opened is None:
+            return
+        dfd, base, tail = opened
+        try:
+            yield from self._temps_in(dfd, base, tail)
+        finally:
+            os.close(dfd)
+
+    def remove_temp(self, path: str) -> None:
+        """Remove the temp file (or migration directory) at ``path``; prune empty dirs.
+
+        Missing is fine (idempotent). A temp directory holds at most a hard link
+        of an object that also lives under its real name, so removing it never
+        loses an object. No durability ``fsync``: a removal lost in a crash is
+        found again by the next :meth:`temps`.
+
+        Raises
+        ------
+        InvalidInputError
+            ``path`` does not end in a temp name, or its directories are not a
+            valid key prefix of this tree (``InvalidKeyError``; also when it goes
+            through a symlink).
+        OSError
+            The system refused.
+        """
+        base, _, name = path.rpartition("/")
+        if not is_temp_name(name):
+            raise InvalidInputError(f"{path!r} is not the path of a FileStore temp file")
+        dirs: list[str] = []
+        if base:
+            validate_key(base)
+            split_key(base)
+            dirs = base.split("/")
+        try:
+            fds = self._open_dirs(path, dirs, create=False, keep=True)
+        except (ObjectNotFoundError, FileNotFoundError):
+            return  # its directory is gone, and the temp with it
+        try:
+            dfd = fds[-1]
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat.S_ISDIR(st.st_mode):
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    with suppress(FileNotFoundError):
+                        os.unlink(_SELF, dir_fd=sub)
+                finally:
+                    os.close(sub)
+                with suppress(FileNotFoundError):
+                    os.rmdir(name, dir_fd=dfd)
+            else:
+                with suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dfd)
+            # Best effort, as after a delete: a killed write may have created the
+            # directories it was writing into (never the root).
+            for i in range(len(dirs) - 1, -1, -1):
+                try:
+                    os.rmdir(dirs[i], dir_fd=fds[i])
+                except OSError:
+                    break
+        finally:
+            for fd in fds:
+                close_quietly(fd)
 
 
 def _check_etag(dfd: int, key: str, name: str, mode: IfMatch) -> None:

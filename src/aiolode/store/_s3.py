@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import logging
 import urllib.parse
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, final
 
 import anyio
@@ -30,10 +31,12 @@ from ..errors import (
     ObjectNotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    StaleWriteError,
     StorageError,
     TransientStorageError,
+    UnsupportedOperationError,
 )
-from ..types import IfMatch, ObjectInfo, PutMode
+from ..types import IfMatch, ObjectInfo, PendingUpload, PutMode
 from ._base import ArrowFilesystem, Store
 from ._s3_transport import (
     _SESSION_LOCK,
@@ -128,6 +131,22 @@ def _translate(
         if code == "NoSuchBucket":
             return StorageError(
                 f"S3 bucket {bucket!r} does not exist ({exc.operation_name})", key=key
+            )
+        if code == "NoSuchUpload":
+            if exc.operation_name in ("UploadPart", "CompleteMultipartUpload"):
+                # Someone aborted the upload under a live writer: a reaper of
+                # abandoned uploads with too short a grace, or a lifecycle rule.
+                return StaleWriteError(
+                    f"the multipart upload of {key!r} no longer exists: it was aborted "
+                    "while being written (a cleanup of abandoned uploads with too short "
+                    "a grace, or a bucket lifecycle rule); write it again",
+                    key=key,
+                )
+            return ObjectNotFoundError(f"no such multipart upload of {key!r}", key=key)
+        if status == 501 or code == "NotImplemented":
+            # An S3-compatible server without this operation: retrying cannot help.
+            return UnsupportedOperationError(
+                f"this S3 server does not implement {exc.operation_name}: {msg}", key=key
             )
         if status == 412 or code == "PreconditionFailed":
             if mode == "create":
@@ -280,9 +299,14 @@ class S3Store(Store):
     aborted (shielded from cancellation) on any failure so nothing becomes
     visible.
 
+    A multipart upload whose writer died (killed, not cancelled) stays in the
+    bucket, billed, until aborted: :meth:`abandoned_uploads` finds those older
+    than a cutoff and :meth:`abort_upload` aborts them.
+
     Cost: one request per operation (``get_range`` is a ranged GET; listing is
-    one ListObjectsV2 per ``page_size`` keys); a streamed put of ``n`` bytes
-    takes ``ceil(n / part_size) + 2`` requests and at most ``part_size *
+    one ListObjectsV2 per ``page_size`` keys, ``abandoned_uploads`` one
+    ListMultipartUploads per ``page_size`` uploads); a streamed put of ``n``
+    bytes takes ``ceil(n / part_size) + 2`` requests and at most ``part_size *
     max_concurrency`` bytes of buffers. See ``docs/s3.md``.
 
     Parameters
@@ -305,7 +329,8 @@ class S3Store(Store):
         Parts uploaded at once per streamed put, and the size of the connection
         pool and thread limiter of the store's own client.
     page_size
-        Keys per ListObjectsV2 page (1..1000).
+        Keys per ListObjectsV2 page, and uploads per ListMultipartUploads page
+        (1..1000).
 
     Raises
     ------
@@ -608,11 +633,84 @@ class S3Store(Store):
 
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
-            await self._call("abort_multipart_upload", key, Key=self._full(key), UploadId=upload_id)
+            await self._abort_multipart(key, upload_id)
         except AiolodeError as exc:
-            # The original failure matters more; a bucket lifecycle rule should
-            # reap uploads we could not abort.
+            # The original failure matters more; abandoned_uploads() (or a bucket
+            # lifecycle rule) reaps uploads we could not abort.
             _log.warning("could not abort multipart upload %s of %r: %s", upload_id, key, exc)
+
+    async def _abort_multipart(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload that is already gone counts as aborted."""
+        # NoSuchUpload (ObjectNotFoundError): aborted, completed or reaped already.
+        with contextlib.suppress(ObjectNotFoundError):
+            await self._call("abort_multipart_upload", key, Key=self._full(key), UploadId=upload_id)
+
+    # --------------------------------------------------------- pending uploads
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        """Multipart uploads under the prefix initiated before ``older_than``.
+
+        Pages through ListMultipartUploads (``page_size`` uploads a page) with
+        the markers the server hands back: S3's ``NextKeyMarker`` and
+        ``NextUploadIdMarker``; SeaweedFS sends only the latter, pages by it
+        alone, and treats a ``KeyMarker`` as "this key only", so a marker the
+        server did not send is never sent back. An upload the server lists
+        without an ``Initiated`` time is skipped (logged): its age is unknown,
+        and it may be in flight.
+        """
+        markers: dict[str, Any] = {}
+        while True:
+            page = await self._call(
+                "list_multipart_uploads",
+                prefix or None,
+                Prefix=self._full_prefix(prefix),
+                MaxUploads=self.page_size,
+                **markers,
+            )
+            for upload in page.get("Uploads", ()):
+                found = self._pending(upload, older_than)
+                if found is not None:
+                    yield found
+            if not page.get("IsTruncated"):
+                return
+            following: dict[str, Any] = {
+                name: str(page[f"Next{name}"])
+                for name in ("KeyMarker", "UploadIdMarker")
+                if page.get(f"Next{name}")
+            }
+            if not following or following == markers:
+                raise StorageError(
+                    f"S3 listing of multipart uploads under {prefix!r} is truncated but "
+                    "names no next page",
+                    key=prefix,
+                )
+            markers = following
+
+    def _pending(self, upload: dict[str, Any], older_than: datetime) -> PendingUpload | None:
+        key, upload_id, initiated = (
+            upload.get("Key"),
+            upload.get("UploadId"),
+            upload.get("Initiated"),
+        )
+        if not isinstance(key, str) or not isinstance(upload_id, str):
+            return None
+        if not isinstance(initiated, datetime):
+            _log.warning(
+                "S3 lists multipart upload %s of %r without an Initiated time: skipped",
+                upload_id,
+                key,
+            )
+            return None
+        # botocore parses the timestamp as an aware datetime; a naive one is UTC.
+        when = (initiated if initiated.tzinfo else initiated.replace(tzinfo=UTC)).astimezone(UTC)
+        if when >= older_than or (self.prefix and not key.startswith(f"{self.prefix}/")):
+            return None
+        return PendingUpload(key=self._strip(key), upload_id=upload_id, initiated=when)
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited: AbortMultipartUpload; NoSuchUpload means done.
+        await self._abort_multipart(upload.key, upload.upload_id)
 
     # ------------------------------------------------------------------- reads
     async def _get(self, key: str) -> bytes:

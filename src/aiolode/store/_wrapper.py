@@ -13,9 +13,9 @@ from ._base import Store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
-    from ..types import ObjectInfo, PutMode
+    from ..types import ObjectInfo, PendingUpload, PutMode
 
 __all__ = ["WrapperStore"]
 
@@ -38,7 +38,8 @@ class WrapperStore(Store, Generic[S]):
     carry on.
 
     Designed for subclassing. A public call on the wrapper reaches the inner
-    store as exactly one call of the same kind, with two exceptions inherited
+    store as exactly one call of the same kind (:meth:`~Store.abandoned_uploads`
+    and :meth:`~Store.abort_upload` included), with two exceptions inherited
     from :class:`Store`: :meth:`~Store.exists` and a zero-length
     :meth:`~Store.get_range` are one ``head``.
 
@@ -137,3 +138,15 @@ class WrapperStore(Store, Generic[S]):
         # Forward rather than inherit the default, which would derive directories
         # from a full listing instead of using the inner store's delimiter listing.
         return self._inner.list_dirs(prefix)
+
+    def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        # docstring inherited
+        # Forwarded (unlike arrow_filesystem()): the inner store's leftovers are
+        # this wrapper's too, and reaping them goes through abort_upload below.
+        return self._inner.abandoned_uploads(prefix, older_than=older_than)
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited
+        await self._inner.abort_upload(upload)

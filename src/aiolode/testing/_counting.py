@@ -15,9 +15,10 @@ from ._ops import OPS, Op, check_op
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+    from datetime import datetime
 
     from ..store import Store
-    from ..types import ObjectInfo, PutMode
+    from ..types import ObjectInfo, PendingUpload, PutMode
 
 __all__ = (
     "CountingStore",
@@ -52,7 +53,7 @@ class StoreCounts:
     bytes_read
         Bytes the store returned from ``get``, ``get_range`` and ``iter_bytes``.
     listed
-        Entries yielded by ``list`` and ``list_dirs``.
+        Entries yielded by ``list``, ``list_dirs`` and ``list_uploads``.
     """
 
     calls: Mapping[Op, int] = attrs.field(converter=_freeze_calls, factory=dict)
@@ -135,9 +136,11 @@ class CountingStore(WrapperStore[S]):
       ``"put_stream"`` (one call, however many chunks or multipart parts);
     - :meth:`~aiolode.Store.exists` and a zero-length ``get_range`` are one
       ``"head"`` each;
-    - ``iter_bytes``, ``list`` and ``list_dirs`` count when iteration starts (an
+    - ``iter_bytes``, ``list``, ``list_dirs`` and ``list_uploads``
+      (:meth:`~aiolode.Store.abandoned_uploads`) count when iteration starts (an
       iterator that is never iterated makes no call), once per call however
-      many pages the backend fetches; ``listed`` counts the entries they yield;
+      many pages the backend fetches; ``listed`` counts the entries the
+      listings yield;
     - ``bytes_written`` counts bytes handed to the inner store (for a stream, as
       it consumes them); ``bytes_read`` counts bytes it returned.
 
@@ -199,7 +202,7 @@ class CountingStore(WrapperStore[S]):
 
     @property
     def listed(self) -> int:
-        """Entries yielded by ``list`` and ``list_dirs``."""
+        """Entries yielded by ``list``, ``list_dirs`` and ``list_uploads``."""
         return self._listed
 
     @property
@@ -329,3 +332,18 @@ class CountingStore(WrapperStore[S]):
             async for d in it:
                 self._add_listed()
                 yield d
+
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        # docstring inherited
+        self._count("list_uploads", prefix)
+        async with aclosing(super()._abandoned_uploads(prefix, older_than)) as it:
+            async for upload in it:
+                self._add_listed()
+                yield upload
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited
+        self._count("abort_upload", upload.key)
+        await super()._abort_upload(upload)

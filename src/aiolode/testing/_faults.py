@@ -49,8 +49,9 @@ from ._ops import OPS, Op, check_delay, check_op
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
+    from datetime import datetime
 
-    from ..types import ObjectInfo
+    from ..types import ObjectInfo, PendingUpload
 
 __all__ = (
     "READ_OPS",
@@ -87,7 +88,8 @@ class Call:
     op
         The operation.
     key
-        The key (for ``list``/``list_dirs``: the prefix).
+        The key (for ``list``/``list_dirs``/``list_uploads``: the prefix; for
+        ``abort_upload``: the upload's key).
     mode
         The put mode, for ``put`` and ``put_stream``.
     offset, length
@@ -456,7 +458,7 @@ class FaultInjectingStore(WrapperStore[S]):
     :meth:`recover`.
 
     Calls are numbered and rules evaluated when the call reaches this store
-    (for ``iter_bytes``, ``list`` and ``list_dirs``: when iteration starts), the
+    (for ``iter_bytes`` and the listings: when iteration starts), the
     same points at which :class:`~aiolode.testing.CountingStore` counts. With a
     seed, the same sequence of calls gets the same faults: each rule draws from
     its own generator, seeded from ``seed`` and the rule's position in the order
@@ -776,6 +778,24 @@ class FaultInjectingStore(WrapperStore[S]):
         async with aclosing(super()._list_dirs(prefix)) as it:
             async for d in it:
                 yield d
+        await self._after(plan)
+
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        # docstring inherited
+        plan = self._plan("list_uploads", prefix)
+        await self._before(plan)
+        async with aclosing(super()._abandoned_uploads(prefix, older_than)) as it:
+            async for upload in it:
+                yield upload
+        await self._after(plan)
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited
+        plan = self._plan("abort_upload", upload.key)
+        await self._before(plan)
+        await super()._abort_upload(upload)
         await self._after(plan)
 
 

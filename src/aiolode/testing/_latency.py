@@ -15,9 +15,10 @@ from ._ops import Op, check_delay, check_op
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+    from datetime import datetime
 
     from ..store import Store
-    from ..types import ObjectInfo, PutMode
+    from ..types import ObjectInfo, PendingUpload, PutMode
 
 __all__ = ("LatencyStore",)
 
@@ -179,3 +180,21 @@ class LatencyStore(WrapperStore[S]):
                     await self._wait("list_dirs")
                 n += 1
                 yield d
+
+    async def _abandoned_uploads(
+        self, prefix: str, older_than: datetime
+    ) -> AsyncGenerator[PendingUpload, None]:
+        # docstring inherited
+        await self._wait("list_uploads")
+        n = 0
+        async with aclosing(super()._abandoned_uploads(prefix, older_than)) as it:
+            async for upload in it:
+                if n and n % self._page_size == 0:
+                    await self._wait("list_uploads")
+                n += 1
+                yield upload
+
+    async def _abort_upload(self, upload: PendingUpload) -> None:
+        # docstring inherited
+        await self._wait("abort_upload")
+        await super()._abort_upload(upload)

@@ -15,14 +15,25 @@ __all__ = (
 )
 
 Op: TypeAlias = Literal[
-    "put", "put_stream", "get", "get_range", "iter_bytes", "head", "delete", "list", "list_dirs"
+    "put",
+    "put_stream",
+    "get",
+    "get_range",
+    "iter_bytes",
+    "head",
+    "delete",
+    "list",
+    "list_dirs",
+    "list_uploads",
+    "abort_upload",
 ]
 """One kind of call that reaches a store.
 
 Each public :class:`~aiolode.Store` method is one of these, as seen by the store
 it calls: ``put`` with bytes-like data is ``"put"`` and with an async iterable
 ``"put_stream"``; :meth:`~aiolode.Store.exists` and a zero-length
-:meth:`~aiolode.Store.get_range` are ``"head"``.
+:meth:`~aiolode.Store.get_range` are ``"head"``;
+:meth:`~aiolode.Store.abandoned_uploads` is ``"list_uploads"``.
 """
 
 OPS: tuple[Op, ...] = (
@@ -35,6 +46,8 @@ OPS: tuple[Op, ...] = (
     "delete",
     "list",
     "list_dirs",
+    "list_uploads",
+    "abort_upload",
 )
 """Every :data:`Op`, in a fixed order."""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import os
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import anyio
@@ -557,6 +558,62 @@ class StoreConformance(abc.ABC, Generic[S]):
     async def test_invalid_prefixes(self, store: S, prefix: Any) -> None:
         with pytest.raises(InvalidKeyError):
             store.list(prefix)
+
+    # ------------------------------------------------------------ pending uploads
+    async def test_no_abandoned_uploads_after_normal_writes(self, store: S) -> None:
+        """Writes that finish, fail or are cancelled leave nothing for a reaper."""
+        await store.put("up/small", b"x")
+        await store.put("up/large", _chunks([os.urandom(self.large_size)]))
+        await store.put("up/small", _chunks([b"y", b"z"]), mode="overwrite")
+
+        async def failing() -> AsyncIterator[bytes]:
+            yield os.urandom(self.large_size)
+            raise _Boom("source died")
+
+        with pytest.raises(_Boom):
+            await store.put("up/failed", failing(), mode="overwrite")
+        everything = datetime.now(UTC) + timedelta(days=365)
+        past = datetime.now(UTC) - timedelta(days=365)
+        for prefix in ("", "up/", "up/l"):
+            assert [u async for u in store.abandoned_uploads(prefix, older_than=everything)] == []
+            assert [u async for u in store.abandoned_uploads(prefix, older_than=past)] == []
+        # Any timezone is accepted.
+        east = everything.astimezone(timezone(timedelta(hours=9)))
+        assert [u async for u in store.abandoned_uploads(older_than=east)] == []
+
+    @pytest.mark.parametrize("older_than", [None, "2020-01-01", 0, datetime(2020, 1, 1)])
+    async def test_abandoned_uploads_refuses_bad_cutoffs(self, store: S, older_than: Any) -> None:
+        with pytest.raises(InvalidInputError):
+            store.abandoned_uploads(older_than=older_than)
+
+    @pytest.mark.parametrize("prefix", ["/abs", "a//b", "../x", 5])
+    async def test_abandoned_uploads_refuses_bad_prefixes(self, store: S, prefix: Any) -> None:
+        with pytest.raises(InvalidKeyError):
+            store.abandoned_uploads(prefix, older_than=datetime.now(UTC))
+
+    @pytest.mark.parametrize("upload", [None, "key", ("k", "id")])
+    async def test_abort_upload_refuses_non_uploads(self, store: S, upload: Any) -> None:
+        with pytest.raises(InvalidInputError):
+            await store.abort_upload(upload)
+
+    async def test_wrappers_forward_pending_uploads_and_stamps(self, store: S) -> None:
+        """Every testing wrapper answers the capabilities as the store it wraps,
+        and its pending-upload calls reach that store."""
+        from ._counting import CountingStore
+        from ._faults import FaultInjectingStore
+        from ._latency import LatencyStore
+
+        await store.put("up/one", b"x")
+        everything = datetime.now(UTC) + timedelta(days=365)
+        direct = [u async for u in store.abandoned_uploads("up/", older_than=everything)]
+        counting = CountingStore(store)
+        wrappers = (counting, LatencyStore(counting, 0.0), FaultInjectingStore(counting))
+        for wrapper in wrappers:
+            assert wrapper.stamp_resolution == store.stamp_resolution
+            assert wrapper.objects_in_memory == store.objects_in_memory
+            found = [u async for u in wrapper.abandoned_uploads("up/", older_than=everything)]
+            assert found == direct
+        assert counting.counts["list_uploads"] == len(wrappers)
 
     # --------------------------------------------------------------- capabilities
     async def test_objects_in_memory_is_a_bool(self, store: S) -> None:

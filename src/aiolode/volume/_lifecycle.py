@@ -26,6 +26,7 @@ from .._history._collect import (
     sweep_dropped,
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
+from .._history._uploads import ANY_AGE, abort_uploads, pending_before
 from .._validate import check_int
 from ..errors import InvalidInputError, VolumeNotFoundError
 from ..manifest._ids import parse_volume_snapshot_id
@@ -192,8 +193,12 @@ async def gc(
     async with aclosing(store.list(index.prefix)) as objects:
         async for obj in objects:
             listing.append((obj.key, obj.size, obj.last_modified))
+    # Killed writes' uploads: blocks staged before the fence, refused at commit.
+    uploads = await pending_before(store, index.prefix, fence)
     if not listing:
-        return GCReport(dry_run, fence, (), 0, 0)
+        if not dry_run:
+            await abort_uploads(store, log, uploads)
+        return GCReport(dry_run, fence, (), 0, 0, tuple(uploads))
     if not dry_run:
         head = await commit_op("fence", fence, 1)
     below = 1 if head is None else head.expired_below
@@ -219,7 +224,11 @@ async def gc(
         await delete_keys(store, log, doomed)
         if head is not None:
             await log.write_hint(head.seq)  # not a collected root: cold opens stay cheap
-    return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
+    if not dry_run:
+        await abort_uploads(store, log, uploads)
+    return GCReport(
+        dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young, tuple(uploads)
+    )
 
 
 # ------------------------------------------------------------------------ drop
@@ -263,4 +272,8 @@ async def drop(
         # (a writer still staging is refused at commit).
         old_life=lambda key: head is not None and head.dropped,
     )
-    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))
+    # No new life either for uploads: whatever their age, they go.
+    uploads = await pending_before(log.store, index.prefix, ANY_AGE, exact=True)
+    if not dry_run:
+        await abort_uploads(log.store, log, uploads)
+    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)), tuple(uploads))
