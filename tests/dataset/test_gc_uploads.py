@@ -378,18 +378,15 @@ async def test_file_gc_and_drop_reap_named_temps(tmp_path: Path) -> None:
         assert not (tmp_path / vtemp).exists()
 
 
-# ------------------------------------------------ a bug met on the way (pinned)
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dataset: a write's started_at (PendingSnapshot) is taken when its commit "
-    "begins, after its data files are stored, so a gc fence between the data put and "
-    "the commit neither refuses the write nor keeps its files: the snapshot committed "
-    "names a collected file (not in this branch's files; reported to the lead)",
-)
+# ------------------------------------------------ a bug met on the way (fixed)
+@pytest.mark.parametrize("path", ["write", "write_records", "stream_write", "stream_records"])
 async def test_gc_between_a_writes_data_put_and_its_commit_refuses_it(
-    memory: aiolode.MemoryStore,
+    memory: aiolode.MemoryStore, path: str
 ) -> None:
-    await Dataset("s", memory).write(b"base")
+    """Every write path takes its start before storing anything: a gc fence that
+    collects its files in between refuses its commit (never a dangling snapshot)."""
+    codec = None if path in ("write", "stream_write") else aiolode.JSONL()
+    await Dataset("s", memory, codec=codec).write(b"base" if codec is None else [{"a": 0}])
     stored, release = anyio.Event(), anyio.Event()
 
     async def pause(_: object) -> None:
@@ -397,15 +394,35 @@ async def test_gc_between_a_writes_data_put_and_its_commit_refuses_it(
         await release.wait()
 
     faulty = FaultInjectingStore(
-        memory, [Rule(op="put", key="datasets/s/data/*", nth=1, action=Hook(pause, when="after"))]
+        memory,
+        [
+            Rule(
+                op=("put", "put_stream"),
+                key="datasets/s/data/*",
+                nth=1,
+                action=Hook(pause, when="after"),
+            )
+        ],
     )
     slow = Dataset("s", faulty)
     await slow.latest()
     outcome: list[object] = []
 
+    async def records() -> Any:
+        yield {"a": 1}
+
     async def slow_write() -> None:
         try:
-            outcome.append(await slow.write(b"slow"))
+            if path == "write":
+                outcome.append(await slow.write(b"slow"))
+            elif path == "write_records":
+                outcome.append(await slow.write([{"a": 1}]))
+            elif path == "stream_write":
+                async with slow.stream_write() as w:
+                    await w.write(b"slow")
+                outcome.append(w.snapshot)
+            else:
+                outcome.append(await slow.stream_write_records(records()))
         except aiolode.AiolodeError as exc:
             outcome.append(exc)
 
@@ -417,5 +434,5 @@ async def test_gc_between_a_writes_data_put_and_its_commit_refuses_it(
         release.set()
     [result] = outcome
     if isinstance(result, aiolode.Snapshot):
-        await Dataset("s", memory).read(result.id)  # fails today: its file is gone
+        await Dataset("s", memory).read(result.id)  # its file would be gone
     assert isinstance(result, aiolode.StaleWriteError), result

@@ -8,7 +8,7 @@ import time
 import types
 import uuid
 from contextlib import aclosing, asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
@@ -571,6 +571,8 @@ class Dataset:
         StorageError
             The store failed.
         """
+        # Before any data is stored: a gc fence after this refuses the commit.
+        started = datetime.now(UTC)
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
         if content_type is not None:
             serve.check_content_type(content_type)
@@ -594,14 +596,14 @@ class Dataset:
                     dataset_id=self._id,
                 )
             prepared = await self._alongside_hint(prepare_blob(spec, data))
-            return await self._commit(prepared, meta, parent, key=key)
+            return await self._commit(prepared, meta, parent, key=key, started_at=started)
         else:
             records = check_records(data)
             spec = await self._record_spec(spec)
             prepared = await self._with_schema_context(
                 self._alongside_hint(prepare_records(spec, records))
             )
-        return await self._commit(prepared, meta, parent, spec.schema, key=key)
+        return await self._commit(prepared, meta, parent, spec.schema, key=key, started_at=started)
 
     async def _record_spec(self, spec: FileSpec) -> FileSpec:
         """``spec`` with the schema records must fit (the one recorded now)."""
@@ -713,9 +715,11 @@ class Dataset:
         schema_base: Schema | None = None,
         *,
         key: str | None = None,
+        started_at: datetime,
     ) -> Snapshot:
         after = await self._mark_key(key) if key is not None else 0
         entry = PendingSnapshot(
+            started_at=started_at,
             idempotency_key=key,
             after=after,
             files=list(prepared.files),
@@ -903,6 +907,7 @@ class Dataset:
                 replay._closed = True
                 replay._snapshot = hit
                 return
+        started = datetime.now(UTC)  # before the upload (see write)
         holder = types.SimpleNamespace()
         async with run_blob_stream(
             spec, holder, progress, metadata=meta, max_metadata_bytes=self._max_metadata
@@ -915,7 +920,9 @@ class Dataset:
             raise
         # (No hint put here: between the upload and the commit nothing may run
         # that a cancellation could interrupt without cleaning the upload up.)
-        writer._snapshot = await self._commit(holder.prepared, meta, parent, key=key)
+        writer._snapshot = await self._commit(
+            holder.prepared, meta, parent, key=key, started_at=started
+        )
 
     async def stream_write_records(
         self,
@@ -961,6 +968,7 @@ class Dataset:
         SnapshotConflictError, StorageError
             As for :meth:`write`.
         """
+        started = datetime.now(UTC)  # before the first file (see write)
         check_int("max_open_partitions", max_open_partitions)
         check_int("batch_size", batch_size)
         spec = await self._writer()
@@ -993,7 +1001,7 @@ class Dataset:
         except BaseException:
             await delete_quietly(self._store, [f.key for f in prepared.files])
             raise
-        return await self._commit(prepared, meta, parent, spec.schema, key=key)
+        return await self._commit(prepared, meta, parent, spec.schema, key=key, started_at=started)
 
     # ---------------------------------------------------------------- snapshots
     async def latest(self) -> Snapshot:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectSendStream
 import attrs
 
 from .._concurrency import bounded_map, collapse_group
@@ -40,6 +39,8 @@ from ._serve import CONTENT_TYPE_KEY, blob_metadata, check_content_type
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
+
+    from anyio.streams.memory import MemoryObjectSendStream
 
     from ..checksum import Hasher
     from ..codecs import EncodedFile, EncodedTail, StreamEncoder
