@@ -21,6 +21,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -73,6 +74,8 @@ async def _wait_for_upload(store: aiolode.Store, prefix: str) -> list[PendingUpl
 # ------------------------------------------------------------ killed writers
 _WRITER = """
 import json, os, sys
+from typing import Any
+
 import anyio
 import aiolode
 
