@@ -144,3 +144,25 @@ async def test_a_commit_landing_while_the_watcher_looks_still_wakes_it(
     with anyio.fail_after(10):  # a poll would take an hour
         got = await _take(Dataset("w", shared).watch(poll_interval=3600), 2)
     assert [s.id for s in got] == [s.id async for s in ds.snapshots()]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TimeoutError,
+    reason="Dataset._relocate looks for a flat-layout root once, when the name is still "
+    "unwritten; the watcher then polls the default layout's log forever (not in _history)",
+)
+async def test_a_watch_started_before_a_flat_layout_dataset_exists_sees_it(
+    memory: aiolode.MemoryStore,
+) -> None:
+    got: list[aiolode.Snapshot] = []
+
+    async def consume() -> None:
+        got.extend(await _take(Dataset("f", memory).watch(poll_interval=0.01), 1))
+
+    with anyio.fail_after(3):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(0.1)
+            await Dataset("f", memory, layout=aiolode.FlatLayout()).write(b"x")
+    assert [s.id for s in got] == [(await Dataset("f", memory).latest()).id]
