@@ -9,7 +9,7 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
-from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Rule
+from aiolode.testing import Call, CountingStore, Fail, FaultInjectingStore, Hook, Rule
 
 
 async def _take(it: object, n: int) -> list[aiolode.Snapshot]:
@@ -122,3 +122,47 @@ async def test_a_hole_in_the_history_is_an_error_not_a_hang(memory: aiolode.Memo
     )
     with anyio.fail_after(10), pytest.raises(aiolode.HistoryGapError):
         await _take(Dataset("w", memory).watch(poll_interval=0.001), 4)
+
+
+async def test_a_commit_landing_while_the_watcher_looks_still_wakes_it(
+    memory: aiolode.MemoryStore,
+) -> None:
+    """The watcher's ``get`` of the next record misses, but the commit lands (and
+    notifies) before that miss comes back: the watcher must not then sleep a
+    whole ``poll_interval``. (It used to start listening only after the miss.)"""
+    ds = Dataset("w", memory)
+    await ds.write(b"x")
+
+    async def commit_then_miss(call: Call) -> None:
+        await writer.write(b"y")  # lands, and notifies, while the get is in flight
+        raise aiolode.ObjectNotFoundError("served before the put", key=call.key)
+
+    shared = FaultInjectingStore(
+        memory, [Rule(op="get", key="*/_log/0*2.json", nth=1, action=Hook(commit_then_miss))]
+    )
+    writer = Dataset("w", shared)
+    with anyio.fail_after(10):  # a poll would take an hour
+        got = await _take(Dataset("w", shared).watch(poll_interval=3600), 2)
+    assert [s.id for s in got] == [s.id async for s in ds.snapshots()]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TimeoutError,
+    reason="Dataset._relocate looks for a flat-layout root once, when the name is still "
+    "unwritten; the watcher then polls the default layout's log forever (not in _history)",
+)
+async def test_a_watch_started_before_a_flat_layout_dataset_exists_sees_it(
+    memory: aiolode.MemoryStore,
+) -> None:
+    got: list[aiolode.Snapshot] = []
+
+    async def consume() -> None:
+        got.extend(await _take(Dataset("f", memory).watch(poll_interval=0.01), 1))
+
+    with anyio.fail_after(3):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.sleep(0.1)
+            await Dataset("f", memory, layout=aiolode.FlatLayout()).write(b"x")
+    assert [s.id for s in got] == [(await Dataset("f", memory).latest()).id]

@@ -55,32 +55,35 @@ async def follow(
     while True:
         if seq < log.lwm:
             seq = log.lwm  # expired history was collected: nothing to see there
+        # Listen before looking: a commit that lands (and notifies) while the
+        # look is in flight must still wake us, not leave us a whole poll behind.
+        event = _notify.waiter(log.store, log.spec.prefix)
+        backoff: float | None = None
         try:
-            if polls % _HINT_EVERY == _HINT_EVERY - 1:
-                rec = await _via_hint(log, seq)
+            try:
+                if polls % _HINT_EVERY == _HINT_EVERY - 1:
+                    rec = await _via_hint(log, seq)
+                else:
+                    rec = await log.fetch(seq)
+            except TransientStorageError:
+                failures += 1
+                if failures >= log.retry.attempts:
+                    raise
+                rec, backoff = None, max(log.retry.delay(failures), min(poll_interval, 1.0))
             else:
-                rec = await log.fetch(seq)
-        except TransientStorageError:
-            failures += 1
-            if failures >= log.retry.attempts:
-                raise
-            await anyio.sleep(max(log.retry.delay(failures), min(poll_interval, 1.0)))
-            continue
-        failures = 0
-        if rec is not None:
+                failures = 0
+                if rec is None and seq >= log.lwm:
+                    polls += 1
+                    with anyio.move_on_after(poll_interval):
+                        await event.wait()
+        finally:
+            _notify.forget(log.store, log.spec.prefix, event)
+        if backoff is not None:
+            await anyio.sleep(backoff)
+        elif rec is not None:
             polls = 0
             yield rec
             seq += 1
-            continue
-        if seq < log.lwm:
-            continue
-        polls += 1
-        event = _notify.waiter(log.store, log.spec.prefix)
-        try:
-            with anyio.move_on_after(poll_interval):
-                await event.wait()
-        finally:
-            _notify.forget(log.store, log.spec.prefix, event)
 
 
 async def _via_hint(log: SequenceLog[R], seq: int) -> R | None:
