@@ -43,7 +43,7 @@ import aiolode
 from aiolode import verify_dataset, verify_volume
 
 from ._common import SLOT, _read_matches, _slots, block_bytes, make_dataset, payload
-from ._lifecycle_worker import DATASETS, ds_id, volume
+from ._lifecycle_worker import DATASETS, volume
 from ._proc import open_location
 
 if TYPE_CHECKING:
@@ -111,9 +111,7 @@ async def check_dataset(
             bad.append(f"snapshot {snap.id} has tag {tag} nobody wrote")
         if tag in refused:
             bad.append(f"snapshot {snap.id} ({tag}) was refused as stale, yet committed")
-        keys = {f.key for f in snap.files} | {
-            p.key for p in snap.manifest.partition_manifests
-        }
+        keys = {f.key for f in snap.files} | {p.key for p in snap.manifest.partition_manifests}
         gone = sorted(keys & deleted)
         if gone:
             bad.append(f"retained snapshot {snap.id}: the maintainer deleted {gone}")
@@ -313,14 +311,19 @@ async def resume(store: aiolode.Store, spec: dict[str, Any], counts: Counter[str
     bad: list[str] = []
     for name, ds in spec.get("datasets", {}).items():
         if ds.get("drop"):
-            bad += [f"{ds['id']}: {b}" for b in await finish_dataset_drop(store, name, ds["id"], counts)]
+            bad += [
+                f"{ds['id']}: {b}" for b in await finish_dataset_drop(store, name, ds["id"], counts)
+            ]
             ds["dropped_and_finished"] = True
         else:
             with contextlib.suppress(aiolode.DatasetNotFoundError):
                 await make_dataset(store, DATASETS[name], ds_id=ds["id"]).gc(grace=NOW)
     for vol in spec.get("volumes", []):
         if vol.get("drop"):
-            bad += [f"{vol['id']}: {b}" for b in await finish_volume_drop(store, vol["id"], vol["slots"], counts)]
+            bad += [
+                f"{vol['id']}: {b}"
+                for b in await finish_volume_drop(store, vol["id"], vol["slots"], counts)
+            ]
             vol["dropped_and_finished"] = True
         else:
             with contextlib.suppress(aiolode.NoSnapshotsError):

@@ -106,7 +106,9 @@ class Tally:
                 case ["try", name, tag]:
                     self.target(name)["attempted"].append(tag)
                 case ["ack", "vol", sid, blocks]:
-                    self.vol["acked"].append([sid, [[int(x) for x in b.split(",")] for b in blocks.split(";")]])
+                    self.vol["acked"].append(
+                        [sid, [[int(x) for x in b.split(",")] for b in blocks.split(";")]]
+                    )
                     f["acked"] += 1
                 case ["ack", name, sid, tag, _]:
                     self.target(name)["acked"][sid] = tag
@@ -179,7 +181,18 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     err = open(log + ".err", "w")  # noqa: SIM115 - closed by the child's exit
     return subprocess.Popen(
-        [PY, "-m", "harness._lifecycle_worker", role, kind, location, log, str(seed), backend, json.dumps(opts)],
+        [
+            PY,
+            "-m",
+            "harness._lifecycle_worker",
+            role,
+            kind,
+            location,
+            log,
+            str(seed),
+            backend,
+            json.dumps(opts),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=err,
     )
@@ -208,11 +221,21 @@ def race(
         roles: list[tuple[str, dict[str, Any]]] = [
             ("append", {**common, "index": i}) for i in range(appenders)
         ]
-        roles += [("vol-append", {**common, "index": i, "writers": vol_writers}) for i in range(vol_writers)]
+        roles += [
+            ("vol-append", {**common, "index": i, "writers": vol_writers})
+            for i in range(vol_writers)
+        ]
         roles += [("read", common), ("maintain", {**common, "grace": grace})]
         for i, (role, opts) in enumerate(roles):
             log = os.path.join(tmp, f"{i}-{role}.log")
-            procs.append((log, _spawn(role, kind, location, log, rng.randrange(1 << 30), _BACKENDS[i % 2], opts)))
+            procs.append(
+                (
+                    log,
+                    _spawn(
+                        role, kind, location, log, rng.randrange(1 << 30), _BACKENDS[i % 2], opts
+                    ),
+                )
+            )
         tally = Tally(prefix, vol_id, RACE_SLOTS)
         violations: list[str] = []
         for log, p in procs:
@@ -255,6 +278,7 @@ def crash(
     epoch = 0
     tally = Tally(f"k{epoch}", f"k{epoch}vol", CRASH_SLOTS)
     i = 0
+    spans: list[float] = []  # how long unkilled maintenance runs took
     with tempfile.TemporaryDirectory() as tmp:
         while (kills is not None and i < kills) or (
             seconds is not None and time.perf_counter() - started < seconds
@@ -268,19 +292,32 @@ def crash(
                 "run": i,
                 "drop": drop,
             }
-            proc = _spawn("crash-maintain", kind, location, log, rng.randrange(1 << 30), _BACKENDS[i % 2], opts)
+            proc = _spawn(
+                "crash-maintain",
+                kind,
+                location,
+                log,
+                rng.randrange(1 << 30),
+                _BACKENDS[i % 2],
+                opts,
+            )
             # Kill once maintenance has begun, at a random instant of it.
             t0 = time.perf_counter()
             while proc.poll() is None and time.perf_counter() - t0 < 60:
                 if any(ln == ["ready"] for ln in read_journal(log)):
                     break
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, max_delay))
+            ready = time.perf_counter()
+            # Aim inside the maintenance: no later than most unkilled runs took.
+            span = min(max_delay, 0.9 * sorted(spans)[len(spans) // 2]) if spans else max_delay
+            time.sleep(rng.uniform(0.0, span))
             alive = proc.poll() is None
             if alive:
                 os.kill(proc.pid, signal.SIGKILL)
             code = proc.wait()
             lines = read_journal(log)
+            if not alive:
+                spans = [*spans[-20:], time.perf_counter() - ready]
             if not alive and ["finished"] not in lines:
                 with open(log + ".err") as f:
                     violations.append(f"run {i}: maintainer died (exit {code}): {f.read()[-1500:]}")
@@ -320,7 +357,11 @@ def crash(
 def report(res: dict[str, Any]) -> str:
     """One human line per figure."""
     head = f"lifecycle {res['part']} ({res['kind']})"
-    figs = ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items() if k not in ("part", "kind", "violations"))
+    figs = ", ".join(
+        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in res.items()
+        if k not in ("part", "kind", "violations")
+    )
     lines = [f"{head}: {figs}", f"violations: {len(res['violations'])}"]
     lines += [f"  {v}" for v in res["violations"][:20]]
     return "\n".join(lines)
@@ -334,8 +375,15 @@ def _run_parts(kind: str, location: str, args: argparse.Namespace) -> list[dict[
     for part in parts:
         if part == "race":
             for j, grace in enumerate(args.grace):
-                res = race(kind, location, seconds=share / len(args.grace), grace=grace,
-                           appenders=args.appenders, seed=args.seed + j, prefix=f"lc{j}g")
+                res = race(
+                    kind,
+                    location,
+                    seconds=share / len(args.grace),
+                    grace=grace,
+                    appenders=args.appenders,
+                    seed=args.seed + j,
+                    prefix=f"lc{j}g",
+                )
                 print(report(res), flush=True)
                 out.append(res)
         elif part == "crash":
@@ -348,7 +396,9 @@ def _run_parts(kind: str, location: str, args: argparse.Namespace) -> list[dict[
             from . import lifecycle_faults
 
             for backend in _BACKENDS:
-                res = anyio.run(lifecycle_faults.run_for, kind, location, share / 2, args.seed, backend=backend)
+                res = anyio.run(
+                    lifecycle_faults.run_for, kind, location, share / 2, args.seed, backend=backend
+                )
                 res["kind"] = f"{kind}, {backend}"
                 print(report(res), flush=True)
                 out.append(res)
@@ -362,7 +412,9 @@ def main() -> int:
     parser.add_argument("--part", action="append", choices=("race", "crash", "faults"))
     parser.add_argument("--appenders", type=int, default=4)
     parser.add_argument(
-        "--grace", type=float, action="append",
+        "--grace",
+        type=float,
+        action="append",
         help="gc grace of the race in seconds (repeat; default 2.0 and 0.0)",
     )
     parser.add_argument("--seed", type=int, default=0)

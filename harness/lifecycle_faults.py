@@ -148,7 +148,7 @@ async def dataset_schedule(
                     ids = sorted(t["acked"])
                     if pick < 0.4:
                         kw: dict[str, Any] = {"keep_last": rng.randint(1, 3)}
-                    elif pick < 0.7 and (cfg.raw or open_bugs):
+                    elif pick < 0.7 and (not cfg.hive or open_bugs):
                         kw = {"snapshots": rng.sample(ids[:-1], min(len(ids) - 1, 2))}
                     else:
                         kw = {"older_than": NOW}
@@ -211,7 +211,9 @@ async def volume_schedule(
     async def commit() -> None:
         group = [free.pop() for _ in range(rng.randint(1, 2))]
         try:
-            refs = [await clean.stage_write_at(s * SLOT, block_bytes(s * SLOT, SLOT)) for s in group]
+            refs = [
+                await clean.stage_write_at(s * SLOT, block_bytes(s * SLOT, SLOT)) for s in group
+            ]
             snap = await clean.commit(refs)
         except (aiolode.StaleWriteError, aiolode.VolumeNotFoundError):
             return
@@ -234,7 +236,9 @@ async def volume_schedule(
             try:
                 if op == "expire":
                     kw: dict[str, Any] = (
-                        {"keep_last": rng.randint(1, 3)} if rng.random() < 0.6 else {"older_than": NOW}
+                        {"keep_last": rng.randint(1, 3)}
+                        if rng.random() < 0.6
+                        else {"older_than": NOW}
                     )
                     criteria.append(kw)
                     report = await v.expire(**kw)
