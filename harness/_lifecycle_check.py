@@ -58,12 +58,13 @@ def writer_window_closed() -> Iterator[None]:
     drop then finishes in one run instead of ten minutes later."""
     from aiolode._history import _collect
 
-    saved = _collect.WRITER_MAX_WARM_AGE
-    _collect.WRITER_MAX_WARM_AGE = 0  # type: ignore[misc]
+    names = vars(_collect)
+    saved = names["WRITER_MAX_WARM_AGE"]
+    names["WRITER_MAX_WARM_AGE"] = 0
     try:
         yield
     finally:
-        _collect.WRITER_MAX_WARM_AGE = saved  # type: ignore[misc]
+        names["WRITER_MAX_WARM_AGE"] = saved
 
 
 async def _expired(get: Any, sid: str) -> str | None:
@@ -359,6 +360,6 @@ async def main(kind: str, location: str, spec_path: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    out = anyio.run(main, *sys.argv[1:4])
+    out = anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
     print(json.dumps(out))
     sys.exit(1 if out["violations"] else 0)
