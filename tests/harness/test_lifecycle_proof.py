@@ -42,7 +42,7 @@ def test_appenders_racing_expire_and_gc(
     res = lifecycle.race(
         kind,
         _location(kind, tmp_path, request),
-        seconds=4.0,
+        seconds=3.0,
         appenders=2,
         vol_writers=1,
         grace=0.5,
@@ -59,9 +59,9 @@ def test_appenders_racing_expire_and_gc(
 def test_maintainer_killed_then_rerun(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    res = lifecycle.crash(kind, _location(kind, tmp_path, request), kills=3, seed=11)
+    res = lifecycle.crash(kind, _location(kind, tmp_path, request), kills=2, seed=11)
     assert res["violations"] == []
-    assert res["runs"] == 3
+    assert res["runs"] == 2
     assert res["checked_reads_checked"] > 0
 
 
