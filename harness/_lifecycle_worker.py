@@ -378,11 +378,23 @@ ROLES: dict[
 }
 
 
+async def _start_signal(say: Journal, go: str) -> float:
+    """Say ``ready``, wait for the parent's go file; return the deadline it holds."""
+    say("ready")
+    path = anyio.Path(go)  # written atomically (os.replace) by the parent
+    while not await path.exists():  # noqa: ASYNC110 - a file, polled before any work
+        await anyio.sleep(0.02)
+    return float(await path.read_text())
+
+
 async def main(
     role: str, kind: str, location: str, log: str, seed: int, opts: dict[str, Any]
 ) -> None:
     say = Journal(log)
     rng = random.Random(seed)
+    if "go" in opts:
+        # Every process of a race starts at once, however long imports took.
+        opts["deadline"] = await _start_signal(say, opts["go"])
     async with open_location(kind, location) as store:
         try:
             await ROLES[role](say, store, rng, opts)

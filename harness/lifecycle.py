@@ -213,10 +213,10 @@ def race(
     """Append, write a volume and read while one process expires and collects."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    deadline = time.time() + 3.0 + seconds  # processes take a moment to start
     vol_id = f"{prefix}vol"
-    common = {"prefix": prefix, "deadline": deadline, "vol": vol_id, "slots": RACE_SLOTS}
     with tempfile.TemporaryDirectory() as tmp:
+        go = os.path.join(tmp, "go")
+        common = {"prefix": prefix, "go": go, "vol": vol_id, "slots": RACE_SLOTS}
         procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         roles: list[tuple[str, dict[str, Any]]] = [
             ("append", {**common, "index": i}) for i in range(appenders)
@@ -236,6 +236,15 @@ def race(
                     ),
                 )
             )
+        # Start the clock once every process is up (imports are slow under load).
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 120 and not all(
+            ["ready"] in read_journal(log) or p.poll() is not None for log, p in procs
+        ):
+            time.sleep(0.05)
+        with open(go + ".tmp", "w") as f:
+            f.write(f"{time.time() + seconds}\n")
+        os.replace(go + ".tmp", go)
         tally = Tally(prefix, vol_id, RACE_SLOTS)
         violations: list[str] = []
         for log, p in procs:
