@@ -122,6 +122,17 @@ def harness_cancel(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
+def harness_lifecycle(session: nox.Session) -> None:
+    """Expire/gc/drop racing writers, SIGKILLed, and under faults; filesystem and S3."""
+    _install(session)
+    for backend in ("file", "s3"):
+        session.run(
+            "python", "-m", "harness.lifecycle", "--backend", backend,
+            *(session.posargs or ["--minutes", "6"]),
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
 def harness(session: nox.Session) -> None:
     """The CI-sized harness (what tests/harness/ runs), both backends, filesystem and S3."""
     _install(session)
