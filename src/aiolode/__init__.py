@@ -63,6 +63,14 @@ from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .ingest import ArtifactRef as ArtifactRef
+from .ingest import Buffered as Buffered
+from .ingest import Ingestor as Ingestor
+from .ingest import IngestStats as IngestStats
+from .ingest import Run as Run
+from .ingest import Strict as Strict
+from .ingest import quarry_dataset as quarry_dataset
+from .ingest import quarry_layout as quarry_layout
 from .layout import DefaultLayout as DefaultLayout
 from .layout import FlatLayout as FlatLayout
 from .layout import HiveLayout as HiveLayout
@@ -104,10 +112,12 @@ __all__ = (
     "XXH3",
     "AiolodeError",
     "ArrowIPC",
+    "ArtifactRef",
     "Blake2b",
     "Blake3",
     "BlobWriter",
     "BlockRef",
+    "Buffered",
     "Checksum",
     "ChecksumMismatchError",
     "Codec",
@@ -135,6 +145,8 @@ __all__ = (
     "HistoryGapError",
     "HiveLayout",
     "IfMatch",
+    "IngestStats",
+    "Ingestor",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidRangeError",
@@ -158,6 +170,7 @@ __all__ = (
     "PutMode",
     "RangeMissingError",
     "Retry",
+    "Run",
     "S3Store",
     "Schema",
     "SchemaViolationError",
@@ -168,6 +181,7 @@ __all__ = (
     "StaleWriteError",
     "StorageError",
     "Store",
+    "Strict",
     "TemplateLayout",
     "TransientStorageError",
     "UnsupportedError",
@@ -180,6 +194,8 @@ __all__ = (
     "Zstd",
     "__version__",
     "open_store",
+    "quarry_dataset",
+    "quarry_layout",
     "verify_dataset",
     "verify_volume",
 )
