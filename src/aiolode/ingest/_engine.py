@@ -594,6 +594,7 @@ class Engine:
         # Left set if cancelled (the close deadline): _abandon then counts the
         # part as in doubt.
         self._resolving = (part, key)
+        self.counters.lookups += 1
         attempt = 0
         while True:
             try:

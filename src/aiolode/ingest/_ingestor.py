@@ -177,7 +177,9 @@ class Ingestor:
         self._maker: RecordMaker | None = None
         self._progress: RunProgress | None = None
         self._tg: TaskGroup | None = None
-        self._writer_scope = anyio.CancelScope()
+        # Shielded: a cancellation of the block must not stop the writer before
+        # the exit's flush; only the close deadline cancels it (explicitly).
+        self._writer_scope = anyio.CancelScope(shield=True)
         self._state = "new"  # new -> open -> closed
 
     # ---------------------------------------------------------------- views

@@ -68,6 +68,11 @@ def _run_of(meta: Mapping[str, Any] | None) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+def _seq_of(rec: Mapping[str, Any]) -> int:
+    seq = rec.get("seq")
+    return seq if isinstance(seq, int) else 0
+
+
 def _where(layout: Layout, run_id: str) -> dict[str, str] | None:
     return {"run_id": run_id} if "run_id" in layout.partition_keys else None
 
@@ -177,12 +182,13 @@ async def run_progress(ds: Dataset, run_id: str) -> RunProgress:
 
 
 async def run_records(ds: Dataset, run_id: str) -> AsyncGenerator[dict[str, Any], None]:
-    """Iterate over the records run ``run_id`` committed, in commit order
-    (``seq`` order within an attempt). Wrap in :func:`contextlib.aclosing` if you
-    may stop early.
+    """Iterate over the records run ``run_id`` committed, in commit order:
+    snapshot by snapshot, each snapshot's records by ``seq`` (so an attempt's
+    records come in ``seq`` order, whatever the partitions). Wrap in
+    :func:`contextlib.aclosing` if you may stop early.
 
     Cost: as :func:`run_progress`, plus one streamed read per data file of the
-    run. Memory: one file's chunk and batch at a time.
+    run. Memory: one snapshot's records (one ingestor batch) at a time.
 
     Raises
     ------
@@ -199,9 +205,15 @@ async def run_records(ds: Dataset, run_id: str) -> AsyncGenerator[dict[str, Any]
             async for snap in snaps:
                 if _run_of(ingest_metadata(snap)) != run_id or not snap.files:
                     continue
+                # One file per partition: the snapshot's records come back
+                # grouped by partition; ``seq`` restores the run's order.
+                batch: list[dict[str, Any]] = []
                 async with aclosing(ds.iter_records(snap)) as recs:
                     async for rec in recs:
                         if rec.get("run_id") == run_id:
-                            yield rec
+                            batch.append(rec)
+                batch.sort(key=_seq_of)
+                for rec in batch:
+                    yield rec
     except DatasetNotFoundError:
         return

@@ -104,6 +104,8 @@ class IngestStats:
         ``interval``, ``full``, ``flush``, ``close``, ``writer_free``).
     retries
         Batch commits retried after a transient failure.
+    lookups
+        Batches whose commit outcome the store would not tell, looked up by key.
     artifacts, artifact_bytes
         Artifacts stored by ``emit_artifact`` and their size.
     last_snapshot_id
@@ -127,6 +129,7 @@ class IngestStats:
     bytes_written: int = 0
     flushes: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_counts)
     retries: int = 0
+    lookups: int = 0
     artifacts: int = 0
     artifact_bytes: int = 0
     last_snapshot_id: str | None = None
@@ -149,6 +152,7 @@ class Counters:
         self.batches = 0
         self.bytes_written = 0
         self.retries = 0
+        self.lookups = 0
         self.artifacts = 0
         self.artifact_bytes = 0
         self.by_reason: Counter[str] = Counter()
@@ -186,6 +190,7 @@ class Counters:
             bytes_written=self.bytes_written,
             flushes=dict(self.flushes),
             retries=self.retries,
+            lookups=self.lookups,
             artifacts=self.artifacts,
             artifact_bytes=self.artifact_bytes,
             last_snapshot_id=self.last_snapshot_id,
