@@ -194,6 +194,9 @@ async def test_emit_refuses_bad_records_before_emitting(memory: aiolode.MemorySt
             ({"a": 1}, {"event_time": "yesterday"}, aiolode.InvalidInputError),
             ({"a": object()}, {}, aiolode.SchemaViolationError),
             ({"a": b"bytes"}, {}, aiolode.SchemaViolationError),
+            ({"a": [1.0, {"b": float("nan")}]}, {}, aiolode.SchemaViolationError),
+            ({"a": float("-inf")}, {}, aiolode.SchemaViolationError),
+            ({1: "non-str key"}, {}, aiolode.SchemaViolationError),
         ]
         for record, kw, exc in bad:
             with pytest.raises(exc):
@@ -370,3 +373,38 @@ async def test_unpartitioned_dataset_uses_metadata_to_find_runs(
     assert "day" not in recs[0]  # only derived when the layout partitions by day
     async with aclosing(aiolode.ingest.run_records(ds, "missing")) as none:
         assert [r async for r in none] == []
+
+
+async def test_buffered_json_lines_are_the_bytes_the_codec_writes(
+    memory: aiolode.MemoryStore,
+) -> None:
+    """The buffer holds JSON Lines datasets' records as encoded lines: what is
+    written must be byte for byte what writing the records themselves gives."""
+    rows: list[dict[str, Any]] = [
+        {
+            "when": datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=UTC),
+            "naive": datetime(2026, 1, 1, 0, 0),
+            "day_only": date(2026, 2, 3),
+            "nested": {"t": (1, 2.5, None), "ok": True},
+            "text": "é\u2028\"quoted\"",
+            "big": 2**62,
+        },
+        {"when": datetime(2026, 11, 29, tzinfo=UTC), "other": [1, 2]},
+    ]
+    opts = {"codec": aiolode.JSONL(), "timestamp_field": "when"}
+    via = aiolode.Dataset("via", memory, **opts)  # type: ignore[arg-type]
+    async with Ingestor(via, policy=Buffered(), run=Run("r")) as ing:
+        for row in rows:
+            await ing.emit(row, event_type="e")
+    direct = aiolode.Dataset("direct", memory, **opts)  # type: ignore[arg-type]
+    await direct.write(
+        [{**row, "event_type": "e", "run_id": "r", "seq": i + 1} for i, row in enumerate(rows)]
+    )
+    a, b = await via.latest(), await direct.latest()
+    [fa], [fb] = a.files, b.files
+    assert await memory.get(fa.key) == await memory.get(fb.key)
+    assert (a.manifest.min_timestamp, a.manifest.max_timestamp) == (
+        b.manifest.min_timestamp,
+        b.manifest.max_timestamp,
+    )
+    assert await via.read(a) == await direct.read(b)

@@ -250,7 +250,7 @@ class Ingestor:
             self._run,
             layout,
             time_field=self._time_field,
-            strict_json=isinstance(codec, JSONL),
+            lines=isinstance(codec, JSONL),
         )
         self._engine = Engine(
             self._ds,
