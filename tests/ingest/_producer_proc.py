@@ -75,13 +75,15 @@ def _peak_mib() -> float:
 async def rss(records: int, record_bytes: int, buffer_mib: int) -> None:
     from aiolode.testing import FaultInjectingStore, Hook, Rule
 
+    puts = ("put", "put_stream")  # batches are streamed: put_stream
+
     never = anyio.Event()
 
     async def stall(call: Any) -> None:
         await never.wait()
 
     store = FaultInjectingStore(
-        aiolode.MemoryStore(), [Rule(op="put", key="*/data/*", action=Hook(stall))]
+        aiolode.MemoryStore(), [Rule(op=puts, key="*/data/*", action=Hook(stall))]
     )
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL())
     cap = buffer_mib * 1024 * 1024

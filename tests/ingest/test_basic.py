@@ -386,7 +386,7 @@ async def test_buffered_json_lines_are_the_bytes_the_codec_writes(
             "naive": datetime(2026, 1, 1, 0, 0),
             "day_only": date(2026, 2, 3),
             "nested": {"t": (1, 2.5, None), "ok": True},
-            "text": "é\u2028\"quoted\"",
+            "text": 'é\u2028"quoted"',
             "big": 2**62,
         },
         {"when": datetime(2026, 11, 29, tzinfo=UTC), "other": [1, 2]},

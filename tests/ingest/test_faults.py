@@ -24,6 +24,9 @@ from aiolode.testing import Delay, Fail, FaultInjectingStore, LoseAck, Rule
 from ._helpers import check_accounting, written
 
 #: The dataset gives up quickly, so the ingestor's own retries and lookups run.
+#: Every way a data file is stored (batches are streamed: put_stream).
+PUTS = ("put", "put_stream")
+
 FAST = aiolode.Retry(attempts=2, base_delay=0.0, max_delay=0.0)
 
 POLICIES: dict[str, Strict | Buffered] = {
@@ -39,13 +42,13 @@ POLICIES: dict[str, Strict | Buffered] = {
 
 FAULTS: dict[str, list[Rule]] = {
     "fail": [
-        Rule(op="put", probability=0.15, action=Fail()),
+        Rule(op=PUTS, probability=0.15, action=Fail()),
         Rule(op="get", probability=0.05, action=Fail()),
     ],
-    "lose_ack": [Rule(op="put", probability=0.2, action=LoseAck())],
+    "lose_ack": [Rule(op=PUTS, probability=0.2, action=LoseAck())],
     "mixed": [
-        Rule(op="put", probability=0.1, action=Fail()),
-        Rule(op="put", probability=0.1, action=LoseAck()),
+        Rule(op=PUTS, probability=0.1, action=Fail()),
+        Rule(op=PUTS, probability=0.1, action=LoseAck()),
         Rule(op="*", probability=0.2, action=Delay(0.002)),
     ],
 }
@@ -130,7 +133,7 @@ async def test_unknown_commit_outcome_is_looked_up_not_guessed(
 async def test_data_put_failures_are_retried_without_a_lookup(
     memory: aiolode.MemoryStore,
 ) -> None:
-    faulty = FaultInjectingStore(memory, [Rule(op="put", key="*/data/*", times=5, action=Fail())])
+    faulty = FaultInjectingStore(memory, [Rule(op=PUTS, key="*/data/*", times=5, action=Fail())])
     ds = aiolode.Dataset("d", faulty, codec=aiolode.JSONL(), retry=FAST)
     async with Ingestor(ds, policy=Strict(), run=Run("r")) as ing:
         await ing.emit({"i": 0})
@@ -186,7 +189,7 @@ async def test_a_permanent_error_fails_strict_emitters_and_counts_buffered_drops
 ) -> None:
     faulty = FaultInjectingStore(
         memory,
-        [Rule(op="put", key="*/data/*", times=1, action=Fail(aiolode.PermissionDeniedError))],
+        [Rule(op=PUTS, key="*/data/*", times=1, action=Fail(aiolode.PermissionDeniedError))],
     )
     ds = aiolode.Dataset("d", faulty, codec=aiolode.JSONL())
     async with Ingestor(ds, policy=Strict(), run=Run("s")) as ing:
@@ -194,7 +197,7 @@ async def test_a_permanent_error_fails_strict_emitters_and_counts_buffered_drops
             await ing.emit({"i": 0})
         await ing.emit({"i": 1})  # the next batch is not affected
     assert ing.stats.dropped_by_reason == {"write_failed": 1}
-    faulty.add(Rule(op="put", key="*/data/*", times=1, action=Fail(aiolode.PermissionDeniedError)))
+    faulty.add(Rule(op=PUTS, key="*/data/*", times=1, action=Fail(aiolode.PermissionDeniedError)))
     drops: list[Drop] = []
     async with Ingestor(
         ds, policy=Buffered(flush_rows=2), run=Run("b"), on_drop=drops.append

@@ -16,6 +16,9 @@ from aiolode.testing import FaultInjectingStore, Hook, Rule
 
 from ._helpers import check_accounting, wait_until, written
 
+#: Every way a data file is stored (batches are streamed: put_stream).
+PUTS = ("put", "put_stream")
+
 
 class Stall:
     """A Hook that holds every data put until released (the store 'stalls')."""
@@ -29,7 +32,7 @@ class Stall:
         await self.release.wait()
 
     def rule(self) -> Rule:
-        return Rule(op="put", key="*/data/*", action=Hook(self))
+        return Rule(op=PUTS, key="*/data/*", action=Hook(self))
 
 
 def _stalled(store: aiolode.Store) -> tuple[FaultInjectingStore[aiolode.Store], Stall]:

@@ -260,6 +260,7 @@ class Ingestor:
             _limits(self._policy),
             first_seq=first_seq,
             on_drop=self._on_drop,
+            streaming=codec.streaming,
         )
         tg = anyio.create_task_group()
         await tg.__aenter__()
