@@ -19,10 +19,12 @@ The run happens twice, in two processes:
    instead of storing them again.
 
 There is no duplicate and no loss *by design*: a page is done exactly when its
-record is committed, and the second attempt starts from exactly that. (Once
-idempotency keys land in ``Dataset.write``, a re-sent batch is recognised by
-its key too; this design does not need them, because it never re-sends a batch
-— it re-fetches pages whose record was not committed.)
+record is committed, and the second attempt starts from exactly that. The
+ingestor never re-sends a batch across processes — it re-fetches pages whose
+record was not committed — so it needs no ``Dataset.write(idempotency_key=...)``
+(which costs a marker ``get`` and two marker ``put`` per commit); within a
+process, a batch whose commit outcome the store would not tell is looked up
+by its batch key in the snapshots' metadata before it is retried.
 
 Run: ``python examples/crawler.py`` (exits 0 when every check passes).
 """

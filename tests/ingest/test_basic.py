@@ -365,7 +365,7 @@ async def test_unpartitioned_dataset_uses_metadata_to_find_runs(
     ds = aiolode.Dataset("d", memory, codec=aiolode.JSONL())
     async with Ingestor(ds, run=Run("a")) as ing:
         await ing.emit({"x": 1})
-    await ds.write([{"x": "not from an ingestor"}])
+    await ds.write([{"x": -1}])  # not from an ingestor
     async with Ingestor(ds, run=Run("b")) as ing:
         await ing.emit({"x": 2})
     recs = await written(aiolode.Dataset("d", memory), "b")

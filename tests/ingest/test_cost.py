@@ -75,7 +75,7 @@ async def test_strict_producers_pay_one_commit_per_batch() -> None:
     counting = CountingStore(aiolode.MemoryStore(), record=True)
     ds = aiolode.Dataset("d", counting, codec=aiolode.JSONL())
     async with Ingestor(ds, policy=Strict(), run=Run("r")) as ing:
-        await ing.emit({"warm": True})
+        await ing.emit({"p": -1, "j": -1})  # warm (and the schema recorded)
         counting.reset()
 
         async def producer(p: int) -> None:

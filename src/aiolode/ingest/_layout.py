@@ -39,6 +39,12 @@ def quarry_dataset(id: str, store: Store, *, codec: Codec | None = None, **optio
 
         ds = aiolode.quarry_dataset("crawl", store)
 
+    Events of different types carry different fields (an ``item`` has a
+    price, an ``error`` a message), so the dataset's recorded schema may grow:
+    ``schema_mode="add_columns"`` by default (new nullable columns and safe
+    widenings are recorded with the write that brings them; a column changing
+    type is still refused).
+
     Parameters
     ----------
     id, store
@@ -48,11 +54,12 @@ def quarry_dataset(id: str, store: Store, *, codec: Codec | None = None, **optio
         one to open a dataset created with another.
     **options
         Any other :class:`~aiolode.Dataset` option (``compressor``,
-        ``checksum``, ``retry``, ``timestamp_field``...).
+        ``checksum``, ``retry``, ``timestamp_field``, ``schema_mode``...).
 
     Raises
     ------
     InvalidKeyError, InvalidInputError
         As for :class:`~aiolode.Dataset`.
     """
+    options.setdefault("schema_mode", "add_columns")
     return Dataset(id, store, codec=codec or JSONL(), layout=quarry_layout(), **options)
