@@ -4,7 +4,7 @@
 ``crawl`` (attempt ``attempt``) of a Quarry dataset, skips the items the run
 already committed (read back from the dataset), and emits the others with 32
 producer tasks. Prints ``RESUME <n>`` first, ``ACK <item> <seq>`` for every
-Strict emit that returned, ``PROGRESS <n>`` every 100 emits, ``DONE <stats
+Strict emit that returned, ``PROGRESS <n> <written>`` every 100 emits, ``DONE <stats
 json>`` at the end. ``kind`` is
 ``file`` (location: a directory) or ``s3`` (``endpoint|bucket``).
 
@@ -59,7 +59,7 @@ async def crawl(kind: str, location: str, policy_name: str, attempt: int, total:
                     if policy_name == "strict":
                         print(f"ACK {item} {seq}", flush=True)
                     if emitted % 100 == 0:
-                        print(f"PROGRESS {emitted}", flush=True)
+                        print(f"PROGRESS {emitted} {ing.stats.written}", flush=True)
 
             async with anyio.create_task_group() as tg:
                 for _ in range(32):
