@@ -70,6 +70,14 @@ from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
 from .errors import VolumeNotFoundError as VolumeNotFoundError
+from .ingest import ArtifactRef as ArtifactRef
+from .ingest import Buffered as Buffered
+from .ingest import Ingestor as Ingestor
+from .ingest import IngestStats as IngestStats
+from .ingest import Run as Run
+from .ingest import Strict as Strict
+from .ingest import quarry_dataset as quarry_dataset
+from .ingest import quarry_layout as quarry_layout
 from .layout import DefaultLayout as DefaultLayout
 from .layout import FlatLayout as FlatLayout
 from .layout import HiveLayout as HiveLayout
@@ -112,11 +120,13 @@ __all__ = (
     "XXH3",
     "AiolodeError",
     "ArrowIPC",
+    "ArtifactRef",
     "Blake2b",
     "Blake3",
     "Blob",
     "BlobWriter",
     "BlockRef",
+    "Buffered",
     "Checksum",
     "ChecksumMismatchError",
     "Codec",
@@ -147,6 +157,8 @@ __all__ = (
     "HistoryGapError",
     "HiveLayout",
     "IfMatch",
+    "IngestStats",
+    "Ingestor",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidRangeError",
@@ -171,6 +183,7 @@ __all__ = (
     "PutMode",
     "RangeMissingError",
     "Retry",
+    "Run",
     "S3Store",
     "Schema",
     "SchemaViolationError",
@@ -181,6 +194,7 @@ __all__ = (
     "StaleWriteError",
     "StorageError",
     "Store",
+    "Strict",
     "TemplateLayout",
     "TransientStorageError",
     "UnsupportedError",
@@ -196,6 +210,8 @@ __all__ = (
     "copy_dataset",
     "copy_volume",
     "open_store",
+    "quarry_dataset",
+    "quarry_layout",
     "verify_dataset",
     "verify_volume",
 )
