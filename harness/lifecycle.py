@@ -37,6 +37,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from ._lifecycle_worker import DATASETS
 from ._proc import PY, s3_location, seaweed_location
 
 _BACKENDS = ("asyncio", "trio")
@@ -74,7 +75,7 @@ class Tally:
     """What the journals of one run (or one epoch of runs) said, by target."""
 
     def __init__(self, prefix: str, vol_id: str, slots: int) -> None:
-        self.datasets = {n: empty_target(f"{prefix}{n}") for n in ("raw", "rec")}
+        self.datasets = {n: empty_target(f"{prefix}{n}") for n in DATASETS}
         self.vol: dict[str, Any] = {**empty_target(vol_id), "acked": [], "slots": slots}
         self.figures: dict[str, int] = {
             "acked": 0,

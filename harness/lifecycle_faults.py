@@ -94,7 +94,7 @@ def _target(ident: str) -> dict[str, Any]:
 
 
 async def dataset_schedule(
-    store: aiolode.Store, seed: int, *, prefix: str = "f", open_bugs: bool = False
+    store: aiolode.Store, seed: int, *, prefix: str = "f", open_bugs: bool = True
 ) -> Outcome:
     """One fault schedule over a dataset on ``store``.
 
@@ -198,7 +198,7 @@ async def dataset_schedule(
 
 
 async def volume_schedule(
-    store: aiolode.Store, seed: int, *, prefix: str = "f", open_bugs: bool = False
+    store: aiolode.Store, seed: int, *, prefix: str = "f", open_bugs: bool = True
 ) -> Outcome:
     """One fault schedule over a volume on ``store``."""
     rng = random.Random(seed)
@@ -280,7 +280,7 @@ async def run(
     *,
     deadline: float | None = None,
     prefix: str = "f",
-    open_bugs: bool = False,
+    open_bugs: bool = True,
 ) -> dict[str, Any]:
     """Run the schedules of ``seeds`` (a third over volumes) on ``store``."""
     started = time.perf_counter()

@@ -188,6 +188,7 @@ async def fold(
     match: Callable[[Mapping[str, str]], bool] | None = None,
     use_checkpoints: bool = True,
     floor: int = 1,
+    expiry: ExpiryState | None = None,
 ) -> Folded:
     """Fold records into a :class:`Folded` view up to record ``upto`` (inclusive).
 
@@ -196,7 +197,9 @@ async def fold(
     16) and the partition manifests their snapshots wrote, pruned by ``match``
     (partitions it refuses are neither read nor listed). Expired snapshots are
     left out as the expiry state *of the head* says, by the caller; records below
-    ``floor`` (the expiry state's ``below``) are not read at all.
+    ``floor`` (the expiry state's ``below``) are not read at all. With ``expiry``,
+    the snapshots it covers are skipped as they are read (their partition
+    manifests may have been collected) and ``floor`` is at least its ``below``.
 
     Raises
     ------
@@ -207,13 +210,19 @@ async def fold(
         base = await newest_checkpoint(store, log, upto)
     view = Folded.start(base)
     first = start if start is not None else (view.seq + 1 if base is not None else 1)
+    if expiry is not None:
+        floor = max(floor, expiry.below)
     first = max(first, floor)  # records below it hold only expired snapshots
     if first > upto:
         return view
     manifests: list[Manifest] = []
     async with aclosing(log.walk(first, upto)) as records:
         async for rec in records:
-            manifests.extend(rec.snapshots)
+            manifests.extend(
+                m
+                for m in rec.snapshots
+                if expiry is None or not expiry.covers(rec.seq, m.snapshot_id)
+            )
             manifests.extend(rec.compactions)
             view.seq = rec.seq
             view.tip = rec.last_snapshot_id or view.tip
@@ -261,7 +270,7 @@ async def maybe_checkpoint(store: Store, log: CommitLog, head: CommitRecord | No
             return False
         expiry = await expiry_of(log, record)
         base = await newest_checkpoint(store, log, c - 1)
-        view = await fold(store, log, c, base=base, use_checkpoints=False)
+        view = await fold(store, log, c, base=base, use_checkpoints=False, expiry=expiry)
         view.drop_expired(expiry)
         doc = view.checkpoint(log.spec.owner_id, record.created_at, expiry)
         await put_unique(store, key, encode(doc), log.retry)

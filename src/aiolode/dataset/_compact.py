@@ -244,8 +244,9 @@ async def compact(
             )
         if state.head is None or head.seq != state.head.seq:
             # Appends rebase; anything that took an input out of the view conflicts.
-            view = await fold(store, log, head.seq, floor=1)
-            view.drop_expired(await expiry_of(log, head))
+            expiry = await expiry_of(log, head)
+            view = await fold(store, log, head.seq, expiry=expiry)
+            view.drop_expired(expiry)
             lost = [k for k in replaced if k not in view.files or not view.files[k].live]
             if lost:
                 raise ConflictError(

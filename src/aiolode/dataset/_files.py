@@ -269,16 +269,17 @@ async def collect_files(
         # The latest snapshot: everything up to the head, compactions after it
         # too. (Time travel to an earlier one reads the files as they were at
         # its commit: the same rows, without later compactions.)
-        view = await fold(store, log, head.seq, match=match, floor=state.expiry.below)
+        view = await fold(store, log, head.seq, match=match, expiry=state.expiry)
     else:
         view = (
-            await fold(store, log, seq - 1, match=match, floor=state.expiry.below)
+            await fold(store, log, seq - 1, match=match, expiry=state.expiry)
             if seq > 1
             else Folded.start(None)
         )
         rec = await log.require(seq, target.snapshot_id)
         for m in rec.snapshots[: idx + 1]:
-            view.add(m, await load_files(store, m, match))
+            if not state.expiry.covers(seq, m.snapshot_id):
+                view.add(m, await load_files(store, m, match))
     view.drop_expired(state.expiry)
     return [
         _data_file(dataset_id, view.snapshots[f.snapshot_id], f.file)

@@ -37,7 +37,12 @@ from .._history._collect import (
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
 from .._history._uploads import abort_uploads, dropped_uploads, pending_before
-from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
+from ..errors import (
+    HistoryGapError,
+    InvalidInputError,
+    ManifestFormatError,
+    SnapshotNotFoundError,
+)
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ._checkpoint import CHECKPOINT_INTERVAL, Folded, fold
@@ -114,7 +119,7 @@ async def expire(
             return [], state, state
         if head.dropped:
             raise dropped_error(dataset_id)
-        view = await fold(store, log, head.seq, floor=state.below)
+        view = await fold(store, log, head.seq, expiry=state)
         view.drop_expired(state)
         retained = sorted(
             (s for s in view.snapshots.values() if s.operation == "append"),
@@ -259,7 +264,7 @@ async def gc(
     referenced: set[str] = {descriptor_key}
     keep_seqs: set[int] = set()
     if head is not None:
-        view = await fold(store, log, head.seq, floor=state.below)
+        view = await fold(store, log, head.seq, expiry=state)
         view.drop_expired(state)
         referenced |= {f.file.key for f in view.files.values()}
         referenced |= {k for s in view.snapshots.values() for k in s.partition_manifests}
@@ -340,8 +345,9 @@ async def drop(
             # Expired snapshots' records too while they last: their files may
             # not have been collected yet.
             view = await fold(store, log, head.seq, floor=1)
-        except HistoryGapError:
-            view = await fold(store, log, head.seq, floor=(await expiry_of(log, head)).below)
+        except (HistoryGapError, ManifestFormatError):
+            # Some were (a partition manifest is gone): the retained history.
+            view = await fold(store, log, head.seq, expiry=await expiry_of(log, head))
         named |= {f.file.key for f in view.files.values()}
         named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
     if not dry_run and head is not None and not head.dropped and committer is not None:
