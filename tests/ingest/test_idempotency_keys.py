@@ -18,22 +18,25 @@ import aiolode
 from aiolode.testing import Fail, FaultInjectingStore, Rule
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dataset._put_marker swallows the pre-commit marker failure; a retry from a new "
-    "object then commits the key again (owner: dataset idempotency)",
-)
 async def test_a_key_whose_marker_could_not_be_stored_is_not_committed_twice(
     memory: aiolode.MemoryStore,
 ) -> None:
     await aiolode.Dataset("k", memory, codec=aiolode.JSONL()).write([{"page": 0}])
     faulty = FaultInjectingStore(memory, [Rule(op="put", key="*/_keys/*", action=Fail())])
     ds = aiolode.Dataset("k", faulty, codec=aiolode.JSONL(), retry=aiolode.Retry(attempts=1))
-    first = await ds.write([{"page": 42}], idempotency_key="crawl/page-42")
-    # The process "crashes" here; a new one retries the same write.
+    # Without its marker a retry elsewhere could not find the commit: the write
+    # fails, commits nothing, and leaves no file behind.
+    with pytest.raises(aiolode.StorageError):
+        await ds.write([{"page": 42}], idempotency_key="crawl/page-42")
+    assert [s.id async for s in aiolode.Dataset("k", memory).snapshots()][1:] == []
+    # A new process retries the same write: it commits once.
     again = await aiolode.Dataset("k", memory, codec=aiolode.JSONL()).write(
         [{"page": 42}], idempotency_key="crawl/page-42"
     )
-    assert again.id == first.id
+    retry = await aiolode.Dataset("k", memory).write(
+        [{"page": 42}], idempotency_key="crawl/page-42"
+    )
+    assert retry.id == again.id
+    assert (await aiolode.verify_dataset(memory, "k")).orphans == ()
     keys = [s.manifest.idempotency_key async for s in aiolode.Dataset("k", memory).snapshots()]
     assert keys.count("crawl/page-42") == 1

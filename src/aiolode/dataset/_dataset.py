@@ -717,7 +717,11 @@ class Dataset:
         key: str | None = None,
         started_at: datetime,
     ) -> Snapshot:
-        after = await self._mark_key(key) if key is not None else 0
+        try:
+            after = await self._mark_key(key) if key is not None else 0
+        except BaseException:
+            await delete_quietly(self._store, [f.key for f in prepared.files])
+            raise
         entry = PendingSnapshot(
             started_at=started_at,
             idempotency_key=key,
@@ -783,14 +787,28 @@ class Dataset:
         return f"{self._log.spec.prefix}_keys/{digest}.json"
 
     async def _put_marker(self, key: str, after: int, snapshot_id: str | None) -> None:
+        """Point a key's marker at its snapshot (best effort: a retry that finds
+        the pending marker walks the records since ``after`` instead)."""
         doc = KeyMarker(dataset_id=self._id, key=key, after=after, snapshot_id=snapshot_id)
         with contextlib.suppress(AiolodeError):
             await self._store.put(self._marker_key(key), encode(doc), mode="overwrite")
 
     async def _mark_key(self, key: str) -> int:
-        """Record, before committing, where a snapshot with ``key`` can appear."""
+        """Record, before committing, where a snapshot with ``key`` can appear.
+
+        Not best effort: without this marker a retry from another object would
+        not know to look for the commit, and would commit the key again.
+
+        Raises
+        ------
+        StorageError
+            The marker could not be stored (after retries): nothing is committed.
+        """
         after = self._log.head_seq
-        await self._put_marker(key, after, None)
+        doc = KeyMarker(dataset_id=self._id, key=key, after=after, snapshot_id=None)
+        data = encode(doc)
+        mkey = self._marker_key(key)
+        await retrying(self._retry, lambda: self._store.put(mkey, data, mode="overwrite"))
         return after
 
     async def _key_hit(self, key: str) -> Snapshot | None:
