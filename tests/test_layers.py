@@ -36,7 +36,17 @@ if TYPE_CHECKING:
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset(
-        {"errors", "types", "_validate", "_retry", "_concurrency", "checksum", "_keys", "_options"}
+        {
+            "errors",
+            "types",
+            "_validate",
+            "_retry",
+            "_concurrency",
+            "checksum",
+            "_keys",
+            "_options",
+            "_sealed",
+        }
     ),
     frozenset({"store"}),
     frozenset({"codecs", "compression", "layout", "manifest", "schema", "arrow"}),

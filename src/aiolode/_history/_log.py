@@ -36,6 +36,7 @@ import anyio
 import attrs
 
 from .._concurrency import bounded_map, reraise
+from .._sealed import seal, verdict
 from ..errors import (
     AiolodeError,
     ConflictError,
@@ -177,8 +178,8 @@ class Outcome(Generic[R]):
 
 def encode_pointer(schema: str, owner_id: str, seq: int) -> bytes:
     """A hint or low-water-mark document."""
-    doc = {"schema_name": schema, "format_version": 1, "owner": owner_id, "seq": seq}
-    return json.dumps(doc, separators=(",", ":")).encode()
+    doc = {"format_version": 1, "owner": owner_id, "schema_name": schema, "seq": seq}
+    return seal(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def decode_pointer(data: bytes, schema: str, owner_id: str) -> int:
@@ -191,6 +192,8 @@ def decode_pointer(data: bytes, schema: str, owner_id: str) -> int:
     text = data.strip()
     if text.isdigit() and len(text) <= 20:
         return int(text)
+    if verdict(data) is False:
+        return 0  # damaged: a flipped digit must not move a search
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
+from .._sealed import SEAL_KEY, digest_of, seal, verdict
 from ..errors import ManifestFormatError, UnsupportedFormatVersionError
 from ._metadata import Metadata, decode_metadata, encode_metadata
 
@@ -119,6 +120,10 @@ def encode(obj: Any) -> bytes:
         raise TypeError(f"{type(obj).__name__} is not a registered manifest model") from None
     body = converter.unstructure(obj)
     doc = {"schema_name": schema_name, "format_version": version, **body}
+    return seal(_canonical(doc))
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -147,12 +152,25 @@ def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
         The document's format version is unknown to this aiolode.
     """
     want_schema, latest = _CURRENT[cls]
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    sealed = verdict(raw)
+    if sealed is False:
+        raise ManifestFormatError(
+            f"manifest {key!r} is damaged: its content does not match its digest", key=key
+        )
     try:
-        doc = json.loads(data)
+        doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestFormatError(f"manifest {key!r} is not valid JSON: {exc}", key=key) from exc
     if not isinstance(doc, dict):
         raise ManifestFormatError(f"manifest {key!r} is not a JSON object", key=key)
+    if SEAL_KEY in doc:
+        digest = doc.pop(SEAL_KEY)
+        # Sealed but no longer canonical (reformatted): check it the slow way.
+        if sealed is None and digest != digest_of(_canonical(doc)):
+            raise ManifestFormatError(
+                f"manifest {key!r} is damaged: its content does not match its digest", key=key
+            )
     schema = doc.get("schema_name")
     version = doc.get("format_version")
     if schema != want_schema:
