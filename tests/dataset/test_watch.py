@@ -146,15 +146,12 @@ async def test_a_commit_landing_while_the_watcher_looks_still_wakes_it(
     assert [s.id for s in got] == [s.id async for s in ds.snapshots()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="Dataset._relocate looks for a flat-layout root once, when the name is still "
-    "unwritten; the watcher then polls the default layout's log forever (not in _history)",
-)
 async def test_a_watch_started_before_a_flat_layout_dataset_exists_sees_it(
-    memory: aiolode.MemoryStore,
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aiolode.dataset import _dataset
+
+    monkeypatch.setattr(_dataset, "FLAT_RECHECK", 0.05)
     got: list[aiolode.Snapshot] = []
 
     async def consume() -> None:

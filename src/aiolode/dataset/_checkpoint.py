@@ -14,9 +14,12 @@ and ignored when unreadable — the records are always the truth.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
 from .._concurrency import bounded_map
@@ -44,15 +47,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
+    "SPARSE_INTERVAL",
     "Folded",
     "checkpoint_due",
+    "checkpoint_kept",
     "checkpoint_key",
     "fold",
     "maybe_checkpoint",
+    "settle",
 ]
 
 #: A checkpoint every this many records.
 CHECKPOINT_INTERVAL = 64
+#: Besides the newest few, gc keeps the checkpoints at multiples of this many
+#: records (time travel far back folds from the nearest one below).
+SPARSE_INTERVAL = 1024
+#: Documents larger than this are encoded and decoded in a worker thread.
+_OFFLOAD_BYTES = 64 * 1024
+#: Views with more files than this are settled (expiry) in a worker thread.
+_OFFLOAD_FILES = 4096
+#: Checkpoints being folded by this process, per log (one fold per position).
+_IN_FLIGHT: weakref.WeakKeyDictionary[object, set[int]] = weakref.WeakKeyDictionary()
 #: How many older checkpoint positions a reader probes before folding from scratch.
 _PROBES = 3
 _CONCURRENCY = 16
@@ -150,7 +165,12 @@ async def read_checkpoint(store: Store, log: CommitLog, seq: int) -> Checkpoint 
     key = checkpoint_key(log, seq)
     try:
         data = await retrying(log.retry, lambda: store.get(key))
-        cp = decode(data, Checkpoint, key=key)
+        if len(data) > _OFFLOAD_BYTES:
+            cp = await anyio.to_thread.run_sync(
+                functools.partial(decode, data, Checkpoint, key=key)
+            )
+        else:
+            cp = decode(data, Checkpoint, key=key)
     except (ObjectNotFoundError, FormatError):
         return None
     if cp.dataset_id != log.spec.owner_id or cp.seq != seq:
@@ -168,14 +188,35 @@ async def newest_checkpoint(store: Store, log: CommitLog, upto: int) -> Checkpoi
     records otherwise.
     """
     c = (upto // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
-    for _ in range(_PROBES):
+    probes = [c - i * CHECKPOINT_INTERVAL for i in range(_PROBES)]
+    # Then the sparse ones gc keeps for time travel far back.
+    sparse = (upto // SPARSE_INTERVAL) * SPARSE_INTERVAL
+    probes += [p for p in (sparse, sparse - SPARSE_INTERVAL) if p < probes[-1]]
+    for c in probes:
         if c < max(CHECKPOINT_INTERVAL, log.lwm):
             return None
         cp = await read_checkpoint(store, log, c)
         if cp is not None:
             return cp
-        c -= CHECKPOINT_INTERVAL
     return None
+
+
+def checkpoint_kept(seq: int, head_seq: int, below: int) -> bool:
+    """Whether gc keeps the checkpoint at ``seq``: the newest few (readers of the
+    head probe them), one per :data:`SPARSE_INTERVAL` records (time travel), and
+    never one that folds only expired records."""
+    if seq < below - (below % CHECKPOINT_INTERVAL):
+        return False
+    newest = (head_seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+    return seq > newest - _PROBES * CHECKPOINT_INTERVAL or seq % SPARSE_INTERVAL == 0
+
+
+async def settle(view: Folded, expiry: ExpiryState) -> None:
+    """``view.drop_expired(expiry)``, in a worker thread for large views."""
+    if len(view.files) > _OFFLOAD_FILES:
+        await anyio.to_thread.run_sync(view.drop_expired, expiry)
+    else:
+        view.drop_expired(expiry)
 
 
 async def fold(
@@ -261,6 +302,17 @@ async def maybe_checkpoint(store: Store, log: CommitLog, head: CommitRecord | No
     if c < CHECKPOINT_INTERVAL or checkpoint_key(log, c) in log.known:
         return False
     key = checkpoint_key(log, c)
+    busy = _IN_FLIGHT.setdefault(log, set())
+    if c in busy:
+        return False  # another task of this process folds it
+    busy.add(c)
+    try:
+        return await _write_checkpoint(store, log, c, key)
+    finally:
+        busy.discard(c)
+
+
+async def _write_checkpoint(store: Store, log: CommitLog, c: int, key: str) -> bool:
     try:
         if await store.exists(key):
             log.known.add(key)
@@ -271,9 +323,13 @@ async def maybe_checkpoint(store: Store, log: CommitLog, head: CommitRecord | No
         expiry = await expiry_of(log, record)
         base = await newest_checkpoint(store, log, c - 1)
         view = await fold(store, log, c, base=base, use_checkpoints=False, expiry=expiry)
-        view.drop_expired(expiry)
-        doc = view.checkpoint(log.spec.owner_id, record.created_at, expiry)
-        await put_unique(store, key, encode(doc), log.retry)
+        await settle(view, expiry)
+
+        def build() -> bytes:
+            return encode(view.checkpoint(log.spec.owner_id, record.created_at, expiry))
+
+        data = await anyio.to_thread.run_sync(build) if len(view.files) > 256 else build()
+        await put_unique(store, key, data, log.retry)
     except ObjectExistsError:
         pass
     except Exception:

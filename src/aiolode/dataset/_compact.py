@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..manifest._dataset import CommitRecord, FileRef, Manifest, RowSource
 from ..manifest._ids import dataset_snapshot_id
-from ._checkpoint import fold
+from ._checkpoint import fold, settle
 from ._commit import record_base
 from ._files import collect_files
 from ._read import _decode, read_file
@@ -246,7 +246,7 @@ async def compact(
             # Appends rebase; anything that took an input out of the view conflicts.
             expiry = await expiry_of(log, head)
             view = await fold(store, log, head.seq, expiry=expiry)
-            view.drop_expired(expiry)
+            await settle(view, expiry)
             lost = [k for k in replaced if k not in view.files or not view.files[k].live]
             if lost:
                 raise ConflictError(

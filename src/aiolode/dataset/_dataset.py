@@ -99,6 +99,11 @@ def _check_retry(retry: object) -> Retry:
     return retry
 
 
+#: How often (seconds) a watch of a dataset that does not exist yet looks for it
+#: under the flat layout (the default layout's log is followed meanwhile).
+FLAT_RECHECK = 60.0
+
+
 @final
 class Dataset:
     """A named, append-only history of immutable snapshots in a store.
@@ -1216,6 +1221,9 @@ class Dataset:
         """
         poll = check_number("poll_interval", poll_interval, minimum=0.001)
         st = await self._state()
+        if st.head is None and after is None and not self._layout_given:
+            await self._await_existence(poll)
+            st = await self._state()
         if st.dropped:
             raise dropped_error(self._id)
         expiry = st.expiry
@@ -1236,6 +1244,36 @@ class Dataset:
                 for m in rec.snapshots[first:]:
                     if not expiry.covers(rec.seq, m.snapshot_id):
                         yield await self._loaded(m)
+
+    async def _await_existence(self, poll: float) -> None:
+        """Wait until the dataset has a first record: under the default layout
+        (followed, so a commit through this store wakes it at once) or, found by
+        a check every ``max(FLAT_RECHECK, 4 * poll)`` seconds, under the flat layout."""
+        moved = anyio.Event()
+
+        async def flat() -> None:
+            while True:
+                await anyio.sleep(max(FLAT_RECHECK, 4 * poll))
+                self._located = False
+                if await self._relocate():
+                    moved.set()
+                    return
+
+        async with anyio.create_task_group() as tg:
+
+            async def default() -> None:
+                async with aclosing(follow(self._log, start=1, poll_interval=poll)) as it:
+                    async for _ in it:
+                        break
+                tg.cancel_scope.cancel()
+
+            async def relocated() -> None:
+                await moved.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(default)
+            tg.start_soon(flat)
+            tg.start_soon(relocated)
 
     async def snapshot_as_of(self, when: datetime) -> Snapshot:
         """The newest snapshot committed at or before ``when``.

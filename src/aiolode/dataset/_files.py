@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, NoSnapshotsError, SnapshotNotFoundError
 from ..layout import stringify_partition_value
 from ..manifest._dataset import CheckpointSnapshot, DataFile, FileRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._checkpoint import Folded, fold
+from ._checkpoint import Folded, fold, settle
 from ._partitions import load_files
 from ._snapshot import Snapshot
 from ._state import dropped_error
@@ -280,7 +280,7 @@ async def collect_files(
         for m in rec.snapshots[: idx + 1]:
             if not state.expiry.covers(seq, m.snapshot_id):
                 view.add(m, await load_files(store, m, match))
-    view.drop_expired(state.expiry)
+    await settle(view, state.expiry)
     return [
         _data_file(dataset_id, view.snapshots[f.snapshot_id], f.file)
         for f in view.files.values()

@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._checkpoint import CHECKPOINT_INTERVAL, Folded, fold
+from ._checkpoint import Folded, checkpoint_kept, fold, settle
 from ._commit import record_base
 from ._files import snapshot_position
 from ._state import dropped_error, expiry_of
@@ -120,7 +120,7 @@ async def expire(
         if head.dropped:
             raise dropped_error(dataset_id)
         view = await fold(store, log, head.seq, expiry=state)
-        view.drop_expired(state)
+        await settle(view, state)
         retained = sorted(
             (s for s in view.snapshots.values() if s.operation == "append"),
             key=lambda s: s.snapshot_id,
@@ -215,7 +215,9 @@ async def _commit_fence(log: CommitLog, committer: Committer, fence: datetime) -
     return outcome.record
 
 
-def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool | None:
+def _log_keep(
+    log: CommitLog, key: str, below: int, keep_seqs: set[int], head_seq: int
+) -> bool | None:
     """For a key under the log prefix: keep it (True), collect it (False); None
     for keys outside the log prefix."""
     prefix = log.spec.prefix
@@ -226,7 +228,7 @@ def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool
         return True
     if name.startswith("_checkpoints/"):
         stem = name[len("_checkpoints/") :].removesuffix(".json")
-        return stem.isdigit() and int(stem) >= below - (below % CHECKPOINT_INTERVAL)
+        return stem.isdigit() and checkpoint_kept(int(stem), head_seq, below)
     seq = record_seq(log, key)
     if seq is not None:
         return seq >= below or seq in keep_seqs
@@ -263,9 +265,10 @@ async def gc(
     state = await expiry_of(log, head)
     referenced: set[str] = {descriptor_key}
     keep_seqs: set[int] = set()
+    head_seq = 0 if head is None else head.seq
     if head is not None:
         view = await fold(store, log, head.seq, expiry=state)
-        view.drop_expired(state)
+        await settle(view, state)
         referenced |= {f.file.key for f in view.files.values()}
         referenced |= {k for s in view.snapshots.values() for k in s.partition_manifests}
         keep_seqs = {head.seq, head.expiry_seq}
@@ -289,7 +292,7 @@ async def gc(
                     continue
                 doomed[obj.key] = obj.size
                 continue
-            keep = _log_keep(log, obj.key, state.below, keep_seqs)
+            keep = _log_keep(log, obj.key, state.below, keep_seqs, head_seq)
             if keep or (keep is None and obj.key in referenced):
                 continue
             is_record = record_seq(log, obj.key) is not None
