@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,9 +68,7 @@ async def test_concurrent_retries_commit_once(memory: aiolode.MemoryStore) -> No
 async def test_crash_between_commit_and_marker(memory: aiolode.MemoryStore) -> None:
     """The commit landed, the process died before the marker named it: the
     retry finds the snapshot by scanning the records since the write began."""
-    faulty = FaultInjectingStore(
-        memory, [Rule(op="put", key="*/_keys/*", nth=2, action=Crash())]
-    )
+    faulty = FaultInjectingStore(memory, [Rule(op="put", key="*/_keys/*", nth=2, action=Crash())])
     ds = Dataset("k", faulty)
     await Dataset("k", memory).write(b"seed")
     with pytest.raises(SimulatedCrash):
@@ -86,10 +85,8 @@ async def test_lost_ack_then_retry(memory: aiolode.MemoryStore) -> None:
         [Rule(op="put", key="*/_log/0*", nth=1, action=LoseAck(error=aiolode.StorageError))],
     )
     ds = Dataset("k", faulty, retry=aiolode.Retry(attempts=1))
-    try:
+    with contextlib.suppress(aiolode.AiolodeError):
         await ds.write(b"x", idempotency_key="j")
-    except aiolode.AiolodeError:
-        pass
     again = await Dataset("k", memory).write(b"x", idempotency_key="j")
     assert len([s async for s in Dataset("k", memory).snapshots()]) == 1
     assert again.id == "0000000000000001-0000"

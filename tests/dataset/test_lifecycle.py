@@ -61,6 +61,7 @@ async def test_expire_one_upload(store: aiolode.Store) -> None:
     await _sound(ds)  # the expired snapshot's file is still referenced until gc
     with pytest.raises(aiolode.SnapshotExpiredError):
         await aiolode.verify_dataset(store, "up", snapshot_id=snaps[1].id)
+    await anyio.sleep(store.stamp_resolution.total_seconds())
     await ds.gc(grace=NOW)
     assert (await _sound(ds)).snapshots_checked == 3  # and not required once collected
 
@@ -140,6 +141,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
     # An aborted write's orphan, under a partition no retained snapshot names.
     await store.put("datasets/g/data/p=9/orphan.jsonl", b'{"i": 99}\n')
     await ds.expire(snapshots=[snaps[0].id, snaps[1].id])
+    await anyio.sleep(store.stamp_resolution.total_seconds())  # S3 stamps whole seconds
     dry = await ds.gc(grace=NOW, dry_run=True)
     doomed = set(dry.deleted)
     assert "datasets/g/data/p=9/orphan.jsonl" in doomed
@@ -175,7 +177,12 @@ async def test_gc_respects_grace(memory: aiolode.MemoryStore) -> None:
     assert await ds.read(s.id) == b"x"
 
 
-async def test_gc_after_expiry_keeps_cold_reads_cheap(memory: aiolode.MemoryStore) -> None:
+async def test_gc_after_expiry_keeps_cold_reads_cheap(
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiolode._history import _collect
+
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)  # records may go at once
     ds = Dataset("lwm", memory)
     for i in range(40):
         await ds.write(b"%d" % i)
@@ -233,13 +240,25 @@ async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore)
 async def test_drop(store: aiolode.Store) -> None:
     ds = Dataset("d", store, codec=aiolode.JSONL())
     other = Dataset("d", store)
-    await ds.write([{"a": 1}])
-    await other.write([{"a": 2}])
+    first = await ds.write([{"a": 1}])
+    second = await other.write([{"a": 2}])
     report = await ds.drop(grace=NOW)
+    # What the history named goes at once, even in the tombstone's second.
+    named = {f.key for f in (*first.files, *second.files)}
+    assert named <= set(report.deleted)
+    assert not named & set(report.remaining)
     # Data, descriptor, hint: gone. The log records stay until no writer can hold
     # a recent view of the log (they are what tells such a writer of the drop).
     assert not report.done
-    assert all("/_log/0" in k for k in report.remaining)
+    # What remains besides the log: only objects the store stamped no earlier than
+    # the tombstone (S3 stamps whole seconds), which may belong to a new life.
+    tomb = await store.head(max(k for k in report.remaining if "/_log/0" in k))
+    for k in report.remaining:
+        if "/_log/0" not in k:
+            stamp = (await store.head(k)).last_modified
+            assert stamp is not None
+            assert tomb.last_modified is not None
+            assert stamp >= tomb.last_modified
     left = [o.key async for o in store.list("datasets/d/")]
     assert sorted(left) == sorted([*report.remaining, "datasets/d/_log/_lwm.json"])
     await _sound(ds)  # the tombstone and the records before it
@@ -264,14 +283,15 @@ async def test_drop(store: aiolode.Store) -> None:
 async def test_drop_finishes_once_old_enough(
     memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiolode.dataset import _dataset, _lifecycle
+    from aiolode._history import _collect
+    from aiolode.dataset import _dataset
 
     ds = Dataset("d", memory)
     await ds.write(b"x")
     idle = Dataset("d", memory)
     await idle.write(b"y")  # a writer of the life about to be dropped
     assert not (await ds.drop(grace=NOW)).done
-    monkeypatch.setattr(_lifecycle, "WRITER_MAX_WARM_AGE", 0)
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)
     report = await ds.drop(grace=NOW)  # resumable: finishes what the first left
     assert report.done
     assert [o async for o in memory.list("datasets/d/")] == []
@@ -397,3 +417,35 @@ async def test_files_cost_does_not_grow_with_history(n: int) -> None:
         when = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n // 2)
         s = await Dataset("h", counting).snapshot_as_of(when)
     assert s.id == f"{n // 2:016d}-0000"
+
+
+async def test_drop_never_deletes_a_new_life_begun_during_it(store: aiolode.Store) -> None:
+    """A new dataset of the name may start as soon as the tombstone is visible; the
+    drop's deletion pass, listing after that, must leave its objects alone."""
+    await Dataset("d", store).write(b"old")
+    born: list[aiolode.Snapshot] = []
+
+    async def new_life(_: object) -> None:
+        if not born:
+            born.append(await Dataset("d", store).write(b"new"))
+
+    dropper = FaultInjectingStore(store, [Rule(op="list", nth=1, action=Hook(new_life))])
+    report = await Dataset("d", dropper).drop(grace=NOW)
+    assert born
+    fresh = Dataset("d", store)
+    assert await fresh.read(born[0].id) == b"new"
+    assert [s.id async for s in fresh.snapshots()] == [born[0].id]
+    assert not set(report.deleted) & {f.key for f in born[0].files}
+    await _sound(fresh, orphans=0)
+
+
+async def test_drop_takes_expired_files_at_once(store: aiolode.Store) -> None:
+    """Files of expired snapshots not yet collected are named by the history too:
+    a drop takes them at once, whatever the store's stamp resolution."""
+    ds = Dataset("d", store)
+    first = await ds.write(b"one")
+    await ds.write(b"two")
+    await ds.expire(keep_last=1)
+    report = await ds.drop(grace=NOW)
+    assert {f.key for f in first.files} <= set(report.deleted)
+    assert all("/_log/" in k for k in report.remaining), report.remaining

@@ -17,6 +17,7 @@ import attrs
 from .._concurrency import reraise
 from .._history import CLEANUP_TIMEOUT, delete_quietly, follow, put_unique, retrying
 from .._history._log import WRITER_MAX_WARM_AGE
+from .._keys import validate_range
 from .._retry import Retry
 from .._validate import check_int, check_number
 from ..arrow import arrow_dataset
@@ -43,7 +44,9 @@ from ..manifest._dataset import DatasetDescriptor, KeyMarker
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
+from ..store._base import DEFAULT_CHUNK_SIZE
 from . import _lifecycle as lifecycle
+from . import _serve as serve
 from ._checkpoint import checkpoint_due, maybe_checkpoint
 from ._commit import Committer, Incarnation, ManifestStatics, PendingSnapshot
 from ._config import UNSET, DatasetConfig, Options, descriptor_key
@@ -73,6 +76,7 @@ from ._write import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
 
+    from .._history._reports import DropReport, ExpireReport, GCReport
     from ..checksum import Checksum
     from ..codecs import Codec
     from ..compression import Compressor
@@ -81,7 +85,7 @@ if TYPE_CHECKING:
     from ..schema import Schema, SchemaMode
     from ..types import ProgressCallback
     from ..verify import VerifyReport
-    from ._lifecycle import DropReport, ExpireReport, GCReport
+    from ._serve import Blob, MetadataArg
 
 __all__ = ["Dataset"]
 
@@ -512,6 +516,7 @@ class Dataset:
         *,
         expected_parent: str | Snapshot | None = None,
         idempotency_key: str | None = None,
+        content_type: str | None = None,
     ) -> Snapshot:
         """Write one snapshot and return it.
 
@@ -546,11 +551,15 @@ class Dataset:
             ``get`` and two ``put`` more (a small marker, before and after the
             commit), whatever the history length; a key expires with the
             snapshot that carries it.
+        content_type
+            A raw blob's media type (``"image/png"``), recorded in its metadata
+            under ``"content_type"`` (see :meth:`open_blob`); raw datasets only.
 
         Raises
         ------
         InvalidInputError
-            Wrong data type for the dataset's mode; metadata not JSON.
+            Wrong data type for the dataset's mode; metadata not JSON; an
+            invalid ``content_type`` (or one given to a dataset with a codec).
         SchemaViolationError
             A record does not fit the codec or the layout.
         SnapshotConflictError
@@ -562,14 +571,21 @@ class Dataset:
             The store failed.
         """
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        if content_type is not None:
+            serve.check_content_type(content_type)
         parent = self._check_parent(expected_parent)
         key = self._check_key(idempotency_key)
         spec = await self._writer()
+        if spec.codec is not None and content_type is not None:
+            raise InvalidInputError(
+                "content_type is for raw blobs; this dataset has a codec", dataset_id=self._id
+            )
         if key is not None:
             hit = await self._key_hit(key)
             if hit is not None:
                 return hit
         if spec.codec is None:
+            meta = serve.blob_metadata(meta, content_type, max_bytes=self._max_metadata)
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidInputError(
                     "a raw dataset (codec=None) writes one bytes-like object, not "
@@ -819,6 +835,7 @@ class Dataset:
         *,
         progress: ProgressCallback | None = None,
         expected_parent: str | Snapshot | None = None,
+        content_type: str | None = None,
     ) -> AsyncIterator[BlobWriter]:
         """Write one large raw blob in chunks, in bounded memory.
 
@@ -827,10 +844,15 @@ class Dataset:
             async with ds.stream_write({"name": "video.mp4"}) as w:
                 async for chunk in source:
                     await w.write(chunk)
+                    digest.update(chunk)
+                w.metadata["sha256"] = digest.hexdigest()  # decided at commit
             print(w.snapshot.id)
 
         A clean exit commits (``w.snapshot``); an exception or a cancellation
-        in the block aborts: no snapshot, the partial upload is removed.
+        in the block aborts: no snapshot, the partial upload is removed. The
+        metadata committed is what ``w.metadata`` holds when the block exits
+        (see :class:`~aiolode.BlobWriter`): a digest, a size, a sniffed
+        ``w.content_type`` can be added after the data has streamed.
 
         Cost: one streamed put (S3: multipart) + the commit (2 calls warm).
         Memory: a few chunks.
@@ -843,12 +865,18 @@ class Dataset:
             Called (sync or async) with the number of bytes written so far.
         expected_parent
             As for :meth:`write`.
+        content_type
+            As for :meth:`write` (``w.content_type`` can change it later).
 
         Raises
         ------
         UnsupportedOperationError
             The dataset has a codec (use :meth:`stream_write_records`).
-        InvalidInputError, SnapshotConflictError, StorageError
+        InvalidInputError
+            As for :meth:`write`; raised when the block exits if ``w.metadata``
+            is then invalid or too large (nothing is committed, the upload is
+            removed).
+        SnapshotConflictError, StorageError
             As for :meth:`write`.
         """
         spec = await self._writer()
@@ -858,11 +886,18 @@ class Dataset:
                 "stream_write_records()",
                 dataset_id=self._id,
             )
-        meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        meta = serve.blob_metadata(metadata, content_type, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
         holder = types.SimpleNamespace()
-        async with run_blob_stream(spec, holder, progress) as writer:
+        async with run_blob_stream(
+            spec, holder, progress, metadata=meta, max_metadata_bytes=self._max_metadata
+        ) as writer:
             yield writer
+        try:
+            meta = writer._committed_metadata()  # as the block left it
+        except BaseException:
+            await delete_quietly(self._store, [f.key for f in holder.prepared.files])
+            raise
         # (No hint put here: between the upload and the commit nothing may run
         # that a cancellation could interrupt without cleaning the upload up.)
         writer._snapshot = await self._commit(holder.prepared, meta, parent)
@@ -870,7 +905,7 @@ class Dataset:
     async def stream_write_records(
         self,
         records: Any,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: MetadataArg = None,
         *,
         expected_parent: str | Snapshot | None = None,
         max_open_partitions: int = 64,
@@ -886,6 +921,13 @@ class Dataset:
         partition's file is finished and a later record of it starts a new file
         (all files belong to the one snapshot).
 
+        ``metadata`` is a mapping, or a callable (sync or async, no arguments)
+        called once the records have streamed and before the commit, whose
+        result (a mapping or ``None``) is the snapshot's metadata: decide it at
+        commit (counts, the last cursor seen, a digest) from what your record
+        source saw. Whatever the callable raises aborts the write (no
+        snapshot) and propagates unchanged.
+
         Cost: one streamed put per file + the commit. Memory: ``batch_size``
         records and one encoder buffer (about a Parquet row group) per open
         partition.
@@ -897,7 +939,8 @@ class Dataset:
         CodecNotStreamableError
             The codec cannot encode incrementally.
         InvalidInputError
-            Bad arguments; metadata not JSON.
+            Bad arguments; metadata (or what the callable returned) not JSON
+            or too large (nothing is committed).
         SchemaViolationError
             A record does not fit (nothing is committed).
         SnapshotConflictError, StorageError
@@ -915,7 +958,7 @@ class Dataset:
             raise CodecNotStreamableError(
                 f"codec {spec.codec.name!r} cannot encode incrementally", dataset_id=self._id
             )
-        meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        serve.deferred_metadata(metadata, max_bytes=self._max_metadata)  # a mapping: now
         parent = self._check_parent(expected_parent)
         key = self._check_key(idempotency_key)
         if key is not None:
@@ -930,6 +973,11 @@ class Dataset:
                 )
             )
         )
+        try:
+            meta = await serve.resolve_metadata(metadata, max_bytes=self._max_metadata)
+        except BaseException:
+            await delete_quietly(self._store, [f.key for f in prepared.files])
+            raise
         return await self._commit(prepared, meta, parent, spec.schema, key=key)
 
     # ---------------------------------------------------------------- snapshots
@@ -1270,6 +1318,97 @@ class Dataset:
                     for rec in batch:
                         yield rec
 
+    # ------------------------------------------------------------------ serving
+    @asynccontextmanager
+    async def open_blob(
+        self, snapshot: str | Snapshot, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> AsyncIterator[Blob]:
+        """Open a raw-blob snapshot for serving: size, checksum and content type
+        up front, the content streamed (verified) or read by byte range.
+
+        ::
+
+            async with ds.open_blob(snap_id) as blob:
+                headers = {"Content-Length": str(blob.size)}
+                async for chunk in blob:  # verified as it ends
+                    await send(chunk)
+
+        The content streams in chunks of at most ``chunk_size`` bytes, checked
+        against the recorded size and checksum; the last chunk is held back
+        until that check passes, so a damaged blob raises
+        (:class:`~aiolode.CorruptDataError`, :class:`~aiolode.ChecksumMismatchError`)
+        instead of ending quietly. A compressed blob is decompressed as it
+        streams (its :attr:`~aiolode.Blob.size` is ``None``); ``blob.read_range``
+        is as :meth:`read_range`. See ``docs/serving.md``.
+
+        Cost: resolving the snapshot (as :meth:`snapshot`: one ``get``, none
+        when cached; nothing more for a :class:`Snapshot` this object has seen).
+        Opening reads no data: iterating is one streamed read per file (one for
+        blobs written by :meth:`write`/:meth:`stream_write`). Memory: about
+        two chunks.
+
+        Parameters
+        ----------
+        snapshot
+            A snapshot id or a :class:`Snapshot` of this dataset.
+        chunk_size
+            Largest chunk handed out, in bytes.
+
+        Raises
+        ------
+        InvalidInputError
+            A bad ``chunk_size`` or ``snapshot`` argument.
+        UnsupportedOperationError
+            The snapshot holds records, not a raw blob.
+        SnapshotNotFoundError
+            No such snapshot; :class:`~aiolode.SnapshotExpiredError` (a
+            subclass) when it was expired.
+        DatasetNotFoundError
+            No dataset of this name exists (or it was dropped).
+        ObjectNotFoundError, CorruptDataError, ChecksumMismatchError, StorageError
+            While iterating: a data file is missing, damaged, or the store failed.
+        """
+        size = serve.check_chunk_size(chunk_size)
+        snap = await self._resolve(snapshot)
+        async with serve.open_blob(self._store, snap, chunk_size=size) as blob:
+            yield blob
+
+    async def read_range(self, snapshot: str | Snapshot, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of a raw-blob snapshot, by a true range read.
+
+        As the store contract: short when the range runs past the end, ``b""``
+        when ``offset`` is at or past the end (or ``length`` is 0). The bytes
+        read are checked against the recorded size (a short object raises); no
+        checksum can be verified on part of an object. Compressed blobs are
+        refused (a range of a compressed stream needs everything before it
+        decompressed): store what you serve by range with ``compressor=None``.
+
+        Cost: resolving the snapshot (as :meth:`open_blob`) + one ``get_range``
+        per file the range touches (one for blobs written by :meth:`write` or
+        :meth:`stream_write`); no data request for an empty result. Memory:
+        the bytes returned.
+
+        Raises
+        ------
+        InvalidRangeError
+            ``offset`` or ``length`` is negative or not an int.
+        UnsupportedOperationError
+            A record snapshot, or a compressed blob.
+        InvalidInputError
+            ``snapshot`` is neither an id nor a :class:`Snapshot` of this dataset.
+        SnapshotNotFoundError, SnapshotExpiredError, DatasetNotFoundError
+            As for :meth:`open_blob`.
+        ObjectNotFoundError
+            The data file is missing.
+        CorruptDataError
+            The data file is shorter than recorded.
+        StorageError
+            The store failed.
+        """
+        validate_range(offset, length)
+        snap = await self._resolve(snapshot)
+        return await serve.read_range(self._store, snap, offset, length)
+
     # ------------------------------------------------------------- reader views
     async def files(
         self, *, as_of: object = None, where: object = None, since: object = None
@@ -1397,7 +1536,9 @@ class Dataset:
 
         Collects the data files and partition manifests of expired snapshots,
         of aborted and lost writes, log records below the expired prefix, and
-        superseded checkpoints — each only when older than ``grace``. It first
+        superseded checkpoints — each only when older than ``grace`` (log
+        records also only when older than ten minutes: a writer appending at
+        the slot after the head it knows must never find that slot freed). It first
         commits a *fence* (``now - grace``): a write that began before it is
         refused at its commit with :class:`~aiolode.StaleWriteError` (its
         unreferenced files may be gone), so no snapshot can ever point at
@@ -1466,7 +1607,7 @@ class Dataset:
             The store failed or a record is unreadable.
         """
         await self._configure()
-        return await lifecycle.drop(
+        report = await lifecycle.drop(
             self._store,
             self._log,
             self._committer,
@@ -1475,6 +1616,14 @@ class Dataset:
             grace=grace,
             dry_run=dry_run,
         )
+        if not dry_run and self._config_lock is not None:
+            async with self._config_lock:
+                # This object's next write starts a new life of the name (other
+                # writers of the dropped one stay refused).
+                self._config = None
+                self._spec = None
+                self._new_descriptor = None
+        return report
 
     async def checkpoint(self) -> bool:
         """Fold the history into the checkpoint due at the last 64-record boundary,
