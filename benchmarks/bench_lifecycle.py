@@ -741,7 +741,8 @@ def print_writers(writers: list[WriterCost], writes: int, tasks: int, conc_max: 
     print("### A writer at that length (MemoryStore)\n")
     print(
         f"{writes} real `Dataset.write` calls (one 1-row JSONL file each) on top of the "
-        "history, first one after the other (128 records: two checkpoint boundaries), "
+        f"history, first one after the other ({writes} records: "
+        f"{writes // CHECKPOINT_INTERVAL} checkpoint boundaries), "
         f"then from {tasks} concurrent tasks on one Dataset object (group commit packs "
         "several writes per record, so fewer records and boundaries). The write "
         "that crosses a boundary folds the checkpoint alongside its data put and returns "
