@@ -163,14 +163,16 @@ async def build_history(n: int) -> History:
     last = (n // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
     if last >= 2 * CHECKPOINT_INTERVAL:
         t1 = time.perf_counter()
-        rec = await log.fetch(last - CHECKPOINT_INTERVAL)
-        assert await maybe_checkpoint(store, log, rec)
+        at = await log.fetch(last - CHECKPOINT_INTERVAL)
+        assert at is not None
+        assert await maybe_checkpoint(store, log, at)
         hist.scratch_fold = time.perf_counter() - t1
         hist.checkpoints.append(last - CHECKPOINT_INTERVAL)
     if last:
         t1 = time.perf_counter()
-        rec = await log.fetch(last)
-        assert await maybe_checkpoint(store, log, rec)
+        at = await log.fetch(last)
+        assert at is not None
+        assert await maybe_checkpoint(store, log, at)
         hist.incremental_fold = time.perf_counter() - t1
         hist.checkpoints.append(last)
         hist.checkpoint_bytes = (await store.head(checkpoint_key(log, last))).size

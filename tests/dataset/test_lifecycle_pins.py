@@ -19,6 +19,8 @@ import aiolode
 from aiolode import Dataset
 from aiolode.dataset import _checkpoint
 from aiolode.dataset._checkpoint import CHECKPOINT_INTERVAL, checkpoint_key
+from aiolode.manifest._converter import decode as real_decode
+from aiolode.manifest._converter import encode as real_encode
 from aiolode.testing import CountingStore
 
 
@@ -93,7 +95,6 @@ async def test_large_checkpoints_are_coded_off_the_event_loop(
 ) -> None:
     loop_thread = threading.get_ident()
     on_loop: list[tuple[str, int]] = []
-    real_decode, real_encode = _checkpoint.decode, _checkpoint.encode
 
     def decode(data: bytes, *args: Any, **kwargs: Any) -> Any:
         if len(data) > 64 * 1024 and threading.get_ident() == loop_thread:
