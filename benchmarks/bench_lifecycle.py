@@ -872,7 +872,7 @@ async def main_async(args: argparse.Namespace) -> None:
             root = dirs[n] = os.path.join(tmp, f"fs-{n}")
             os.makedirs(root)
             await copy_to_disk(hist.store, root)
-            if n not in sizes:
+            if n not in sizes or args.gc_only:
                 continue
             print(f"measuring {n:,} commits", file=sys.stderr, flush=True)
             reads[("memory", n)] = await cold_reads(hist.store, hist)
@@ -883,9 +883,10 @@ async def main_async(args: argparse.Namespace) -> None:
             builds.append(attrs.evolve(hist, store=aiolode.MemoryStore()))  # free the objects
             del hist
         print("## Lifecycle\n")
-        print_reads(sizes, {k: reads[k] for k in sorted(reads)})
-        print_checkpoints(builds)
-        print_writers(writers, writes, tasks, conc_max)
+        if not args.gc_only:
+            print_reads(sizes, {k: reads[k] for k in sorted(reads)})
+            print_checkpoints(builds)
+            print_writers(writers, writes, tasks, conc_max)
 
         print("gc on S3 (moto)", file=sys.stderr, flush=True)
         gc_results = [("S3 (moto)", s3_n, *await s3_gc(dirs[s3_n], s3_n, s3_n // 100, body))]
@@ -897,7 +898,8 @@ async def main_async(args: argparse.Namespace) -> None:
             delta_vacuum, os.path.join(tmp, "delta"), gc_n, gc_n // 100
         )
         print_gc(gc_results, delta, gc_n)
-        print_expiry(expiry)
+        if not args.gc_only:
+            print_expiry(expiry)
         # HOOK(compaction): when Dataset.compact lands (issue #12 §6), measure it here
         # on the longest history: compact() wall time and store calls by operation,
         # files before/after, bytes rewritten vs bytes of the small files (raw floor:
@@ -918,6 +920,11 @@ def main() -> None:
         "--s3-files",
         type=int,
         help="data files of the S3 gc run (default 10,000; moto lists in O(n) per page)",
+    )
+    parser.add_argument(
+        "--gc-only",
+        action="store_true",
+        help="only the gc section (histories of the longest size and --s3-files are built)",
     )
     args = parser.parse_args()
     anyio.run(main_async, args)

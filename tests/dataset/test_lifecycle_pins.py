@@ -88,7 +88,7 @@ async def test_concurrent_writers_fold_a_checkpoint_once() -> None:
     raises=AssertionError,
     reason="checkpoints are encoded and decoded on the event loop (_checkpoint.read_checkpoint "
     "and maybe_checkpoint call the converter directly); a checkpoint lists every file, so at "
-    "100,000 files that blocks the loop for seconds (docs/lifecycle-bench.md)",
+    "100,000 files a writer crossing a boundary stalls the loop 12.8 s (docs/lifecycle-bench.md)",
 )
 async def test_large_checkpoints_are_coded_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
@@ -128,8 +128,8 @@ async def test_large_checkpoints_are_coded_off_the_event_loop(
     raises=AssertionError,
     reason="neither expire() nor gc() folds a checkpoint, so until a writer crosses the next "
     "64-record boundary (never, for a dataset no longer written) every cold files() decodes "
-    "the pre-expiry checkpoint: at 100,000 files, 53.6 MiB read to return 1,000 "
-    "(docs/lifecycle-bench.md)",
+    "the pre-expiry checkpoint whole (51.2 MiB at 100,000 files, docs/lifecycle-bench.md) "
+    "however few files are left",
 )
 async def test_reads_after_expiry_do_not_pay_for_the_expired_history() -> None:
     store = aiolode.MemoryStore()
