@@ -849,8 +849,8 @@ async def main_async(args: argparse.Namespace) -> None:
     q = args.quick
     # --quick keeps the smoke test (tests/test_benchmarks_smoke.py) well under
     # 30 s on a loaded 2-core machine: every section runs, on small histories.
-    sizes = sorted(args.sizes or ([100, 400] if q else [100, 10_000, 100_000]))
-    s3_n = args.s3_files or (400 if q else 10_000)
+    sizes = sorted(args.sizes or ([100, 200] if q else [100, 10_000, 100_000]))
+    s3_n = args.s3_files or (200 if q else 10_000)
     gc_n = sizes[-1]
     writes, tasks, conc_max = (64 if q else 128), 16, 10_000
     print(
