@@ -1,8 +1,8 @@
-"""Lifecycle defects found by ``benchmarks/bench_lifecycle.py``, pinned until fixed.
+"""Lifecycle defects found by ``benchmarks/bench_lifecycle.py``, now regression tests.
 
-Each test states the contract it holds the code to and fails today (strict
-xfail): when a fix lands the test passes, the strict marker turns that into a
-failure, and the marker comes off. The figures behind each are in
+Each test states the contract it holds the code to; all were fixed (they failed on
+the code the benchmark measured: strict xfails until then). The figures behind
+each are in
 ``docs/lifecycle-bench.md``.
 """
 
@@ -29,13 +29,6 @@ async def _checkpoint_keys(store: aiolode.Store, ds: Dataset) -> list[str]:
     return [o.key async for o in store.list(prefix)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gc keeps every checkpoint at or above the expiry point (_lifecycle._log_keep), "
-    "although Dataset.gc documents that it collects superseded checkpoints; each one "
-    "lists every file, so a history of n commits stores O(n^2/64) bytes of them",
-)
 async def test_gc_collects_superseded_checkpoints() -> None:
     store = aiolode.MemoryStore()
     ds = Dataset("cp", store)
@@ -53,13 +46,6 @@ async def test_gc_collects_superseded_checkpoints() -> None:
     assert checkpoint_key(ds._log, CHECKPOINT_INTERVAL) not in left, left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="every write that starts while a checkpoint is due folds it (checkpoint_due only "
-    "knows checkpoints that finished: Dataset._alongside_hint / _checkpoint.checkpoint_due), "
-    "so 16 concurrent writers on one Dataset fold the same checkpoint up to 16 times",
-)
 async def test_concurrent_writers_fold_a_checkpoint_once() -> None:
     counting = CountingStore(aiolode.MemoryStore(), record=True)
     ds = Dataset("fold", counting)
@@ -83,13 +69,6 @@ async def test_concurrent_writers_fold_a_checkpoint_once() -> None:
     assert len(folds) <= 2, folds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="checkpoints are encoded and decoded on the event loop (_checkpoint.read_checkpoint "
-    "and maybe_checkpoint call the converter directly); a checkpoint lists every file, so at "
-    "100,000 files a writer crossing a boundary stalls the loop 12.8 s (docs/lifecycle-bench.md)",
-)
 async def test_large_checkpoints_are_coded_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -123,14 +102,6 @@ async def test_large_checkpoints_are_coded_off_the_event_loop(
     assert not on_loop, on_loop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="neither expire() nor gc() folds a checkpoint, so until a writer crosses the next "
-    "64-record boundary (never, for a dataset no longer written) every cold files() decodes "
-    "the pre-expiry checkpoint whole (51.2 MiB at 100,000 files, docs/lifecycle-bench.md) "
-    "however few files are left",
-)
 async def test_reads_after_expiry_do_not_pay_for_the_expired_history() -> None:
     store = aiolode.MemoryStore()
     ds = Dataset("exp", store)

@@ -24,7 +24,7 @@ import attrs
 
 from .._concurrency import bounded_map
 from .._history import put_unique, retrying
-from ..errors import FormatError, ObjectExistsError, ObjectNotFoundError
+from ..errors import AiolodeError, FormatError, ObjectExistsError, ObjectNotFoundError
 from ..manifest._converter import decode, encode
 from ..manifest._dataset import (
     Checkpoint,
@@ -54,6 +54,7 @@ __all__ = [
     "checkpoint_key",
     "fold",
     "maybe_checkpoint",
+    "refresh_checkpoint",
     "settle",
 ]
 
@@ -208,7 +209,40 @@ def checkpoint_kept(seq: int, head_seq: int, below: int) -> bool:
     if seq < below - (below % CHECKPOINT_INTERVAL):
         return False
     newest = (head_seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
-    return seq > newest - _PROBES * CHECKPOINT_INTERVAL or seq % SPARSE_INTERVAL == 0
+    return seq > newest - 2 * CHECKPOINT_INTERVAL or seq % SPARSE_INTERVAL == 0
+
+
+async def refresh_checkpoint(
+    store: Store, log: CommitLog, head_seq: int, expiry: ExpiryState
+) -> bool:
+    """Rewrite the newest checkpoint at or before ``head_seq`` through ``expiry``
+    when it was folded under an older one (gc calls it): otherwise every cold
+    read would decode the expired history's files until the next boundary —
+    for a dataset no longer written, forever. Best effort (derived data: a
+    failure leaves the old one, which readers settle themselves).
+
+    Cost: one ``get`` + one ``put`` when stale; nothing otherwise.
+    """
+    c = (head_seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+    if c < CHECKPOINT_INTERVAL:
+        return False
+    try:
+        cp = await read_checkpoint(store, log, c)
+        if cp is None or cp.expiry == expiry:
+            return False
+        view = Folded.start(cp)
+        await settle(view, expiry)
+
+        def build() -> bytes:
+            return encode(view.checkpoint(log.spec.owner_id, cp.created_at, expiry))
+
+        data = await anyio.to_thread.run_sync(build)  # rare, and large ones stall
+        # The same fold of the same records, seen through a newer expiry state:
+        # any copy of it a reader finds is sound.
+        await retrying(log.retry, lambda: store.put(checkpoint_key(log, c), data, mode="overwrite"))
+    except AiolodeError:
+        return False
+    return True
 
 
 async def settle(view: Folded, expiry: ExpiryState) -> None:
@@ -328,7 +362,7 @@ async def _write_checkpoint(store: Store, log: CommitLog, c: int, key: str) -> b
         def build() -> bytes:
             return encode(view.checkpoint(log.spec.owner_id, record.created_at, expiry))
 
-        data = await anyio.to_thread.run_sync(build) if len(view.files) > 256 else build()
+        data = await anyio.to_thread.run_sync(build)  # rare, and large ones stall
         await put_unique(store, key, data, log.retry)
     except ObjectExistsError:
         pass

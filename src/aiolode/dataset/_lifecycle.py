@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._checkpoint import Folded, checkpoint_kept, fold, settle
+from ._checkpoint import Folded, checkpoint_kept, fold, refresh_checkpoint, settle
 from ._commit import record_base
 from ._files import snapshot_position
 from ._state import dropped_error, expiry_of
@@ -313,6 +313,8 @@ async def gc(
             await log.write_hint(head.seq)  # not a collected record: cold opens stay cheap
     if not dry_run:
         await abort_uploads(store, log, uploads)
+        if head is not None:
+            await refresh_checkpoint(store, log, head.seq, state)
     return GCReport(
         dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young, tuple(uploads)
     )
