@@ -5,6 +5,8 @@
 - :class:`LatencyStore` adds a round-trip time to every call.
 - :class:`FaultInjectingStore` fails, delays, truncates or corrupts the calls
   that match its :class:`Rule` s.
+- :func:`seal_document` stores a hand-edited document the way aiolode stores
+  its own (with its seal), to inject valid but inconsistent state.
 
 Every name above has one home: this package (the modules behind it are private).
 Three public modules are not imported here, because they need a test-only
@@ -26,6 +28,7 @@ from __future__ import annotations
 from ._counting import CountingStore as CountingStore
 from ._counting import Measurement as Measurement
 from ._counting import StoreCounts as StoreCounts
+from ._documents import seal_document as seal_document
 from ._faults import READ_OPS as READ_OPS
 from ._faults import Action as Action
 from ._faults import Call as Call
@@ -67,4 +70,5 @@ __all__ = (
     "SimulatedCrash",
     "StoreCounts",
     "Truncate",
+    "seal_document",
 )
