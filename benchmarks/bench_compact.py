@@ -2,67 +2,70 @@
 
 One dataset of many small appends (Parquet, zstd, ``HiveLayout("day")`` over 4
 days; each append is ``--rows`` rows of one day: an int id, a timestamp, a
-repeating user name, a float and a random hex string), built once per store
-kind. Each round then rewrites the same input three ways, in rotating order:
+repeating user name, a float and a random hex string, so one small file each).
+It is built once in memory (8 concurrent appenders, group commit) and copied
+with ``copy_dataset`` to the store under test, which keeps every snapshot and
+file as appended. Each round then rewrites the same input in these ways, each
+in its own fresh process (imports done and the store opened before the clock
+starts), in rotating order:
 
 - **aiolode**: ``await ds.compact()`` with its defaults (128 MiB target,
-  ``min_files=4``) on a fresh ``Dataset`` object (a cold process: it reads the
-  head and the newest checkpoint), over a ``CountingStore``;
-- **raw, pyarrow.dataset**: per partition, ``pyarrow.dataset.dataset(paths)
+  ``min_files=4``) on a fresh ``Dataset`` (a cold process: it reads the head,
+  the newest checkpoint and the records after it), over a ``CountingStore``;
+- **raw, pyarrow.dataset**: per day, ``pyarrow.dataset.dataset(paths)
   .to_table()`` over the same files (pyarrow's threaded reader) and one
   ``pyarrow.parquet.write_table`` (zstd) to the same kind of store (a local
   file, fsynced like FileStore's puts; or an object through the same S3
   endpoint with pyarrow's ``S3FileSystem``): the floor of any rewrite of these
   bytes, with no checks, statistics, checksums or commit;
-- **raw, file by file**: the same, reading one file after another with
+- **raw, file by file**: the same, reading one file after the other with
   ``pyarrow.parquet.read_table`` (the access pattern ``compact()`` has);
-- **deltalake**: the same rows appended as the same number of small commits
-  (``write_deltalake(mode="append", partition_by=["day"])``, zstd), then
-  ``DeltaTable(uri).optimize.compact(target_size=128 MiB)`` timed (local
-  directory only, see below).
+- **deltalake** (local directory): the same rows appended as the same number
+  of small commits (``write_deltalake(mode="append", partition_by=["day"])``,
+  zstd), then ``DeltaTable(uri).optimize.compact(target_size=128 MiB)``.
 
-On the local filesystem the dataset (and the Delta table) is built once and
-copied for each round, so every round starts from the same files. Throughput
-is the input's stored MiB per wall second (deltalake: its own input files'
-bytes; the rows are the same). Ratios are aiolode's throughput over the
-anchor's, per round, median over rounds (spread min-max).
+On the local filesystem the dataset and the Delta table are built once and
+copied (``shutil.copytree``) for each round, so every round starts from the
+same files. Throughput is the input's stored MiB per wall second (deltalake:
+its own input files' bytes; the rows are the same). Ratios are aiolode's
+throughput over the anchor's, per round, median over rounds (spread min-max).
 
 Also printed: files before and after, the store calls of the compaction,
-``to_arrow_dataset().to_table()`` time before and after it, and the peak RSS
-growth during each rewrite (psutil, sampled every 5 ms, over the RSS just
-before it) next to the biggest group's stored bytes and its Arrow size.
+``to_arrow_dataset().to_table()`` time before and after it (in this process),
+and each rewrite's peak RSS growth (the child's ``VmHWM``, reset after setup,
+minus its RSS then) next to the biggest group's stored bytes and Arrow size.
 
-S3 runs against the moto server (a subprocess, serialising requests), one
-round. deltalake is not run there: its appends to moto cost about as much as
-the whole local run, and moto's serialising server measures itself more than
-the writer.
+S3 runs against the moto server (a subprocess that serialises requests) with
+``--s3-appends`` appends (default 500: every request to moto costs ~1 ms of
+its Python, so 2,000 files there would take several minutes per rewrite), one
+round. deltalake is not run there: its 500 appends to moto alone take longer
+than the local run, and moto measures itself more than the writer.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_compact.py [--quick] [--stores file,s3]
-        [--appends 2000] [--rows 500] [--rounds 3]
+        [--appends 2000] [--s3-appends 500] [--rows 500] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
 import aiolode
 from aiolode.testing import CountingStore
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -72,7 +75,14 @@ MiB = 1 << 20
 DAYS = ("2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04")
 TARGET = 128 * MiB
 NAME = "ev"
-WRITERS = 8  # concurrent appenders while building (group commit; not timed)
+BUCKET = "bench-compact"
+WRITERS = 8  # concurrent appenders while building (not timed)
+LABELS = {
+    "aiolode": "aiolode `ds.compact()`",
+    "raw": "raw pyarrow.dataset read + write_table per day",
+    "raw1": "raw file-by-file read_table + write_table per day",
+    "delta": "deltalake `optimize.compact()`",
+}
 
 
 def med(values: list[float]) -> float:
@@ -101,44 +111,24 @@ def batch(i: int, rows: int) -> Any:
     )
 
 
-# ------------------------------------------------------------------ peak RSS
-class PeakRSS:
-    """Samples this process's RSS every 5 ms; ``peak`` is the growth over the start."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._stop = threading.Event()
-        self.base = 0
-        self.peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._proc.memory_info().rss - self.base)
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self._proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss - self.base)
-
-
-# ------------------------------------------------------------------- building
 def dataset(store: aiolode.Store) -> aiolode.Dataset:
     return aiolode.Dataset(
         NAME, store, codec=aiolode.Parquet(compression="zstd"), layout=aiolode.HiveLayout("day")
     )
 
 
-async def build_aiolode(store: aiolode.Store, tables: list[Any]) -> None:
+def open_store(where: dict[str, str]) -> aiolode.Store:
+    if "root" in where:
+        return aiolode.FileStore(where["root"])
+    return aiolode.S3Store(
+        BUCKET, where["prefix"], endpoint_url=where["url"], region_name="us-east-1"
+    )
+
+
+# ------------------------------------------------------------------- building
+async def build_memory(tables: list[Any]) -> aiolode.Dataset:
     """Every table as its own append (one small file each); WRITERS at a time."""
-    ds = dataset(store)
+    ds = dataset(aiolode.MemoryStore())
     await ds.write(tables[0])  # records the configuration
     todo = iter(tables[1:])
 
@@ -149,6 +139,7 @@ async def build_aiolode(store: aiolode.Store, tables: list[Any]) -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(WRITERS):
             tg.start_soon(writer)
+    return ds
 
 
 def _delta_props() -> Any:
@@ -157,41 +148,67 @@ def _delta_props() -> Any:
     return WriterProperties(compression="ZSTD")
 
 
-def build_delta(uri: str, tables: list[Any]) -> None:
-    from deltalake import write_deltalake
+def build_delta(uri: str, tables: list[Any]) -> int:
+    """The same small files as a Delta table, ``WRITERS`` files per commit.
 
-    for t in tables:
-        write_deltalake(
-            uri, t, mode="append", partition_by=["day"], writer_properties=_delta_props()
-        )
+    The first table goes through ``write_deltalake``; the others are written by
+    pyarrow (zstd, the day as the partition directory, as deltalake writes
+    them) and committed with ``create_write_transaction``, ``WRITERS`` at a
+    time: 2,000 one-file ``write_deltalake`` appends take about 5 minutes on a
+    loaded 2-core machine (7 commits/s). Returns the number of commits.
+    """
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable, write_deltalake
+    from deltalake.transaction import AddAction
+
+    write_deltalake(
+        uri, tables[0], mode="append", partition_by=["day"], writer_properties=_delta_props()
+    )
+    commits = 1
+    table = DeltaTable(uri)
+    pending: list[AddAction] = []
+    for i, t in enumerate(tables[1:], 1):
+        day = t["day"][0].as_py()
+        rel = f"day={day}/part-{i:05d}.zstd.parquet"
+        path = Path(uri) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(t.drop_columns(["day"]), path, compression="zstd")
+        st = path.stat()
+        stats = json.dumps({"numRecords": t.num_rows})
+        pending.append(AddAction(rel, st.st_size, {"day": day}, st.st_mtime_ns // 10**6, True, stats))
+        if len(pending) == WRITERS or i == len(tables) - 1:
+            table.create_write_transaction(
+                pending, mode="append", schema=table.schema(), partition_by=["day"]
+            )
+            commits += 1
+            pending = []
+    return commits
 
 
-async def input_files(store: aiolode.Store) -> tuple[dict[str, list[str]], int, int]:
-    """The live files per partition (keys, commit order), their bytes and rows."""
+async def describe(store: aiolode.Store) -> dict[str, Any]:
+    """The live files per day (keys in commit order), their bytes and rows."""
     files = await dataset(store).files()
     by_day: dict[str, list[str]] = {}
+    day_bytes: dict[str, int] = {}
     for df in files:
-        by_day.setdefault(df.file.partition["day"], []).append(df.file.key)
-    size = sum(df.file.size for df in files)
-    rows = sum(df.file.row_count or 0 for df in files)
-    return by_day, size, rows
-
-
-# ------------------------------------------------------------------ the rewrites
-class Result:
-    def __init__(self, seconds: float, bytes_in: int, rss: int, **extra: Any) -> None:
-        self.seconds = seconds
-        self.bytes_in = bytes_in
-        self.rss = rss
-        self.extra = extra
-
-    @property
-    def mibs(self) -> float:
-        return self.bytes_in / MiB / self.seconds
+        day = df.file.partition["day"]
+        by_day.setdefault(day, []).append(df.file.key)
+        day_bytes[day] = day_bytes.get(day, 0) + df.file.size
+    _, rows, idsum = await read_all(store)
+    commits = {s.id.split("-")[0] async for s in dataset(store).snapshots()}
+    return {
+        "commits": len(commits),
+        "by_day": by_day,
+        "size": sum(day_bytes.values()),
+        "rows": rows,
+        "idsum": idsum,
+        "files": len(files),
+        "day_bytes": day_bytes,
+    }
 
 
 async def read_all(store: aiolode.Store) -> tuple[float, int, int]:
-    """``to_arrow_dataset().to_table()``: seconds, rows, sum of ids."""
+    """``to_arrow_dataset().to_table()`` on a fresh Dataset: seconds, rows, sum of ids."""
     import pyarrow.compute as pc
 
     ds = dataset(store)
@@ -202,14 +219,28 @@ async def read_all(store: aiolode.Store) -> tuple[float, int, int]:
     return took, table.num_rows, pc.sum(table["id"]).as_py()
 
 
-async def run_aiolode(store: aiolode.Store) -> Result:
-    counting = CountingStore(store)
-    ds = dataset(counting)
-    with PeakRSS() as rss, counting.measure() as m:
-        t0 = time.perf_counter()
-        report = await ds.compact()
-        took = time.perf_counter() - t0
-    return Result(took, report.bytes_in, rss.peak, report=report, calls=m.counts)
+# -------------------------------------------------- the rewrites (child process)
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_peak() -> int:
+    """Reset the kernel's high-water mark (VmHWM) to now; the RSS now."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _rss()
+
+
+def _peak() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _fsync(path: str) -> None:
@@ -221,9 +252,9 @@ def _fsync(path: str) -> None:
 
 
 def raw_rewrite(
-    fs: Any, paths: dict[str, list[str]], out: Callable[[str], str], threaded: bool, durable: bool
+    fs: Any, paths: dict[str, list[str]], out: dict[str, str], threaded: bool, durable: bool
 ) -> tuple[int, int]:
-    """Per partition: read its files, write one file. Returns (biggest Arrow bytes, rows)."""
+    """Per day: read its files, write one file. Returns (biggest Arrow bytes, rows)."""
     import pyarrow as pa
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
@@ -234,149 +265,201 @@ def raw_rewrite(
             table = pads.dataset(files, format="parquet", filesystem=fs).to_table()
         else:
             table = pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
-        target = out(day)
-        pq.write_table(table, target, filesystem=fs, compression="zstd")
+        pq.write_table(table, out[day], filesystem=fs, compression="zstd")
         if durable:
-            _fsync(target)
-            _fsync(os.path.dirname(target))
+            _fsync(out[day])
+            _fsync(os.path.dirname(out[day]))
         biggest = max(biggest, table.nbytes)
         rows += table.num_rows
     return biggest, rows
 
 
-async def run_raw(
-    store: aiolode.Store, by_day: dict[str, list[str]], size: int, threaded: bool, tag: str
-) -> Result:
-    arrow = await store.arrow_filesystem()
-    assert arrow is not None
-    durable = isinstance(store, aiolode.FileStore)
-    paths = {d: [arrow.path(k) for k in keys] for d, keys in by_day.items()}
-    if durable:
-        Path(arrow.path(f"raw-{tag}")).mkdir()
+async def child_aiolode(spec: dict[str, Any]) -> dict[str, Any]:
+    async with open_store(spec["where"]) as store:
+        counting = CountingStore(store)
+        ds = dataset(counting)
+        base = _reset_peak()
+        with counting.measure() as m:
+            t0 = time.perf_counter()
+            report = await ds.compact()
+            took = time.perf_counter() - t0
+        peak = _peak()
+    return {
+        "seconds": took,
+        "bytes_in": report.bytes_in,
+        "rss": peak - base,
+        "groups": report.groups,
+        "rows": report.rows,
+        "bytes_out": report.bytes_out,
+        "written": len(report.written),
+        "calls": m.counts.nonzero(),
+    }
 
-    def out(day: str) -> str:
-        return arrow.path(f"raw-{tag}/{day}.parquet")
 
-    with PeakRSS() as rss:
+async def child_raw(spec: dict[str, Any]) -> dict[str, Any]:
+    async with open_store(spec["where"]) as store:
+        arrow = await store.arrow_filesystem()
+        assert arrow is not None
+        durable = "root" in spec["where"]
+        tag = spec["tag"]
+        paths = {d: [arrow.path(k) for k in keys] for d, keys in spec["by_day"].items()}
+        out = {d: arrow.path(f"raw-{tag}/{d}.parquet") for d in paths}
+        if durable:
+            Path(arrow.path(f"raw-{tag}")).mkdir()
+        base = _reset_peak()
         t0 = time.perf_counter()
         biggest, rows = await anyio.to_thread.run_sync(
-            raw_rewrite, arrow.filesystem, paths, out, threaded, durable
+            raw_rewrite, arrow.filesystem, paths, out, spec["threaded"], durable
         )
         took = time.perf_counter() - t0
-    return Result(took, size, rss.peak, arrow_bytes=biggest, rows=rows)
+        peak = _peak()
+    assert rows == spec["rows"], (rows, spec["rows"])
+    return {
+        "seconds": took,
+        "bytes_in": spec["size"],
+        "rss": peak - base,
+        "arrow_bytes": biggest,
+    }
 
 
-def _removed_bytes(metrics: dict[str, Any]) -> int:
-    """The input bytes in optimize's metrics (a JSON string or a mapping)."""
-    import json
+def child_delta(spec: dict[str, Any]) -> dict[str, Any]:
+    import json as _json
 
-    removed = metrics["filesRemoved"]
-    if isinstance(removed, str):
-        removed = json.loads(removed)
-    return int(removed["totalSize"])
-
-
-def delta_compact(uri: str) -> Result:
     from deltalake import DeltaTable
 
-    with PeakRSS() as rss:
-        t0 = time.perf_counter()
-        metrics = DeltaTable(uri).optimize.compact(
-            target_size=TARGET, writer_properties=_delta_props()
-        )
-        took = time.perf_counter() - t0
-    return Result(
-        took,
-        _removed_bytes(metrics),
-        rss.peak,
-        added=metrics["numFilesAdded"],
-        removed=metrics["numFilesRemoved"],
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    metrics = DeltaTable(spec["uri"]).optimize.compact(
+        target_size=TARGET, writer_properties=_delta_props()
     )
+    took = time.perf_counter() - t0
+    peak = _peak()
+    removed = metrics["filesRemoved"]
+    if isinstance(removed, str):
+        removed = _json.loads(removed)
+    return {
+        "seconds": took,
+        "bytes_in": int(removed["totalSize"]),
+        "rss": peak - base,
+        "added": metrics["numFilesAdded"],
+        "removed": metrics["numFilesRemoved"],
+    }
+
+
+def child(spec_path: str) -> None:
+    # Everything the rewrites import, before any clock starts.
+    import deltalake  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    spec = json.loads(Path(spec_path).read_text())
+    kind = spec["kind"]
+    if kind == "aiolode":
+        result = anyio.run(child_aiolode, spec)
+    elif kind in ("raw", "raw1"):
+        result = anyio.run(child_raw, spec)
+    else:
+        result = child_delta(spec)
+    print(json.dumps(result))
+
+
+async def run_child(tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    path = tmp / f"spec-{spec['kind']}-{spec.get('tag', '')}.json"
+    path.write_text(json.dumps(spec))
+    proc = await anyio.run_process(
+        [sys.executable, __file__, "--child", str(path)], check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{spec['kind']} child failed ({proc.returncode}):\n{proc.stderr.decode()[-4000:]}"
+        )
+    result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 # --------------------------------------------------------------------- rounds
-def fmt_calls(counts: Any) -> str:
-    return ", ".join(f"{op} {n}" for op, n in counts.nonzero().items())
+async def one_rewrite(
+    tmp: Path, name: str, where: dict[str, str], meta: dict[str, Any], tag: str
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"kind": name, "where": where, "tag": tag}
+    if name in ("raw", "raw1"):
+        spec |= {
+            "by_day": meta["by_day"],
+            "size": meta["size"],
+            "rows": meta["rows"],
+            "threaded": name == "raw",
+        }
+    elif name == "delta":
+        spec["uri"] = where["delta"]
+    return await run_child(tmp, spec)
 
 
-async def round_file(
-    tmp: Path, r: int, order: list[str], meta: dict[str, Any], results: dict[str, list[Result]]
-) -> None:
-    src = tmp / f"round{r}"
-    await anyio.to_thread.run_sync(shutil.copytree, tmp / "template", src)
-    async with aiolode.FileStore(src / "aiolode") as store:
-        before = await read_all(store)
-        for name in order:
-            if name == "aiolode":
-                res = await run_aiolode(store)
-            elif name == "raw":
-                res = await run_raw(store, meta["by_day"], meta["size"], True, f"t{r}")
-            elif name == "raw1":
-                res = await run_raw(store, meta["by_day"], meta["size"], False, f"s{r}")
-            else:
-                res = await anyio.to_thread.run_sync(delta_compact, str(src / "delta"))
-            results.setdefault(name, []).append(res)
-        after = await read_all(store)
-        await check(store, before, after, results["aiolode"][-1], meta)
-    results.setdefault("read_before", []).append(Result(before[0], 0, 0))
-    results.setdefault("read_after", []).append(Result(after[0], 0, 0))
-    await anyio.to_thread.run_sync(shutil.rmtree, src)
-
-
-async def check(
-    store: aiolode.Store,
-    before: tuple[float, int, int],
-    after: tuple[float, int, int],
-    res: Result,
-    meta: dict[str, Any],
-) -> None:
+async def check(store: aiolode.Store, before: Any, after: Any, res: Any, meta: Any) -> None:
     """The compaction kept every row and left one file per day."""
     assert before[1:] == after[1:] == (meta["rows"], meta["idsum"]), (before, after)
-    report = res.extra["report"]
-    assert report.rows == meta["rows"], report
-    assert report.groups == len(DAYS), report
+    assert res["rows"] == meta["rows"], res
+    assert res["groups"] == len(meta["by_day"]), res
     files = await dataset(store).files()
-    assert len(files) == len(DAYS), len(files)
-    res.extra["files_after"] = len(files)
+    assert len(files) == len(meta["by_day"]), len(files)
+    res["files_after"] = len(files)
 
 
-def biggest_group(meta: dict[str, Any]) -> int:
-    return max(meta["day_bytes"].values())
+async def rounds(
+    tmp: Path,
+    where_of: Any,
+    names: list[str],
+    n: int,
+    meta: dict[str, Any],
+) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {}
+    for r in range(n):
+        where = await where_of(r)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        async with open_store(where) as store:
+            before = await read_all(store)
+            for name in order:
+                res = await one_rewrite(tmp, name, where, meta, f"{name}{r}")
+                results.setdefault(name, []).append(res)
+            after = await read_all(store)
+            await check(store, before, after, results["aiolode"][-1], meta)
+        results.setdefault("read", []).append({"before": before[0], "after": after[0]})
+        if "root" in where:
+            await anyio.to_thread.run_sync(shutil.rmtree, Path(where["root"]).parent)
+    return results
 
 
 async def bench_file(args: argparse.Namespace, tables: list[Any], out: list[str]) -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmpdir:
         tmp = Path(tmpdir)
-        (tmp / "template" / "aiolode").mkdir(parents=True)
+        template = tmp / "template"
+        (template / "aiolode").mkdir(parents=True)
         t0 = time.perf_counter()
-        async with aiolode.FileStore(tmp / "template" / "aiolode") as store:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(
-                    anyio.to_thread.run_sync, build_delta, str(tmp / "template" / "delta"), tables
-                )
-                await build_aiolode(store, tables)
-            meta = await describe(store)
+        delta_commits = 0
+
+        async def delta() -> None:
+            nonlocal delta_commits
+            uri = str(template / "delta")
+            delta_commits = await anyio.to_thread.run_sync(build_delta, uri, tables)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(delta)
+            mem = await build_memory(tables)
+            async with aiolode.FileStore(template / "aiolode") as fs:
+                await aiolode.copy_dataset(mem, fs, concurrency=16)
+                meta = await describe(fs)
         built = time.perf_counter() - t0
-        results: dict[str, list[Result]] = {}
-        names = ["aiolode", "raw", "raw1", "delta"]
-        for r in range(args.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            await round_file(tmp, r, order, meta, results)
-    report(out, "local filesystem (FileStore)", args, meta, results, built)
+        meta["delta_commits"] = delta_commits
 
+        async def where_of(r: int) -> dict[str, str]:
+            dst = tmp / f"round{r}"
+            await anyio.to_thread.run_sync(shutil.copytree, template, dst)
+            return {"root": str(dst / "aiolode"), "delta": str(dst / "delta")}
 
-async def describe(store: aiolode.Store) -> dict[str, Any]:
-    by_day, size, rows = await input_files(store)
-    sizes = {df.file.key: df.file.size for df in await dataset(store).files()}
-    _, _, idsum = await read_all(store)
-    return {
-        "by_day": by_day,
-        "size": size,
-        "rows": rows,
-        "idsum": idsum,
-        "files": sum(len(v) for v in by_day.values()),
-        "day_bytes": {d: sum(sizes[k] for k in keys) for d, keys in by_day.items()},
-    }
+        results = await rounds(
+            tmp, where_of, ["aiolode", "raw", "raw1", "delta"], args.rounds, meta
+        )
+    report(out, "local filesystem (FileStore)", args.appends, args, meta, results, built)
 
 
 async def bench_s3(args: argparse.Namespace, tables: list[Any], out: list[str]) -> None:
@@ -384,106 +467,99 @@ async def bench_s3(args: argparse.Namespace, tables: list[Any], out: list[str]) 
 
     from aiolode.testing.moto_server import run_moto_server
 
-    with run_moto_server() as url:
+    tables = tables[: args.s3_appends]
+    with run_moto_server() as url, tempfile.TemporaryDirectory() as tmpdir:
         admin = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-        await anyio.to_thread.run_sync(lambda: admin.create_bucket(Bucket="bench-compact"))
-        async with aiolode.S3Store(
-            "bench-compact", "ev", endpoint_url=url, region_name="us-east-1"
-        ) as store:
-            t0 = time.perf_counter()
-            await build_aiolode(store, tables)
-            built = time.perf_counter() - t0
+        await anyio.to_thread.run_sync(lambda: admin.create_bucket(Bucket=BUCKET))
+        t0 = time.perf_counter()
+        mem = await build_memory(tables)
+        where = {"url": url, "prefix": "ev"}
+        async with open_store(where) as store:
+            await aiolode.copy_dataset(mem, store, concurrency=16)
             meta = await describe(store)
-            results: dict[str, list[Result]] = {}
-            before = await read_all(store)
-            for name in ("raw", "raw1", "aiolode"):
-                if name == "aiolode":
-                    res = await run_aiolode(store)
-                else:
-                    res = await run_raw(store, meta["by_day"], meta["size"], name == "raw", name)
-                results.setdefault(name, []).append(res)
-            after = await read_all(store)
-            await check(store, before, after, results["aiolode"][-1], meta)
-            results["read_before"] = [Result(before[0], 0, 0)]
-            results["read_after"] = [Result(after[0], 0, 0)]
-    report(out, "S3 (moto server, serialising)", args, meta, results, built)
+        built = time.perf_counter() - t0
+
+        async def where_of(r: int) -> dict[str, str]:
+            assert r == 0  # the compaction is done after one round: no copies here
+            return where
+
+        results = await rounds(Path(tmpdir), where_of, ["raw", "raw1", "aiolode"], 1, meta)
+    report(out, "S3 (moto server, serialising)", len(tables), args, meta, results, built)
 
 
 # -------------------------------------------------------------------- report
 def report(
     out: list[str],
     where: str,
+    appends: int,
     args: argparse.Namespace,
     meta: dict[str, Any],
-    results: dict[str, list[Result]],
+    results: dict[str, list[dict[str, Any]]],
     built: float,
 ) -> None:
+    def mibs(x: dict[str, Any]) -> float:
+        return float(x["bytes_in"]) / MiB / float(x["seconds"])
+
     ours = results["aiolode"]
-    n = len(ours)
     lines = [
         f"### {where}\n",
-        f"{meta['files']:,} input files ({args.appends:,} appends of {args.rows} rows, "
-        f"{len(DAYS)} days), {meta['size'] / MiB:.1f} MiB stored, {meta['rows']:,} rows "
-        f"(built in {built:.0f} s, not timed). {n} round(s); median (spread min-max).\n",
+        f"{meta['files']:,} input files ({appends:,} appends of {args.rows} rows over "
+        f"{len(DAYS)} days, {meta['commits']:,} commits), {meta['size'] / MiB:.1f} MiB stored, "
+        f"{meta['rows']:,} rows "
+        f"(built in {built:.0f} s, not timed). {len(ours)} round(s); median (spread min-max).\n",
         "| rewrite | seconds | MiB/s | aiolode / this (throughput) | peak RSS growth (MiB) |",
         "|---|---|---|---|---|",
     ]
-    labels = {
-        "aiolode": "aiolode `ds.compact()`",
-        "raw": "raw pyarrow.dataset read + write_table per day",
-        "raw1": "raw file-by-file read_table + write_table per day",
-        "delta": "deltalake `optimize.compact()`",
-    }
-    for name in ("aiolode", "raw", "raw1", "delta"):
+    for name, label in LABELS.items():
         if name not in results:
             continue
         rs = results[name]
-        secs = [x.seconds for x in rs]
-        mibs = [x.mibs for x in rs]
-        ratios = [a.mibs / x.mibs for a, x in zip(ours, rs, strict=True)]
+        secs = [x["seconds"] for x in rs]
+        speeds = [mibs(x) for x in rs]
+        ratios = [mibs(a) / mibs(x) for a, x in zip(ours, rs, strict=True)]
         ratio = "1.00x" if name == "aiolode" else f"{med(ratios):.2f}x ({spread(ratios)})"
-        rss = [x.rss / MiB for x in rs]
+        rss = [x["rss"] / MiB for x in rs]
         lines.append(
-            f"| {labels[name]} | {med(secs):.2f} ({spread(secs)}) "
-            f"| {med(mibs):.1f} ({spread(mibs, '.1f')}) | {ratio} | {med(rss):.0f} "
-            f"({spread(rss, '.0f')}) |"
+            f"| {label} | {med(secs):.2f} ({spread(secs)}) "
+            f"| {med(speeds):.1f} ({spread(speeds, '.1f')}) | {ratio} "
+            f"| {med(rss):.0f} ({spread(rss, '.0f')}) |"
         )
     last = ours[-1]
-    rep = last.extra["report"]
-    rb = [x.seconds for x in results["read_before"]]
-    ra = [x.seconds for x in results["read_after"]]
-    speed = [b / a for b, a in zip(rb, ra, strict=True)]
-    arrow = max(x.extra["arrow_bytes"] for x in results["raw"])
+    calls = last["calls"]
+    rb = [x["before"] for x in results["read"]]
+    ra = [x["after"] for x in results["read"]]
+    speedup = [b / a for b, a in zip(rb, ra, strict=True)]
+    arrow = max(x["arrow_bytes"] for x in results["raw"])
     lines += [
         "",
-        f"- Files: {meta['files']:,} before, {last.extra['files_after']} after "
-        f"({rep.groups} groups; {rep.bytes_in / MiB:.1f} MiB in, {rep.bytes_out / MiB:.1f} MiB "
-        "out).",
-        f"- Store calls of the compaction: {last.extra['calls'].total_calls:,} "
-        f"({fmt_calls(last.extra['calls'])}).",
-        f"- `to_arrow_dataset().to_table()`: {med(rb):.2f} s before ({spread(rb)}), "
-        f"{med(ra):.2f} s after ({spread(ra)}): {med(speed):.1f}x faster.",
-        f"- Memory: the biggest group is {biggest_group(meta) / MiB:.1f} MiB stored, "
-        f"{arrow / MiB:.1f} MiB as Arrow; the compaction's peak RSS growth "
-        f"{med([x.rss / MiB for x in ours]):.0f} MiB (raw pyarrow.dataset rewrite: "
-        f"{med([x.rss / MiB for x in results['raw']]):.0f} MiB).",
+        f"- Files: {meta['files']:,} before, {last['files_after']} after ({last['groups']} "
+        f"groups; {last['bytes_in'] / MiB:.1f} MiB in, {last['bytes_out'] / MiB:.1f} MiB out).",
+        f"- Store calls of the compaction: {sum(calls.values()):,} ("
+        + ", ".join(f"{op} {n:,}" for op, n in calls.items())
+        + ").",
+        f"- `to_arrow_dataset().to_table()` on a fresh Dataset: {med(rb):.2f} s before "
+        f"({spread(rb)}), {med(ra):.2f} s after ({spread(ra)}): {med(speedup):.1f}x "
+        f"({spread(speedup, '.1f')}).",
+        f"- Memory: the biggest group is {max(meta['day_bytes'].values()) / MiB:.1f} MiB "
+        f"stored, {arrow / MiB:.1f} MiB as Arrow.",
     ]
     if "delta" in results:
         d = results["delta"][-1]
         lines.append(
-            f"- deltalake: {d.extra['removed']:,} files removed, {d.extra['added']} added, "
-            f"{d.bytes_in / MiB:.1f} MiB in."
+            f"- deltalake: the same {meta['files']:,} files in {meta['delta_commits']:,} "
+            f"commits; {d['removed']:,} files removed, {d['added']} added, "
+            f"{d['bytes_in'] / MiB:.1f} MiB in."
         )
     out.append("\n".join(lines) + "\n")
     print(out[-1], flush=True)
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    tables = [batch(i, args.rows) for i in range(args.appends)]
+    tables = [batch(i, args.rows) for i in range(max(args.appends, args.s3_appends))]
     out: list[str] = []
     stores = args.stores.split(",")
     if "file" in stores:
-        await bench_file(args, tables, out)
+        await bench_file(args, tables[: args.appends], out)
     if "s3" in stores:
         await bench_s3(args, tables, out)
 
@@ -493,11 +569,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--stores", default="file,s3", help="comma-separated: file, s3")
     parser.add_argument("--appends", type=int, default=None)
+    parser.add_argument("--s3-appends", type=int, default=None)
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
     if args.appends is None:
-        args.appends = 80 if args.quick else 2000
+        args.appends = 40 if args.quick else 2000
+    if args.s3_appends is None:
+        args.s3_appends = 24 if args.quick else 500
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     print("## Compaction\n", flush=True)
