@@ -19,6 +19,7 @@ from aiolode.testing import (
     Hook,
     LoseAck,
     Rule,
+    seal_document,
 )
 
 from .conftest import assert_same_dataset, events, history, rows_by_snapshot, write_events
@@ -279,7 +280,7 @@ async def test_another_incarnation_is_refused(memory: aiolode.MemoryStore) -> No
         # Same name, created independently, no commit yet: another descriptor.
         doc = json.loads(await memory.get("datasets/events/_dataset.json"))
         doc["incarnation"] = "f" * 32
-        await dst_store.put("datasets/events/_dataset.json", json.dumps(doc).encode())
+        await dst_store.put("datasets/events/_dataset.json", seal_document(doc))
         with pytest.raises(aiolode.SnapshotConflictError, match="incarnation"):
             await aiolode.copy_dataset(src, dst_store)
         assert not await dst_store.exists("datasets/events/_log/0000000000000001.json")

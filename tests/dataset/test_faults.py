@@ -11,7 +11,15 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
-from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Hook, LoseAck, Rule
+from aiolode.testing import (
+    CountingStore,
+    Fail,
+    FaultInjectingStore,
+    Hook,
+    LoseAck,
+    Rule,
+    seal_document,
+)
 
 FAST = aiolode.Retry(attempts=6, base_delay=0.0, max_delay=0.0)
 
@@ -248,7 +256,7 @@ async def test_a_lying_hint_never_creates_a_gap(claimed: int) -> None:
     s1 = await Dataset("d", mem).write(b"a")
     doc = json.loads(await mem.get("datasets/d/_log/0000000000000001.json"))
     doc["seq"] = claimed
-    await mem.put("datasets/d/_log/_latest.json", json.dumps(doc).encode(), mode="overwrite")
+    await mem.put("datasets/d/_log/_latest.json", seal_document(doc), mode="overwrite")
     assert (await Dataset("d", mem).latest()).id == s1.id
     s2 = await Dataset("d", mem).write(b"b")
     assert s2.id == "0000000000000002-0000"

@@ -168,7 +168,7 @@ async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:
     one["snapshots"] = [
         {**one["snapshots"][0], "snapshot_id": "0000000000000001-0000", "parent_id": None}
     ]
-    await memory.put(prefix + "0000000000000001.json", json.dumps(one).encode())
+    await memory.put(prefix + "0000000000000001.json", seal_document(one))
     await memory.put(
         prefix + "0000000000000002.json", (DATA / "dataset-commit-v2.json").read_bytes()
     )
@@ -183,7 +183,7 @@ async def test_dataset_reads_golden_v2_log(memory: aiolode.MemoryStore) -> None:
     # A partition manifest that disagrees with its summary is refused.
     bad = json.loads((DATA / "dataset-partition-v1.json").read_bytes())
     bad["partition"] = {"day": "2024-05-02", "source": "web/a"}
-    await memory.put(_PKEY, json.dumps(bad).encode(), mode="overwrite")
+    await memory.put(_PKEY, seal_document(bad), mode="overwrite")
     with pytest.raises(aiolode.ManifestFormatError) as ei:
         await Dataset("events", memory).latest()
     assert ei.value.key == _PKEY
@@ -202,7 +202,7 @@ async def test_dataset_reads_golden_log(tmp_path: Path) -> None:
     one["snapshots"] = [
         {**one["snapshots"][0], "snapshot_id": "0000000000000001-0000", "parent_id": None}
     ]
-    await mem.put(prefix + "0000000000000001.json", json.dumps(one).encode())
+    await mem.put(prefix + "0000000000000001.json", seal_document(one))
     await mem.put(prefix + "0000000000000002.json", rec)
     ds = Dataset("events", mem)
     latest = await ds.latest()

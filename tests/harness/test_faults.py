@@ -19,7 +19,7 @@ from harness._common import SLOT, block_bytes, check_dataset, check_volume, make
 
 import aiolode
 from aiolode.store import WrapperStore
-from aiolode.testing import FaultInjectingStore, LoseAck, Rule, Truncate
+from aiolode.testing import FaultInjectingStore, LoseAck, Rule, Truncate, seal_document
 from harness import faults
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ async def test_a_lying_hint_never_creates_a_gap() -> None:
     # The hint format is a copy of a record: record 1, claiming to be record 5.
     doc = json.loads(await raw.get("datasets/h/_log/0000000000000001.json"))
     doc["seq"] = 5
-    await raw.put("datasets/h/_log/_latest.json", json.dumps(doc).encode(), mode="overwrite")
+    await raw.put("datasets/h/_log/_latest.json", seal_document(doc), mode="overwrite")
     s2 = await make_dataset(raw, cfg).write(faults.payload("b", 10), {"tag": "b", "n": 10})
     bad = await check_dataset(raw, cfg, acked={s1.id: "a", s2.id: "b"}, attempted={"a", "b"})
     assert bad == [], bad

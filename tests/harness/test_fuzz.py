@@ -23,6 +23,7 @@ import aiolode
 from aiolode import ProblemKind, verify_dataset, verify_volume
 from aiolode.layout import stringify_partition_value
 from aiolode.manifest._metadata import freeze
+from aiolode.testing import seal_document
 from aiolode.testing import strategies as lst
 
 from .conftest import FUZZ_EXAMPLES
@@ -330,7 +331,7 @@ async def test_an_empty_commit_record_is_a_typed_error() -> None:
     store, ids, key = await _two_snapshots()
     doc = json.loads(await store.get(key))
     doc["snapshots"] = []
-    await store.put(key, json.dumps(doc).encode(), mode="overwrite")
+    await store.put(key, seal_document(doc), mode="overwrite")
     await store.delete("datasets/d/_log/_latest.json")
     errors = await _exercise_dataset(store, ids)
     assert errors  # the damage is visible to readers, as typed errors only

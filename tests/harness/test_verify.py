@@ -13,7 +13,7 @@ from harness._common import CONFIGS, SLOT, block_bytes, make_dataset, payload, r
 import aiolode
 from aiolode import Problem, ProblemKind, VerifyReport, verify_dataset, verify_volume
 from aiolode._history._log import HINT_SCHEMA, LWM_SCHEMA, encode_pointer
-from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Rule
+from aiolode.testing import CountingStore, Fail, FaultInjectingStore, Rule, seal_document
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -40,7 +40,7 @@ async def _edit(store: aiolode.Store, key: str, fn: Callable[[dict[str, Any]], o
     """Rewrite the JSON document at ``key`` in place (bypassing every writer check)."""
     doc = json.loads(await store.get(key))
     fn(doc)
-    await store.put(key, json.dumps(doc).encode(), mode="overwrite")
+    await store.put(key, seal_document(doc), mode="overwrite")
 
 
 # ----------------------------------------------------------------------- dataset
@@ -412,7 +412,7 @@ async def _segment_of(store: aiolode.Store, seq: int, index: int = 0) -> str:
     key = f"volumes/v/_log/{seq:020d}.json"
     root = json.loads(await store.get(key))
     root["segments"][index]["digest"] = None
-    await store.put(key, json.dumps(root).encode(), mode="overwrite")
+    await store.put(key, seal_document(root), mode="overwrite")
     return str(root["segments"][index]["key"])
 
 
@@ -564,10 +564,10 @@ async def test_roots_of_both_formats_verify() -> None:
     assert root1["metadata"] == {"at": {"$datetime": "2026-11-30T00:00:00+00:00"}}
     assert (await _verify_v(store)).ok
     root1["format_version"] = 1  # read literally: a mapping with a "$datetime" key
-    await store.put(key1, json.dumps(root1).encode(), mode="overwrite")
+    await store.put(key1, seal_document(root1), mode="overwrite")
     assert (await _verify_v(store)).ok
     root1["format_version"] = 3
-    await store.put(key1, json.dumps(root1).encode(), mode="overwrite")
+    await store.put(key1, seal_document(root1), mode="overwrite")
     (problem,) = (await _verify_v(store)).problems
     assert (problem.kind, problem.key) == (ProblemKind.INVALID_RECORD, key1)
 
@@ -605,7 +605,7 @@ async def test_legacy_block_names_still_verify() -> None:
     seg = json.loads(await store.get(seg_key))
     old = seg["names"][0]
     seg["names"][0] = old.split("-")[1]
-    await store.put(seg_key, json.dumps(seg).encode(), mode="overwrite")
+    await store.put(seg_key, seal_document(seg), mode="overwrite")
     data = await store.get(f"volumes/v/blocks/{old}")
     await store.put(f"volumes/v/blocks/{seg['names'][0]}", data)
     await store.delete(f"volumes/v/blocks/{old}")
@@ -628,8 +628,8 @@ async def test_two_entries_naming_one_block_must_agree() -> None:
     await store.put(f"volumes/v/blocks/{legacy}", block_bytes(0, SLOT))
     a["names"][0] = legacy
     b["names"][0] = legacy
-    await store.put(first, json.dumps(a).encode(), mode="overwrite")
-    await store.put(second, json.dumps(b).encode(), mode="overwrite")
+    await store.put(first, seal_document(a), mode="overwrite")
+    await store.put(second, seal_document(b), mode="overwrite")
     report = await _verify_v(store, snapshot_id="00000000000000000003")
     assert any(
         p.kind is ProblemKind.INVALID_RECORD and "two segments" in p.message
