@@ -36,7 +36,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, TypeAlias, TypeVar, final
 
 import anyio
 import attrs
@@ -144,7 +144,7 @@ class Action:
     """Base of the fault actions. Use the concrete ones below."""
 
     #: Operations the action can act on (``None``: all).
-    supported_ops: tuple[Op, ...] | None = None
+    supported_ops: ClassVar[tuple[Op, ...] | None] = None
 
 
 @attrs.frozen
@@ -236,7 +236,7 @@ class Truncate(Action):
     with ``keep=None``, after half of its first chunk.
     """
 
-    supported_ops: tuple[Op, ...] | None = READ_OPS
+    supported_ops: ClassVar[tuple[Op, ...] | None] = READ_OPS
     keep: int | None = attrs.field(default=None, validator=_check_keep)
 
 
@@ -254,7 +254,7 @@ class Corrupt(Action):
     when ``bits`` exceeds the number of bits read.
     """
 
-    supported_ops: tuple[Op, ...] | None = READ_OPS
+    supported_ops: ClassVar[tuple[Op, ...] | None] = READ_OPS
     bits: int = attrs.field(default=1, validator=_check_bits)
 
 
