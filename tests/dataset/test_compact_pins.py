@@ -8,7 +8,6 @@ into a failure that asks for the mark to be removed.
 from __future__ import annotations
 
 import anyio
-import pytest
 
 import aiolode
 from aiolode import Dataset
@@ -17,12 +16,6 @@ from aiolode.testing import Call, FaultInjectingStore, Hook, Rule
 BIG = 1 << 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compact() reads its input files one at a time (a sequential get per small "
-    "file): on an object store its wall time is (files x round-trip latency), e.g. "
-    "2,000 files x 20 ms = 40 s for ~30 MiB, where a bounded concurrent read overlaps them",
-)
 async def test_compact_reads_its_input_files_concurrently() -> None:
     in_flight = 0
     most = 0
