@@ -1,9 +1,5 @@
-"""Costs of ``Dataset.compact()`` found by ``benchmarks/bench_compact.py``, pinned.
-
-Each test states the behaviour the library should have; it is marked
-``xfail(strict=True)`` while the library does otherwise, so the fix turns it
-into a failure that asks for the mark to be removed.
-"""
+"""Costs of ``Dataset.compact()`` found by ``benchmarks/bench_compact.py``
+(pinned as strict xfails until fixed; now regression tests)."""
 
 from __future__ import annotations
 
