@@ -67,8 +67,9 @@ def _row_wise(batch: list[Any]) -> Any:
         return ("error", str(exc), exc.field)
 
 
-def _fast(batch: list[Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+def _fast(batch: list[Any], monkeypatch: pytest.MonkeyPatch, slice_rows: int = 2048) -> Any:
     monkeypatch.setattr(_jsonl, "_COLUMNS_FROM", 1)
+    monkeypatch.setattr(_jsonl, "_SLICE", slice_rows)
     cols = _jsonl._scan_columns(batch, 3)
     return _row_wise(batch) if cols is None else cols
 
@@ -91,17 +92,18 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(batch=_HOSTILE)
-def test_column_scan_equals_row_scan(batch: list[Any]) -> None:
+@given(batch=_HOSTILE, slice_rows=st.sampled_from([1, 3, 2048]))
+def test_column_scan_equals_row_scan(batch: list[Any], slice_rows: int) -> None:
+    # Slices are scanned apart and folded: the same state as one row-wise pass.
     with pytest.MonkeyPatch.context() as mp:
-        assert _same(_row_wise(batch), _fast(batch, mp))
+        assert _same(_row_wise(batch), _fast(batch, mp, slice_rows))
 
 
 @settings(max_examples=60, deadline=None)
-@given(batch=json_records)
-def test_column_scan_equals_row_scan_on_valid_records(batch: list[Any]) -> None:
+@given(batch=json_records, slice_rows=st.sampled_from([2, 2048]))
+def test_column_scan_equals_row_scan_on_valid_records(batch: list[Any], slice_rows: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        assert _same(_row_wise(batch), _fast(batch, mp))
+        assert _same(_row_wise(batch), _fast(batch, mp, slice_rows))
 
 
 def _per_record(batch: list[Any]) -> bytes | None:
@@ -114,9 +116,14 @@ def _per_record(batch: list[Any]) -> bytes | None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(batch=_HOSTILE.filter(bool) | json_records.filter(bool))
-def test_one_dumps_call_gives_the_same_lines(batch: list[Any]) -> None:
-    fast = _jsonl._dump_lines(batch)
+@given(
+    batch=_HOSTILE.filter(bool) | json_records.filter(bool),
+    slice_rows=st.sampled_from([1, 3, 2048]),
+)
+def test_one_dumps_call_gives_the_same_lines(batch: list[Any], slice_rows: int) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_SLICE", slice_rows)
+        fast = _jsonl._dump_lines(batch)
     if fast is not None:
         assert fast == _per_record(batch)
 

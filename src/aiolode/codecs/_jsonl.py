@@ -232,6 +232,10 @@ def _scan(batch: list[Any], first: int) -> _Cols:
 _NoneType = type(None)
 #: Below this many records the row-wise scan is cheaper (fewer calls per column).
 _COLUMNS_FROM = 8
+#: Records per C-level pass of the fast paths: each call over this many small
+#: records takes well under a millisecond, so a worker thread encoding a huge
+#: batch hands the GIL back to the event loop between them.
+_SLICE = 2048
 #: Value types the column-wise scan handles with C-level min/max.
 _NUMBERS = frozenset({int, float})
 _TEXTS = frozenset({str, datetime})
@@ -241,27 +245,41 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
     """:func:`_scan` column by column, the fast way: ``None`` when it cannot tell.
 
     Each column's values are gathered with C-level calls (``map``, ``set``,
-    ``min``, ``max``) instead of a Python step per value. Only batches of plain
+    ``min``, ``max``) instead of a Python step per value, in slices of
+    :data:`_SLICE` records folded together (no single call holds the GIL long
+    enough to stall an event loop in another thread). Only batches of plain
     ``dict`` records with ``str`` keys take this path; a column of nested or
     unusual values is scanned by :func:`_scan` alone. Whenever a value might be
     refused, the answer is ``None`` and the caller runs :func:`_scan` over the
     whole batch, so errors (the first one in record order) and results are
     exactly :func:`_scan`'s.
     """
-    if len(batch) < _COLUMNS_FROM or set(map(type, batch)) != {dict}:
+    if len(batch) < _COLUMNS_FROM:
+        return None
+    cols: _Cols = {}
+    try:
+        for start in range(0, len(batch), _SLICE):
+            part = _scan_slice(batch[start : start + _SLICE], first + start)
+            if part is None:
+                return None
+            _fold(cols, part)
+    except SchemaViolationError:
+        return None  # _scan finds the first error in record order
+    return cols
+
+
+def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
+    if set(map(type, batch)) != {dict}:
         return None
     cols: _Cols = {}
     get = dict.get
-    try:
-        for k in dict.fromkeys(chain.from_iterable(batch)):
-            if type(k) is not str or not _encodable(k):
-                return None
-            c = _column(k, list(map(get, batch, repeat(k))), batch, first)
-            if c is None:
-                return None
-            cols[k] = c
-    except SchemaViolationError:
-        return None  # _scan finds the first error in record order
+    for k in dict.fromkeys(chain.from_iterable(batch)):
+        if type(k) is not str or not _encodable(k):
+            return None
+        c = _column(k, list(map(get, batch, repeat(k))), batch, first)
+        if c is None:
+            return None
+        cols[k] = c
     return cols
 
 
@@ -489,24 +507,29 @@ def _rows(records: Records) -> list[Any]:
 
 
 def _dump_lines(batch: list[Any]) -> bytes | None:
-    """The batch as JSON Lines from ONE orjson call (``None``: use one call per record).
+    """The batch as JSON Lines from one orjson call per :data:`_SLICE` records
+    (``None``: use one call per record).
 
-    Serialising the list costs a fraction of serialising each record apart (the
+    Serialising a list costs a fraction of serialising each record apart (the
     per-call overhead dominates small records). Each record is an object, so the
     array's elements are separated by ``},{``; when the text splits there into
-    exactly ``len(batch)`` pieces, none is inside a record (in a string or a
-    nested list of objects) and every one is a separator: joining the pieces
+    exactly as many pieces as records, none is inside a record (in a string or
+    a nested list of objects) and every one is a separator: joining the pieces
     with ``}\\n{`` gives byte for byte the lines one call per record would.
     """
-    try:
-        data = _dumps(batch, default=_default, option=_OPTS)
-    except (TypeError, ValueError):
-        return None  # the per-record path finds and names the culprit
-    parts = data[1:-1].split(b"},{")
-    if len(parts) != len(batch):
-        return None
-    parts[-1] += b"\n"
-    return b"}\n{".join(parts)
+    out: list[bytes] = []
+    for start in range(0, len(batch), _SLICE):
+        part = batch[start : start + _SLICE]
+        try:
+            data = _dumps(part, default=_default, option=_OPTS)
+        except (TypeError, ValueError):
+            return None  # the per-record path finds and names the culprit
+        pieces = data[1:-1].split(b"},{")
+        if len(pieces) != len(part):
+            return None
+        pieces[-1] += b"\n"
+        out.append(b"}\n{".join(pieces))
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 class _Batch:
