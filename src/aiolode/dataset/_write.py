@@ -380,7 +380,11 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         A record does not fit the codec or the layout.
     """
     assert spec.codec is not None
-    groups = await anyio.to_thread.run_sync(_split, spec.layout, records)
+    if spec.layout.partition_keys or is_arrow(records):
+        groups = await anyio.to_thread.run_sync(_split, spec.layout, records)
+    else:
+        # Nothing to split or read: one worker-thread hop (the encoding) is enough.
+        groups = [({}, records)] if records else []
     if not groups:
         return Prepared(files=[], row_count=0, schema=spec.schema)
     written: list[str] = []

@@ -1,0 +1,181 @@
+"""JSONL's fast paths (column-wise scan, one orjson call per batch) are exact:
+the same scan state, the same bytes and the same first error as the row-wise
+scan and one ``dumps`` per record, whatever the records hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiolode import JSONL, SchemaViolationError
+from aiolode.codecs import _jsonl
+
+from .strategies import json_records
+
+_VALUES = st.sampled_from(
+    [
+        None,
+        0,
+        -0.0,
+        1,
+        -5,
+        True,
+        False,
+        2**63 - 1,
+        -(2**63),
+        2**63,
+        -(2**63) - 1,
+        1.5,
+        1e308,
+        -1e308,
+        float("nan"),
+        float("inf"),
+        "",
+        "a",
+        "},{",
+        'x"},{"y',
+        "\u00e9",
+        "\ud800",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2023, 1, 1),
+        date(2024, 1, 1),
+        [1, 2],
+        [{"a": 1}, {"b": 2}],
+        {"x": 1},
+        {"k": [1, None]},
+        (1, 2),
+        b"x",
+        {1, 2},
+    ]
+)
+#: Records with clashing, hostile and nested values; keys shared across records.
+_HOSTILE = st.lists(
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d", "\ud800"]), _VALUES, max_size=4),
+    max_size=12,
+)
+
+
+def _row_wise(batch: list[Any]) -> Any:
+    try:
+        return _jsonl._scan(batch, 3)
+    except SchemaViolationError as exc:
+        return ("error", str(exc), exc.field)
+
+
+def _fast(batch: list[Any], monkeypatch: pytest.MonkeyPatch, slice_rows: int = 2048) -> Any:
+    monkeypatch.setattr(_jsonl, "_COLUMNS_FROM", 1)
+    monkeypatch.setattr(_jsonl, "_SLICE", slice_rows)
+    cols = _jsonl._scan_columns(batch, 3)
+    return _row_wise(batch) if cols is None else cols
+
+
+def _same(a: Any, b: Any) -> bool:
+    # repr tells 1 from 1.0 and True from 1; an all-null column's record index
+    # is never read, so it may differ.
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return a == b
+    if list(a) != list(b):
+        return False
+    for k, x in a.items():
+        y = b[k]
+        if x[0] == _jsonl._NULL:
+            if y[0] != _jsonl._NULL or y[4] != 0:
+                return False
+        elif repr(x) != repr(y):
+            return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=_HOSTILE, slice_rows=st.sampled_from([1, 3, 2048]))
+def test_column_scan_equals_row_scan(batch: list[Any], slice_rows: int) -> None:
+    # Slices are scanned apart and folded: the same state as one row-wise pass.
+    with pytest.MonkeyPatch.context() as mp:
+        assert _same(_row_wise(batch), _fast(batch, mp, slice_rows))
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=json_records, slice_rows=st.sampled_from([2, 2048]))
+def test_column_scan_equals_row_scan_on_valid_records(batch: list[Any], slice_rows: int) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        assert _same(_row_wise(batch), _fast(batch, mp, slice_rows))
+
+
+def _per_record(batch: list[Any]) -> bytes | None:
+    try:
+        return b"".join(
+            orjson.dumps(r, default=_jsonl._default, option=_jsonl._OPTS) + b"\n" for r in batch
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batch=_HOSTILE.filter(bool) | json_records.filter(bool),
+    slice_rows=st.sampled_from([1, 3, 2048]),
+)
+def test_one_dumps_call_gives_the_same_lines(batch: list[Any], slice_rows: int) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_SLICE", slice_rows)
+        fast = _jsonl._dump_lines(batch)
+    if fast is not None:
+        assert fast == _per_record(batch)
+
+
+def test_separators_inside_records_take_the_per_record_path() -> None:
+    batch = [{"s": "a},{b"}, {"l": [{"x": 1}, {"y": 2}]}, {"n": 1}]
+    assert _jsonl._dump_lines(batch) is None
+    ef = JSONL().encode(batch)
+    assert ef.data == _per_record(batch)
+    assert JSONL().decode(ef.data) == batch
+
+
+def test_large_batch_errors_name_the_first_bad_record_and_field() -> None:
+    # Big enough for the column-wise scan: its refusal defers to the row-wise one.
+    rows: list[dict[str, Any]] = [{"a": i, "b": "x"} for i in range(100)]
+    rows[40]["b"] = 7
+    rows[70]["a"] = float("nan")
+    with pytest.raises(SchemaViolationError, match="record 40") as err:
+        JSONL().encode(rows)
+    assert err.value.field == "b"
+    rows[40]["b"] = "x"
+    with pytest.raises(SchemaViolationError, match="record 70") as err:
+        JSONL().encode(rows)
+    assert err.value.field == "a"
+
+
+def test_large_batch_stats_and_bytes() -> None:
+    rows: list[dict[str, Any]] = [
+        {"i": i, "f": i / 2 if i % 3 else i, "s": f"s{i:03d}", "n": None, "b": i % 2 == 0}
+        for i in range(100)
+    ]
+    rows[5]["ts"] = datetime(2024, 1, 2, tzinfo=UTC)
+    rows[9]["ts"] = "2024-01-01"
+    ef = JSONL().encode(rows)
+    assert ef.data == _per_record(rows)
+    s = ef.stats
+    assert s is not None
+    assert (s["i"].min, s["i"].max, s["i"].null_count) == (0, 99, 0)
+    assert (s["f"].min, s["f"].max) == (0, 99)
+    assert (s["s"].min, s["s"].max) == ("s000", "s099")
+    assert (s["n"].min, s["n"].null_count) == (None, 100)
+    assert (s["b"].min, s["b"].max) == (False, True)
+    assert (s["ts"].min, s["ts"].max, s["ts"].null_count) == (
+        "2024-01-01",
+        "2024-01-02T00:00:00+00:00",
+        98,
+    )
+    assert [f.type_name for f in ef.schema.fields] == [
+        "int64",
+        "float64",
+        "string",
+        "null",
+        "bool",
+        "string",
+    ]
