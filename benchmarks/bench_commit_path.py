@@ -29,6 +29,7 @@ not a configuration: it stops writers from moving the log's ``latest`` hint
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -155,6 +156,16 @@ def _s3(url: str) -> Callable[[str], AsyncIterator[aiolode.Store]]:
     return make
 
 
+def _seaweed(url: str) -> Callable[[str], AsyncIterator[aiolode.Store]]:
+    async def make(tag: str) -> AsyncIterator[aiolode.Store]:
+        async with aiolode.S3Store(
+            "commit", prefix=f"{tag}/", endpoint_url=url, region_name="us-east-1"
+        ) as s3:
+            yield s3
+
+    return make
+
+
 async def table(
     stores: list[tuple[str, Callable[[str], AsyncIterator[aiolode.Store]]]],
     sizes: list[int],
@@ -206,7 +217,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer commits, one run each")
     parser.add_argument("--profile", action="store_true", help="cProfile 200 commits instead")
-    parser.add_argument("--only", choices=("memory", "file", "s3"), help="one store only")
+    parser.add_argument(
+        "--only", choices=("memory", "file", "s3", "seaweed"), help="one store only"
+    )
     parser.add_argument(
         "--without-hint",
         action="store_true",
@@ -240,12 +253,17 @@ def main() -> None:
         stores.append(("memory + 5 ms latency", _memory))
     if args.only in (None, "file"):
         stores.append(("FileStore", _files))
-    if args.only in (None, "s3"):
-        from aiolode.testing.moto_server import run_moto_server
+    with contextlib.ExitStack() as servers:
+        if args.only in (None, "s3"):
+            from aiolode.testing.moto_server import run_moto_server
 
-        with run_moto_server() as url:
-            anyio.run(table, [*stores, ("moto S3", _s3(url))], sizes, n, runs)
-    else:
+            url = servers.enter_context(run_moto_server())
+            stores.append(("moto S3", _s3(url)))
+        if args.only in (None, "seaweed"):
+            from aiolode.testing.seaweed_server import run_seaweed_server
+
+            weed = servers.enter_context(run_seaweed_server(bucket="commit"))
+            stores.append(("SeaweedFS (a real S3 server)", _seaweed(weed)))
         anyio.run(table, stores, sizes, n, runs)
     print()
 
