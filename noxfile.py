@@ -122,6 +122,17 @@ def harness_cancel(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
+def harness_damage(session: nox.Session) -> None:
+    """The damage matrix: every stored object x damage x read call, memory and filesystem."""
+    _install(session)
+    for seed, backend in enumerate(("asyncio", "trio")):
+        session.run(
+            "python", "-m", "harness.damage", "--backend", backend,
+            *(session.posargs or ["--store", "both", "--flips", "3", "--seed", str(seed)]),
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
 def harness(session: nox.Session) -> None:
     """The CI-sized harness (what tests/harness/ runs), both backends, filesystem and S3."""
     _install(session)
