@@ -29,6 +29,9 @@ async def main(root: str) -> None:
             store,
             codec=aiolode.Parquet(compression="zstd", row_group_size=1000),
             checksum=aiolode.SHA256(),
+            # The stream below adds a column `ok`; without this the recorded
+            # schema (sensor, value) refuses it with SchemaViolationError.
+            schema_mode="add_columns",
         )
         table = pa.table({"sensor": ["a", "b", None, "d"], "value": [1.5, -2.0, 3.25, 0.0]})
         snap = await ds.write(table, metadata={"unit": "celsius"})
@@ -41,6 +44,7 @@ async def main(root: str) -> None:
         streamed = await ds.stream_write_records(rows(10_000))
         assert streamed.row_count == 10_000
         assert streamed.files[0].stats["value"].max == 9999.0
+        print("schema now:", [f.name for f in (await ds.schema()).fields])
         total = 0.0
         async for rec in ds.iter_records(streamed.id):
             total += rec["value"]

@@ -13,6 +13,7 @@ TREE: dict[type[Exception], list[str]] = {
     errors.NotFoundError: [
         "ObjectNotFoundError",
         "DatasetNotFoundError",
+        "VolumeNotFoundError",
         "SnapshotNotFoundError",
         "NoSnapshotsError",
         "RangeMissingError",

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+#: Arguments for examples that do something else by default (a server serves forever).
+ARGS = {"upload_server.py": ["--self-test"]}
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), *ARGS.get(script.name, [])],
         cwd=tmp_path,
         capture_output=True,
         text=True,

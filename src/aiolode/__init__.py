@@ -23,6 +23,7 @@ from .codecs import Parquet as Parquet
 from .compression import Compressor as Compressor
 from .compression import Gzip as Gzip
 from .compression import Zstd as Zstd
+from .dataset import Blob as Blob
 from .dataset import BlobWriter as BlobWriter
 from .dataset import Dataset as Dataset
 from .dataset import DropReport as DropReport
@@ -63,6 +64,7 @@ from .errors import TransientStorageError as TransientStorageError
 from .errors import UnsupportedError as UnsupportedError
 from .errors import UnsupportedFormatVersionError as UnsupportedFormatVersionError
 from .errors import UnsupportedOperationError as UnsupportedOperationError
+from .errors import VolumeNotFoundError as VolumeNotFoundError
 from .layout import DefaultLayout as DefaultLayout
 from .layout import FlatLayout as FlatLayout
 from .layout import HiveLayout as HiveLayout
@@ -106,6 +108,7 @@ __all__ = (
     "ArrowIPC",
     "Blake2b",
     "Blake3",
+    "Blob",
     "BlobWriter",
     "BlockRef",
     "Checksum",
@@ -175,6 +178,7 @@ __all__ = (
     "UnsupportedOperationError",
     "VerifyReport",
     "Volume",
+    "VolumeNotFoundError",
     "VolumeReader",
     "VolumeSnapshot",
     "Zstd",

@@ -9,7 +9,8 @@ from::
     │   ├── SnapshotNotFoundError           no snapshot with that id
     │   │   └── SnapshotExpiredError        it existed, but was expired
     │   ├── NoSnapshotsError                the dataset/volume has no commits yet
-    │   │   └── DatasetNotFoundError        no dataset with that id (never written, dropped)
+    │   │   ├── DatasetNotFoundError        no dataset with that id (never written, dropped)
+    │   │   └── VolumeNotFoundError         the volume was dropped
     │   └── RangeMissingError               volume bytes never committed (.missing)
     ├── ConflictError                       someone else won: re-read and retry
     │   ├── ObjectExistsError               create-only put on an existing key
@@ -86,6 +87,7 @@ __all__ = (
     "UnsupportedError",
     "UnsupportedFormatVersionError",
     "UnsupportedOperationError",
+    "VolumeNotFoundError",
 )
 
 Range = tuple[int, int]
@@ -168,6 +170,14 @@ class DatasetNotFoundError(NoSnapshotsError):
 
     A subclass of :class:`NoSnapshotsError`, so handlers written for an empty
     dataset keep working; catch this one to tell "no such name" apart.
+    """
+
+
+class VolumeNotFoundError(NoSnapshotsError):
+    """The volume (``.volume_id``) was dropped: nothing of it can be read, and
+    no commit can resurrect it while its tombstone is in the log.
+
+    A subclass of :class:`NoSnapshotsError`, like :class:`DatasetNotFoundError`.
     """
 
 

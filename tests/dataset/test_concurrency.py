@@ -172,7 +172,7 @@ async def test_conflict_detected_when_rival_wins_the_slot(memory: aiolode.Memory
 async def test_group_with_expected_parent_entries(memory: aiolode.MemoryStore) -> None:
     """Two concurrent expected_parent writes to one partition in one batch: one wins."""
     ds = Dataset("d", memory, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
-    base = await ds.write([{"p": "a"}])
+    base = await ds.write([{"p": "a", "v": -1}])
     outcomes: list[object] = []
 
     async def attempt(v: int) -> None:

@@ -129,7 +129,7 @@ async def test_lost_ack_then_rival_is_not_a_conflict() -> None:
     retry must recognise our record by its token: success, not a conflict."""
     mem = aiolode.MemoryStore()
     ds0 = Dataset("d", mem, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
-    base = await ds0.write([{"p": "a"}])
+    base = await ds0.write([{"p": "a", "mine": False}])
 
     async def rival(_: object) -> None:
         await Dataset("d", mem, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p")).write(

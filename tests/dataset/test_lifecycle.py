@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import aiolode
@@ -19,6 +20,14 @@ NOW = timedelta(0)
 
 async def _ids(ds: Dataset) -> list[str]:
     return [s.id async for s in ds.snapshots()]
+
+
+async def _sound(ds: Dataset, *, orphans: int = 0) -> aiolode.VerifyReport:
+    """verify() finds nothing wrong (and exactly ``orphans`` unreferenced keys)."""
+    report = await aiolode.verify_dataset(ds.store, ds.id)
+    assert report.ok, report.problems
+    assert len(report.orphans) == orphans, report.orphans
+    return report
 
 
 async def test_expire_one_upload(store: aiolode.Store) -> None:
@@ -49,6 +58,12 @@ async def test_expire_one_upload(store: aiolode.Store) -> None:
     again = await ds.expire(snapshots=[snaps[1].id, snaps[3].id])
     assert again.expired == ()
     assert (await ds.latest()).id == snaps[3].id
+    await _sound(ds)  # the expired snapshot's file is still referenced until gc
+    with pytest.raises(aiolode.SnapshotExpiredError):
+        await aiolode.verify_dataset(store, "up", snapshot_id=snaps[1].id)
+    await anyio.sleep(store.stamp_resolution.total_seconds())
+    await ds.gc(grace=NOW)
+    assert (await _sound(ds)).snapshots_checked == 3  # and not required once collected
 
 
 async def test_expire_keep_last_and_older_than(memory: aiolode.MemoryStore) -> None:
@@ -75,6 +90,7 @@ async def test_expire_keep_last_and_older_than(memory: aiolode.MemoryStore) -> N
         await ds.expire(older_than=5)  # type: ignore[arg-type]
     with pytest.raises(aiolode.SnapshotNotFoundError):
         await ds.expire(snapshots=["0000000000000099-0000"])
+    await _sound(ds)
 
 
 async def test_concurrent_appends_and_expiries_lose_nothing(memory: aiolode.MemoryStore) -> None:
@@ -102,6 +118,7 @@ async def test_concurrent_appends_and_expiries_lose_nothing(memory: aiolode.Memo
     assert set(keep) <= set(ids)  # every acknowledged, unexpired snapshot is there
     assert first.id not in ids
     assert len(ids) == 12
+    await _sound(writer)
 
 
 async def test_expiry_while_watching(memory: aiolode.MemoryStore) -> None:
@@ -124,6 +141,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
     # An aborted write's orphan, under a partition no retained snapshot names.
     await store.put("datasets/g/data/p=9/orphan.jsonl", b'{"i": 99}\n')
     await ds.expire(snapshots=[snaps[0].id, snaps[1].id])
+    await anyio.sleep(store.stamp_resolution.total_seconds())  # S3 stamps whole seconds
     dry = await ds.gc(grace=NOW, dry_run=True)
     doomed = set(dry.deleted)
     assert "datasets/g/data/p=9/orphan.jsonl" in doomed
@@ -133,6 +151,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
     for s in snaps[2:]:
         assert not ({f.key for f in s.files} & doomed)
     assert [o.key async for o in store.list("datasets/g/")]  # nothing deleted yet
+    await _sound(ds, orphans=1)
     real = await ds.gc(grace=NOW)
     assert set(real.deleted) == doomed
     assert real.bytes == dry.bytes
@@ -145,6 +164,7 @@ async def test_gc_collects_only_what_nothing_references(store: aiolode.Store) ->
             await fresh.snapshot(s.id)
     # A second run finds nothing more.
     assert (await ds.gc(grace=NOW)).deleted == ()
+    await _sound(ds)
 
 
 async def test_gc_respects_grace(memory: aiolode.MemoryStore) -> None:
@@ -157,7 +177,12 @@ async def test_gc_respects_grace(memory: aiolode.MemoryStore) -> None:
     assert await ds.read(s.id) == b"x"
 
 
-async def test_gc_after_expiry_keeps_cold_reads_cheap(memory: aiolode.MemoryStore) -> None:
+async def test_gc_after_expiry_keeps_cold_reads_cheap(
+    memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiolode._history import _collect
+
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)  # records may go at once
     ds = Dataset("lwm", memory)
     for i in range(40):
         await ds.write(b"%d" % i)
@@ -172,6 +197,7 @@ async def test_gc_after_expiry_keeps_cold_reads_cheap(memory: aiolode.MemoryStor
     assert latest.id == "0000000000000040-0000"
     assert m.counts.total_calls <= 20, m.counts
     assert len(await _ids(cold)) == 5
+    await _sound(cold)
 
 
 async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore) -> None:
@@ -208,20 +234,34 @@ async def test_a_write_slower_than_grace_is_refused(memory: aiolode.MemoryStore)
     snaps = [s async for s in Dataset("s", memory).snapshots()]
     for s in snaps:
         await Dataset("s", memory).read(s.id)  # no snapshot points at deleted data
+    await _sound(ds0)
 
 
 async def test_drop(store: aiolode.Store) -> None:
     ds = Dataset("d", store, codec=aiolode.JSONL())
     other = Dataset("d", store)
-    await ds.write([{"a": 1}])
-    await other.write([{"a": 2}])
+    first = await ds.write([{"a": 1}])
+    second = await other.write([{"a": 2}])
     report = await ds.drop(grace=NOW)
+    # What the history named goes at once, even in the tombstone's second.
+    named = {f.key for f in (*first.files, *second.files)}
+    assert named <= set(report.deleted)
+    assert not named & set(report.remaining)
     # Data, descriptor, hint: gone. The log records stay until no writer can hold
     # a recent view of the log (they are what tells such a writer of the drop).
     assert not report.done
-    assert all("/_log/0" in k for k in report.remaining)
+    # What remains besides the log: only objects the store stamped no earlier than
+    # the tombstone (S3 stamps whole seconds), which may belong to a new life.
+    tomb = await store.head(max(k for k in report.remaining if "/_log/0" in k))
+    for k in report.remaining:
+        if "/_log/0" not in k:
+            stamp = (await store.head(k)).last_modified
+            assert stamp is not None
+            assert tomb.last_modified is not None
+            assert stamp >= tomb.last_modified
     left = [o.key async for o in store.list("datasets/d/")]
     assert sorted(left) == sorted([*report.remaining, "datasets/d/_log/_lwm.json"])
+    await _sound(ds)  # the tombstone and the records before it
     for reader in (ds, Dataset("d", store)):
         with pytest.raises(aiolode.DatasetNotFoundError):
             await reader.latest()
@@ -237,19 +277,21 @@ async def test_drop(store: aiolode.Store) -> None:
     assert await _ids(Dataset("d", store)) == [s.id]
     with pytest.raises(aiolode.DatasetNotFoundError):
         await other.write([{"a": 4}])  # still refused: another life now
+    assert (await _sound(again)).snapshots_checked == 1
 
 
 async def test_drop_finishes_once_old_enough(
     memory: aiolode.MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiolode.dataset import _dataset, _lifecycle
+    from aiolode._history import _collect
+    from aiolode.dataset import _dataset
 
     ds = Dataset("d", memory)
     await ds.write(b"x")
     idle = Dataset("d", memory)
     await idle.write(b"y")  # a writer of the life about to be dropped
     assert not (await ds.drop(grace=NOW)).done
-    monkeypatch.setattr(_lifecycle, "WRITER_MAX_WARM_AGE", 0)
+    monkeypatch.setattr(_collect, "WRITER_MAX_WARM_AGE", 0)
     report = await ds.drop(grace=NOW)  # resumable: finishes what the first left
     assert report.done
     assert [o async for o in memory.list("datasets/d/")] == []
@@ -279,9 +321,32 @@ async def test_writers_fold_checkpoints(memory: aiolode.MemoryStore) -> None:
     )
     mid = files[CHECKPOINT_INTERVAL + 5].snapshot_id
     assert len(await fresh.files(as_of=mid)) == CHECKPOINT_INTERVAL + 6
-    # A damaged checkpoint is ignored, never believed.
+    await _sound(ds)
+    # A damaged checkpoint is ignored, never believed; verify reports it.
     await memory.put(checkpoint_key(log, 2 * CHECKPOINT_INTERVAL), b"{}", mode="overwrite")
     assert await Dataset("cp", memory).files() == files
+    report = await aiolode.verify_dataset(memory, "cp")
+    assert [p.key for p in report.problems] == [checkpoint_key(log, 2 * CHECKPOINT_INTERVAL)]
+
+
+async def test_verify_checks_checkpoints_against_the_records(memory: aiolode.MemoryStore) -> None:
+    """A checkpoint that decodes and names the right record, but folds other
+    files than the records do, would make readers return wrong data: verify
+    compares it with its own fold of the records."""
+    from aiolode.manifest import decode, encode
+    from aiolode.manifest._dataset import Checkpoint
+
+    ds = Dataset("cp", memory)
+    snaps = [await ds.write(b"%d" % i) for i in range(CHECKPOINT_INTERVAL + 2)]
+    await ds.expire(snapshots=[snaps[3].id])
+    await _sound(ds)
+    key = checkpoint_key(ds._log, CHECKPOINT_INTERVAL)
+    cp = decode(await memory.get(key), Checkpoint, key=key)
+    forged = attrs.evolve(cp, files=cp.files[:-1])  # one file less
+    await memory.put(key, encode(forged), mode="overwrite")
+    report = await aiolode.verify_dataset(memory, "cp")
+    assert [p.kind for p in report.problems] == [aiolode.ProblemKind.INVALID_RECORD]
+    assert "disagrees with the records on 1 files" in report.problems[0].message
 
 
 async def _rows(ds: Dataset, files: list[aiolode.DataFile]) -> list[dict[str, Any]]:
@@ -352,3 +417,35 @@ async def test_files_cost_does_not_grow_with_history(n: int) -> None:
         when = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n // 2)
         s = await Dataset("h", counting).snapshot_as_of(when)
     assert s.id == f"{n // 2:016d}-0000"
+
+
+async def test_drop_never_deletes_a_new_life_begun_during_it(store: aiolode.Store) -> None:
+    """A new dataset of the name may start as soon as the tombstone is visible; the
+    drop's deletion pass, listing after that, must leave its objects alone."""
+    await Dataset("d", store).write(b"old")
+    born: list[aiolode.Snapshot] = []
+
+    async def new_life(_: object) -> None:
+        if not born:
+            born.append(await Dataset("d", store).write(b"new"))
+
+    dropper = FaultInjectingStore(store, [Rule(op="list", nth=1, action=Hook(new_life))])
+    report = await Dataset("d", dropper).drop(grace=NOW)
+    assert born
+    fresh = Dataset("d", store)
+    assert await fresh.read(born[0].id) == b"new"
+    assert [s.id async for s in fresh.snapshots()] == [born[0].id]
+    assert not set(report.deleted) & {f.key for f in born[0].files}
+    await _sound(fresh, orphans=0)
+
+
+async def test_drop_takes_expired_files_at_once(store: aiolode.Store) -> None:
+    """Files of expired snapshots not yet collected are named by the history too:
+    a drop takes them at once, whatever the store's stamp resolution."""
+    ds = Dataset("d", store)
+    first = await ds.write(b"one")
+    await ds.write(b"two")
+    await ds.expire(keep_last=1)
+    report = await ds.drop(grace=NOW)
+    assert {f.key for f in first.files} <= set(report.deleted)
+    assert all("/_log/" in k for k in report.remaining), report.remaining

@@ -61,6 +61,7 @@ def _v3_manifest(m: dict[str, Any]) -> dict[str, Any]:
         "format_version": 3,
         "operation": "append",
         "replaces": [],
+        "idempotency_key": None,
     }
 
 
@@ -83,6 +84,8 @@ def _as_v3(doc: dict[str, Any]) -> dict[str, Any]:
         "dropped": False,
         "tip": None,
         "incarnation": "",
+        "schema": None,
+        "schema_seq": 0,
     }
 
 

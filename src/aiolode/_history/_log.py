@@ -38,12 +38,14 @@ import attrs
 from .._concurrency import bounded_map, reraise
 from ..errors import (
     AiolodeError,
+    ConflictError,
     FormatError,
     HistoryGapError,
     InvalidInputError,
     ObjectExistsError,
     ObjectNotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     SnapshotConflictError,
     SnapshotExpiredError,
     SnapshotNotFoundError,
@@ -52,6 +54,7 @@ from ..errors import (
 )
 from ..manifest._converter import decode, encode
 from ..manifest._ids import record_key
+from ..types import IfMatch
 from . import _notify
 from ._calls import delete_quietly, retrying
 
@@ -330,20 +333,21 @@ class SequenceLog(Generic[R]):
             As for :meth:`fetch`.
         """
         if seq < self.lwm:
-            raise self._expired(snapshot_id)
+            raise self.expired_error(snapshot_id)
         rec = await self.fetch(seq)
         if rec is not None:
             return rec
         # Absent: collected below a low-water mark we have not seen yet, or never written.
         if seq < await self.read_lwm():
-            raise self._expired(snapshot_id)
+            raise self.expired_error(snapshot_id)
         raise SnapshotNotFoundError(
             f"{self.spec.kind} {self.spec.owner_id!r} has no snapshot {snapshot_id!r}",
             snapshot_id=snapshot_id,
             **self.spec.ctx(),
         )
 
-    def _expired(self, snapshot_id: str) -> SnapshotExpiredError:
+    def expired_error(self, snapshot_id: str) -> SnapshotExpiredError:
+        """The error for a snapshot below the low-water mark."""
         return SnapshotExpiredError(
             f"snapshot {snapshot_id!r} of {self.spec.kind} {self.spec.owner_id!r} was expired",
             snapshot_id=snapshot_id,
@@ -378,6 +382,51 @@ class SequenceLog(Generic[R]):
         seq = decode_pointer(data, LWM_SCHEMA, self.spec.owner_id)
         self.lwm = max(self.lwm, seq or 1)
         return self.lwm
+
+    async def raise_lwm(self, seq: int) -> None:
+        """Raise the stored low-water mark to ``seq`` (never lower it): a
+        compare-and-swap loop, so concurrent raises keep the highest.
+
+        Callers delete records below the mark only after this returns: a search
+        must never start below a collected record.
+
+        Raises
+        ------
+        ConflictError
+            Still racing other raises after 64 rounds.
+        StorageError
+            The store failed (transient failures are retried).
+        """
+        key = self.spec.lwm_key
+        data = encode_pointer(LWM_SCHEMA, self.spec.owner_id, seq)
+        store, retry = self.store, self.retry
+        for _ in range(64):
+            try:
+                info = await retrying(retry, lambda: store.head(key))
+                raw = await retrying(retry, lambda: store.get(key))
+            except ObjectNotFoundError:
+                try:
+                    await retrying(retry, lambda: store.put(key, data, mode="create"))
+                except ObjectExistsError:
+                    continue  # raced another first raise: compare with it
+                self.lwm = max(self.lwm, seq)
+                return
+            if decode_pointer(raw, LWM_SCHEMA, self.spec.owner_id) >= seq:
+                self.lwm = max(self.lwm, seq)
+                return
+            mode = IfMatch(info.etag)
+            try:
+                await retrying(retry, lambda: store.put(key, data, mode=mode))  # noqa: B023
+            except (PreconditionFailedError, ObjectNotFoundError):
+                continue  # changed between our read and our write: read again
+            self.lwm = max(self.lwm, seq)
+            return
+        raise ConflictError(
+            f"could not raise the low-water mark of {self.spec.kind} {self.spec.owner_id!r} "
+            f"to {seq}: too many concurrent raises",
+            key=key,
+            **self.spec.ctx(),
+        )
 
     def hint_due(self) -> int | None:
         """The head's sequence if the hint lags it and no hint put is in flight.
@@ -469,6 +518,10 @@ class SequenceLog(Generic[R]):
         nxt = found[seq + 1]
         if base is None:
             if nxt is not None:
+                if seq < await self.read_lwm():
+                    # Collected below the low-water mark: the hint is merely old.
+                    self.remember(nxt)
+                    return True
                 # The record after the one the hint names exists: a hole, not a
                 # lying hint. Searching from the start would stop at the hole and
                 # a writer would then fill it, rewriting history.

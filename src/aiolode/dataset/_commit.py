@@ -30,6 +30,7 @@ import attrs
 from .._history import Draft, Outcome
 from ..errors import (
     AiolodeError,
+    SchemaViolationError,
     SnapshotConflictError,
     SnapshotNotFoundError,
     StaleWriteError,
@@ -37,7 +38,8 @@ from ..errors import (
 from ..manifest._dataset import CommitRecord, ExpiryState, FileRef, Manifest, PartitionRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import Metadata
-from ._state import dropped_error
+from ..schema import Schema, SchemaMode, merge
+from ._state import dropped_error, schema_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -63,6 +65,19 @@ class PendingSnapshot:
     #: Partition manifests already stored (format v2); the record then lists
     #: these summaries instead of inlining ``files``.
     partition_refs: list[PartitionRef] = attrs.field(factory=list)
+    #: The schema after this entry (``None``: raw, or nothing to say), the one
+    #: its records were encoded against, and how it may differ from the head's.
+    schema: Schema | None = None
+    schema_base: Schema | None = None
+    schema_mode: SchemaMode = "strict"
+    #: The caller's idempotency key, and the head when the write began (a
+    #: snapshot committed with the same key can only be in a later record).
+    idempotency_key: str | None = None
+    after: int = 0
+    #: Set when the key was found committed already: the result is that
+    #: snapshot, and this entry's own files are garbage.
+    duplicate: bool = False
+    followers: list[PendingSnapshot] = attrs.field(factory=list)
     #: When the write began (the writer's clock): a garbage collection fence
     #: after it means some of its files may have been collected.
     started_at: datetime = attrs.field(factory=lambda: datetime.now(UTC))
@@ -152,6 +167,9 @@ def record_base(
         else (head.seq if head.expiry is not None else head.expiry_seq),
         "gc_fence": None if head is None else head.gc_fence,
         "tip": None if head is None else head.last_snapshot_id,
+        "schema_seq": 0
+        if head is None
+        else (head.seq if head.schema is not None else head.schema_seq),
     }
 
 
@@ -266,10 +284,12 @@ class Committer:
             nonlocal current
             genesis = self.life.check_head(self.log, head)
             current = self._check_fence(current, None if genesis else head)
+            current = await self._check_keys(current, head)
             current = await self._check_conflicts(current)
+            current, schema = await self._check_schemas(current, None if genesis else head)
             if not current:
                 return None
-            return Draft(self._build(current, head, seq, token))
+            return Draft(self._build(current, head, seq, token, schema))
 
         try:
             outcome = await self.log.append(prepare, token=token)
@@ -297,8 +317,53 @@ class Committer:
     def _succeed(self, batch: list[PendingSnapshot], record: CommitRecord) -> CommitRecord:
         for e, m in zip(batch, record.snapshots, strict=True):
             # The writer knows its files: its snapshot comes back loaded.
-            self._finish(e, result=m if m.files_loaded else attrs.evolve(m, files=e.files))
+            result = m if m.files_loaded else attrs.evolve(m, files=e.files)
+            self._finish(e, result=result)
+            for f in e.followers:  # the same key twice in one batch: one commit
+                f.duplicate = True
+                self._finish(f, result=result)
         return record
+
+    async def _check_keys(
+        self, batch: list[PendingSnapshot], head: CommitRecord | None
+    ) -> list[PendingSnapshot]:
+        """Resolve entries whose idempotency key a committed snapshot already carries.
+
+        Only records after the one each write began at are read (usually cached,
+        and few: the records committed while the write ran).
+        """
+        if all(e.idempotency_key is None for e in batch):
+            return batch
+        keep: list[PendingSnapshot] = []
+        first: dict[str, PendingSnapshot] = {}
+        for e in batch:
+            key = e.idempotency_key
+            if key is None:
+                keep.append(e)
+                continue
+            if key in first:
+                first[key].followers.append(e)
+                continue
+            found = await self._find_key(key, e.after, head)
+            if found is not None:
+                e.duplicate = True
+                self._finish(e, result=found)
+                continue
+            first[key] = e
+            keep.append(e)
+        return keep
+
+    async def _find_key(self, key: str, after: int, head: CommitRecord | None) -> Manifest | None:
+        if head is None:
+            return None
+        for s in range(after + 1, head.seq + 1):
+            rec = await self.log.fetch(s)
+            if rec is None:
+                continue  # collected below the low-water mark: expired
+            for m in rec.snapshots:
+                if m.idempotency_key == key:
+                    return m
+        return None
 
     def _check_fence(
         self, batch: list[PendingSnapshot], head: CommitRecord | None
@@ -342,10 +407,47 @@ class Committer:
                 outcome = await self.log.append(lambda h, s: prepare(h, s, token), token=token)
             return outcome
 
+    async def _check_schemas(
+        self, batch: list[PendingSnapshot], head: CommitRecord | None
+    ) -> tuple[list[PendingSnapshot], Schema | None]:
+        """Fit each entry's schema onto the head's; the schema the record must set.
+
+        An entry encoded against the head's schema may record its evolution;
+        one encoded against an older schema (a concurrent writer changed it
+        since) commits only if its records fit the new one (:func:`merge`).
+        """
+        found = await schema_of(self.log, head)
+        recorded = None if found is None else found[1]
+        current = recorded
+        keep: list[PendingSnapshot] = []
+        for e in batch:
+            if e.schema is None or e.schema == current:
+                keep.append(e)
+                continue
+            if current is None or e.schema_base == current:
+                current = e.schema
+                keep.append(e)
+                continue
+            try:
+                current = merge(current, e.schema, mode=e.schema_mode)
+            except SchemaViolationError as exc:
+                exc.dataset_id = exc.dataset_id or self.log.spec.owner_id
+                self._finish(e, error=exc)
+                continue
+            keep.append(e)
+        return keep, (None if current == recorded else current)
+
     def _build(
-        self, batch: list[PendingSnapshot], head: CommitRecord | None, seq: int, token: str
+        self,
+        batch: list[PendingSnapshot],
+        head: CommitRecord | None,
+        seq: int,
+        token: str,
+        schema: Schema | None = None,
     ) -> CommitRecord:
         base = record_base(self.log, head, seq, token, self.life)
+        if schema is not None:
+            base.update(schema=schema.to_json(), schema_seq=seq)
         now = base["created_at"]
         parent = base.pop("tip", None)
         st = self.statics
@@ -361,6 +463,7 @@ class Committer:
                     metadata=e.metadata,
                     files=() if e.partition_refs else e.files,
                     partition_manifests=e.partition_refs,
+                    idempotency_key=e.idempotency_key,
                     row_count=e.row_count,
                     commit_token=token,
                     min_timestamp=e.min_timestamp,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import types
 import uuid
@@ -11,10 +12,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
+import attrs
 
 from .._concurrency import reraise
-from .._history import delete_quietly, follow, put_unique, retrying
+from .._history import CLEANUP_TIMEOUT, delete_quietly, follow, put_unique, retrying
 from .._history._log import WRITER_MAX_WARM_AGE
+from .._keys import validate_range
 from .._retry import Retry
 from .._validate import check_int, check_number
 from ..arrow import arrow_dataset
@@ -24,22 +27,26 @@ from ..errors import (
     CodecNotStreamableError,
     ConfigMismatchError,
     DatasetNotFoundError,
+    FormatError,
     InvalidInputError,
     NoSnapshotsError,
     NotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
+    SchemaViolationError,
     SnapshotExpiredError,
     SnapshotNotFoundError,
     UnsupportedOperationError,
 )
 from ..layout import DefaultLayout, FlatLayout, Layout, validate_dataset_id
 from ..manifest._converter import decode, encode
-from ..manifest._dataset import DatasetDescriptor
+from ..manifest._dataset import DatasetDescriptor, KeyMarker
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
+from ..store._base import DEFAULT_CHUNK_SIZE
 from . import _lifecycle as lifecycle
+from . import _serve as serve
 from ._checkpoint import checkpoint_due, maybe_checkpoint
 from ._commit import Committer, Incarnation, ManifestStatics, PendingSnapshot
 from ._config import UNSET, DatasetConfig, Options, descriptor_key
@@ -54,7 +61,7 @@ from ._log import CommitLog, dataset_log
 from ._partitions import partition_manifest_keys, with_files, write_partition_manifests
 from ._read import components, iter_file_records, read_file, read_records, read_table
 from ._snapshot import Snapshot
-from ._state import HeadState, dropped_error, expiry_of
+from ._state import HeadState, dropped_error, expiry_of, schema_of
 from ._write import (
     BlobWriter,
     FileSpec,
@@ -69,14 +76,16 @@ from ._write import (
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Mapping
 
+    from .._history._reports import DropReport, ExpireReport, GCReport
     from ..checksum import Checksum
     from ..codecs import Codec
     from ..compression import Compressor
     from ..manifest._dataset import CommitRecord, DataFile, Manifest
     from ..manifest._metadata import Metadata
+    from ..schema import Schema, SchemaMode
     from ..types import ProgressCallback
     from ..verify import VerifyReport
-    from ._lifecycle import DropReport, ExpireReport, GCReport
+    from ._serve import Blob, MetadataArg
 
 __all__ = ["Dataset"]
 
@@ -131,6 +140,12 @@ class Dataset:
     max_metadata_bytes
         Largest metadata a snapshot may carry, encoded (default 64 KiB): it is
         copied into the commit record that every reader of the snapshot reads.
+    schema_mode
+        How a record write may differ from the recorded schema: ``"strict"``
+        (the default: the same columns and types; values converted only where
+        no information is lost) or ``"add_columns"`` (new nullable columns and
+        safe widenings such as int32 -> int64, recorded in the history so
+        snapshots before them still read as they were written).
 
     Raises
     ------
@@ -172,6 +187,7 @@ class Dataset:
         retry: Retry | None = None,
         timestamp_field: str | None = UNSET,
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+        schema_mode: SchemaMode = "strict",
     ) -> None:
         self._id = validate_dataset_id(id)
         if layout is None:
@@ -187,6 +203,12 @@ class Dataset:
         )
         self._given.check_types()
         self._max_metadata = check_int("max_metadata_bytes", max_metadata_bytes, minimum=2)
+        if schema_mode not in ("strict", "add_columns"):
+            raise InvalidInputError(
+                f"schema_mode must be 'strict' or 'add_columns', not {schema_mode!r}"
+            )
+        self._schema_mode: SchemaMode = schema_mode
+        self._schema_from: tuple[str, Schema] | None = None
         self._store = store
         self._retry = _check_retry(retry)
         self._layout_given = layout is not UNSET
@@ -493,6 +515,8 @@ class Dataset:
         metadata: Mapping[str, Any] | None = None,
         *,
         expected_parent: str | Snapshot | None = None,
+        idempotency_key: str | None = None,
+        content_type: str | None = None,
     ) -> Snapshot:
         """Write one snapshot and return it.
 
@@ -519,11 +543,23 @@ class Dataset:
         expected_parent
             Commit only if no snapshot since this one touched the same
             partitions (any snapshot, when unpartitioned).
+        idempotency_key
+            A key naming this write (e.g. ``"crawl-2026-11-30/page-42"``): a
+            retry with the same key — from this process or another, after a
+            crash — returns the snapshot committed the first time instead of
+            committing again (concurrent retries commit once). Costs one
+            ``get`` and two ``put`` more (a small marker, before and after the
+            commit), whatever the history length; a key expires with the
+            snapshot that carries it.
+        content_type
+            A raw blob's media type (``"image/png"``), recorded in its metadata
+            under ``"content_type"`` (see :meth:`open_blob`); raw datasets only.
 
         Raises
         ------
         InvalidInputError
-            Wrong data type for the dataset's mode; metadata not JSON.
+            Wrong data type for the dataset's mode; metadata not JSON; an
+            invalid ``content_type`` (or one given to a dataset with a codec).
         SchemaViolationError
             A record does not fit the codec or the layout.
         SnapshotConflictError
@@ -535,9 +571,21 @@ class Dataset:
             The store failed.
         """
         meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        if content_type is not None:
+            serve.check_content_type(content_type)
         parent = self._check_parent(expected_parent)
+        key = self._check_key(idempotency_key)
         spec = await self._writer()
+        if spec.codec is not None and content_type is not None:
+            raise InvalidInputError(
+                "content_type is for raw blobs; this dataset has a codec", dataset_id=self._id
+            )
+        if key is not None:
+            hit = await self._key_hit(key)
+            if hit is not None:
+                return hit
         if spec.codec is None:
+            meta = serve.blob_metadata(meta, content_type, max_bytes=self._max_metadata)
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidInputError(
                     "a raw dataset (codec=None) writes one bytes-like object, not "
@@ -545,10 +593,63 @@ class Dataset:
                     dataset_id=self._id,
                 )
             prepared = await self._alongside_hint(prepare_blob(spec, data))
+            return await self._commit(prepared, meta, parent, key=key)
         else:
             records = check_records(data)
-            prepared = await self._alongside_hint(prepare_records(spec, records))
-        return await self._commit(prepared, meta, parent)
+            spec = await self._record_spec(spec)
+            prepared = await self._with_schema_context(
+                self._alongside_hint(prepare_records(spec, records))
+            )
+        return await self._commit(prepared, meta, parent, spec.schema, key=key)
+
+    async def _record_spec(self, spec: FileSpec) -> FileSpec:
+        """``spec`` with the schema records must fit (the one recorded now)."""
+        return attrs.evolve(
+            spec, schema=await self._recorded_schema(), schema_mode=self._schema_mode
+        )
+
+    async def _recorded_schema(self) -> Schema | None:
+        head = self._log.head if self._log.warm else await self._log.refresh()
+        if head is not None and head.dropped:
+            return None  # a new life after a drop starts without a schema
+        found = await schema_of(self._log, head)
+        self._schema_from = found
+        return None if found is None else found[1]
+
+    async def _with_schema_context(self, work: Coroutine[Any, Any, Prepared]) -> Prepared:
+        """Name the snapshot that recorded the schema in a schema violation."""
+        try:
+            return await work
+        except SchemaViolationError as exc:
+            found = self._schema_from
+            if found is not None and exc.snapshot_id is None:
+                exc.snapshot_id = found[0]
+                exc.message = f"{exc.message} (the schema was recorded by snapshot {found[0]})"
+                exc.args = (exc.message,)
+            exc.dataset_id = exc.dataset_id or self._id
+            raise
+
+    async def schema(self) -> Schema | None:
+        """The dataset's current record schema (``None``: raw blobs, or no record yet).
+
+        Recorded at the first record write and carried in the history: every
+        later write must fit it (``schema_mode="add_columns"`` lets a write add
+        nullable columns and widen types safely, recorded with that write).
+
+        Cost: ``latest()``'s head read + at most one more (cached) record ``get``.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            The dataset was dropped.
+        FormatError, StorageError
+            A record or the recorded schema is unreadable, or the store failed.
+        """
+        st = await self._state()
+        if st.dropped:
+            raise dropped_error(self._id)
+        found = await schema_of(self._log, st.head)
+        return None if found is None else found[1]
 
     async def _writer(self) -> FileSpec:
         if self._spec is None:
@@ -604,15 +705,27 @@ class Dataset:
         return result[0]
 
     async def _commit(
-        self, prepared: Prepared, metadata: Metadata, expected_parent: str | None
+        self,
+        prepared: Prepared,
+        metadata: Metadata,
+        expected_parent: str | None,
+        schema_base: Schema | None = None,
+        *,
+        key: str | None = None,
     ) -> Snapshot:
+        after = await self._mark_key(key) if key is not None else 0
         entry = PendingSnapshot(
+            idempotency_key=key,
+            after=after,
             files=list(prepared.files),
             metadata=metadata,
             row_count=prepared.row_count,
             min_timestamp=prepared.min_timestamp,
             max_timestamp=prepared.max_timestamp,
             expected_parent=expected_parent,
+            schema=prepared.schema,
+            schema_base=schema_base,
+            schema_mode=self._schema_mode,
         )
         garbage = [f.key for f in prepared.files]
         try:
@@ -635,7 +748,81 @@ class Dataset:
                 # manifests are orphans.
                 await delete_quietly(self._store, garbage)
             raise
+        if entry.duplicate:
+            # The key was committed already (by a retry racing this one, or
+            # before a crash): that snapshot is the answer; this data is not.
+            await delete_quietly(self._store, garbage)
+            return await self._loaded(manifest)
+        if key is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+                await self._put_marker(key, after, manifest.snapshot_id)
         return Snapshot(manifest)
+
+    # ------------------------------------------------------------ idempotency
+    @staticmethod
+    def _check_key(key: object) -> str | None:
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key or len(key) > 1024:
+            raise InvalidInputError(
+                f"idempotency_key must be a non-empty str of at most 1024 characters, not {key!r}"
+            )
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError("idempotency_key is not encodable as UTF-8") from None
+        return key
+
+    def _marker_key(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        return f"{self._log.spec.prefix}_keys/{digest}.json"
+
+    async def _put_marker(self, key: str, after: int, snapshot_id: str | None) -> None:
+        doc = KeyMarker(dataset_id=self._id, key=key, after=after, snapshot_id=snapshot_id)
+        with contextlib.suppress(AiolodeError):
+            await self._store.put(self._marker_key(key), encode(doc), mode="overwrite")
+
+    async def _mark_key(self, key: str) -> int:
+        """Record, before committing, where a snapshot with ``key`` can appear."""
+        after = self._log.head_seq
+        await self._put_marker(key, after, None)
+        return after
+
+    async def _key_hit(self, key: str) -> Snapshot | None:
+        """The retained snapshot a previous write with ``key`` committed, if any.
+
+        Cost: the marker ``get`` (+ the snapshot's record, usually cached);
+        after a crash between a commit and its marker update, the records
+        committed since the crashed write began.
+        """
+        mkey = self._marker_key(key)
+        try:
+            marker = decode(await self._store.get(mkey), KeyMarker, key=mkey)
+        except ObjectNotFoundError:
+            return None
+        except FormatError:
+            marker = KeyMarker(dataset_id=self._id, key=key, after=0)  # damaged: look everywhere
+        if marker.key != key or marker.dataset_id != self._id:
+            marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+        st = await self._state()
+        if marker.snapshot_id is not None:
+            try:
+                snap = await self.snapshot(marker.snapshot_id)
+            except (SnapshotNotFoundError, FormatError):
+                snap = None  # expired (the key with it), or damaged
+            if snap is not None and snap.manifest.idempotency_key == key:
+                return snap
+            return None
+        if st.head is None:
+            return None
+        first = max(marker.after + 1, st.expiry.below)
+        async with aclosing(self._log.walk(first, st.head.seq)) as records:
+            async for rec in records:
+                for m in rec.snapshots:
+                    if m.idempotency_key == key and not st.expiry.covers(rec.seq, m.snapshot_id):
+                        await self._put_marker(key, marker.after, m.snapshot_id)
+                        return await self._loaded(m)
+        return None
 
     async def _loaded(self, manifest: Manifest) -> Snapshot:
         """A Snapshot with its files: partition manifests read concurrently."""
@@ -648,6 +835,7 @@ class Dataset:
         *,
         progress: ProgressCallback | None = None,
         expected_parent: str | Snapshot | None = None,
+        content_type: str | None = None,
     ) -> AsyncIterator[BlobWriter]:
         """Write one large raw blob in chunks, in bounded memory.
 
@@ -656,10 +844,15 @@ class Dataset:
             async with ds.stream_write({"name": "video.mp4"}) as w:
                 async for chunk in source:
                     await w.write(chunk)
+                    digest.update(chunk)
+                w.metadata["sha256"] = digest.hexdigest()  # decided at commit
             print(w.snapshot.id)
 
         A clean exit commits (``w.snapshot``); an exception or a cancellation
-        in the block aborts: no snapshot, the partial upload is removed.
+        in the block aborts: no snapshot, the partial upload is removed. The
+        metadata committed is what ``w.metadata`` holds when the block exits
+        (see :class:`~aiolode.BlobWriter`): a digest, a size, a sniffed
+        ``w.content_type`` can be added after the data has streamed.
 
         Cost: one streamed put (S3: multipart) + the commit (2 calls warm).
         Memory: a few chunks.
@@ -672,12 +865,18 @@ class Dataset:
             Called (sync or async) with the number of bytes written so far.
         expected_parent
             As for :meth:`write`.
+        content_type
+            As for :meth:`write` (``w.content_type`` can change it later).
 
         Raises
         ------
         UnsupportedOperationError
             The dataset has a codec (use :meth:`stream_write_records`).
-        InvalidInputError, SnapshotConflictError, StorageError
+        InvalidInputError
+            As for :meth:`write`; raised when the block exits if ``w.metadata``
+            is then invalid or too large (nothing is committed, the upload is
+            removed).
+        SnapshotConflictError, StorageError
             As for :meth:`write`.
         """
         spec = await self._writer()
@@ -687,11 +886,18 @@ class Dataset:
                 "stream_write_records()",
                 dataset_id=self._id,
             )
-        meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        meta = serve.blob_metadata(metadata, content_type, max_bytes=self._max_metadata)
         parent = self._check_parent(expected_parent)
         holder = types.SimpleNamespace()
-        async with run_blob_stream(spec, holder, progress) as writer:
+        async with run_blob_stream(
+            spec, holder, progress, metadata=meta, max_metadata_bytes=self._max_metadata
+        ) as writer:
             yield writer
+        try:
+            meta = writer._committed_metadata()  # as the block left it
+        except BaseException:
+            await delete_quietly(self._store, [f.key for f in holder.prepared.files])
+            raise
         # (No hint put here: between the upload and the commit nothing may run
         # that a cancellation could interrupt without cleaning the upload up.)
         writer._snapshot = await self._commit(holder.prepared, meta, parent)
@@ -699,11 +905,12 @@ class Dataset:
     async def stream_write_records(
         self,
         records: Any,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: MetadataArg = None,
         *,
         expected_parent: str | Snapshot | None = None,
         max_open_partitions: int = 64,
         batch_size: int = 1024,
+        idempotency_key: str | None = None,
     ) -> Snapshot:
         """Write an (async or plain) iterable of records as one snapshot, in
         bounded memory.
@@ -713,6 +920,13 @@ class Dataset:
         per partition; beyond ``max_open_partitions``, the least recently used
         partition's file is finished and a later record of it starts a new file
         (all files belong to the one snapshot).
+
+        ``metadata`` is a mapping, or a callable (sync or async, no arguments)
+        called once the records have streamed and before the commit, whose
+        result (a mapping or ``None``) is the snapshot's metadata: decide it at
+        commit (counts, the last cursor seen, a digest) from what your record
+        source saw. Whatever the callable raises aborts the write (no
+        snapshot) and propagates unchanged.
 
         Cost: one streamed put per file + the commit. Memory: ``batch_size``
         records and one encoder buffer (about a Parquet row group) per open
@@ -725,7 +939,8 @@ class Dataset:
         CodecNotStreamableError
             The codec cannot encode incrementally.
         InvalidInputError
-            Bad arguments; metadata not JSON.
+            Bad arguments; metadata (or what the callable returned) not JSON
+            or too large (nothing is committed).
         SchemaViolationError
             A record does not fit (nothing is committed).
         SnapshotConflictError, StorageError
@@ -743,14 +958,27 @@ class Dataset:
             raise CodecNotStreamableError(
                 f"codec {spec.codec.name!r} cannot encode incrementally", dataset_id=self._id
             )
-        meta = check_metadata(metadata, max_bytes=self._max_metadata)
+        serve.deferred_metadata(metadata, max_bytes=self._max_metadata)  # a mapping: now
         parent = self._check_parent(expected_parent)
-        prepared = await self._alongside_hint(
-            stream_records(
-                spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+        key = self._check_key(idempotency_key)
+        if key is not None:
+            hit = await self._key_hit(key)
+            if hit is not None:
+                return hit  # committed before: the records are not read again
+        spec = await self._record_spec(spec)
+        prepared = await self._with_schema_context(
+            self._alongside_hint(
+                stream_records(
+                    spec, records, max_open_partitions=max_open_partitions, batch_size=batch_size
+                )
             )
         )
-        return await self._commit(prepared, meta, parent)
+        try:
+            meta = await serve.resolve_metadata(metadata, max_bytes=self._max_metadata)
+        except BaseException:
+            await delete_quietly(self._store, [f.key for f in prepared.files])
+            raise
+        return await self._commit(prepared, meta, parent, spec.schema, key=key)
 
     # ---------------------------------------------------------------- snapshots
     async def latest(self) -> Snapshot:
@@ -1090,6 +1318,97 @@ class Dataset:
                     for rec in batch:
                         yield rec
 
+    # ------------------------------------------------------------------ serving
+    @asynccontextmanager
+    async def open_blob(
+        self, snapshot: str | Snapshot, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> AsyncIterator[Blob]:
+        """Open a raw-blob snapshot for serving: size, checksum and content type
+        up front, the content streamed (verified) or read by byte range.
+
+        ::
+
+            async with ds.open_blob(snap_id) as blob:
+                headers = {"Content-Length": str(blob.size)}
+                async for chunk in blob:  # verified as it ends
+                    await send(chunk)
+
+        The content streams in chunks of at most ``chunk_size`` bytes, checked
+        against the recorded size and checksum; the last chunk is held back
+        until that check passes, so a damaged blob raises
+        (:class:`~aiolode.CorruptDataError`, :class:`~aiolode.ChecksumMismatchError`)
+        instead of ending quietly. A compressed blob is decompressed as it
+        streams (its :attr:`~aiolode.Blob.size` is ``None``); ``blob.read_range``
+        is as :meth:`read_range`. See ``docs/serving.md``.
+
+        Cost: resolving the snapshot (as :meth:`snapshot`: one ``get``, none
+        when cached; nothing more for a :class:`Snapshot` this object has seen).
+        Opening reads no data: iterating is one streamed read per file (one for
+        blobs written by :meth:`write`/:meth:`stream_write`). Memory: about
+        two chunks.
+
+        Parameters
+        ----------
+        snapshot
+            A snapshot id or a :class:`Snapshot` of this dataset.
+        chunk_size
+            Largest chunk handed out, in bytes.
+
+        Raises
+        ------
+        InvalidInputError
+            A bad ``chunk_size`` or ``snapshot`` argument.
+        UnsupportedOperationError
+            The snapshot holds records, not a raw blob.
+        SnapshotNotFoundError
+            No such snapshot; :class:`~aiolode.SnapshotExpiredError` (a
+            subclass) when it was expired.
+        DatasetNotFoundError
+            No dataset of this name exists (or it was dropped).
+        ObjectNotFoundError, CorruptDataError, ChecksumMismatchError, StorageError
+            While iterating: a data file is missing, damaged, or the store failed.
+        """
+        size = serve.check_chunk_size(chunk_size)
+        snap = await self._resolve(snapshot)
+        async with serve.open_blob(self._store, snap, chunk_size=size) as blob:
+            yield blob
+
+    async def read_range(self, snapshot: str | Snapshot, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of a raw-blob snapshot, by a true range read.
+
+        As the store contract: short when the range runs past the end, ``b""``
+        when ``offset`` is at or past the end (or ``length`` is 0). The bytes
+        read are checked against the recorded size (a short object raises); no
+        checksum can be verified on part of an object. Compressed blobs are
+        refused (a range of a compressed stream needs everything before it
+        decompressed): store what you serve by range with ``compressor=None``.
+
+        Cost: resolving the snapshot (as :meth:`open_blob`) + one ``get_range``
+        per file the range touches (one for blobs written by :meth:`write` or
+        :meth:`stream_write`); no data request for an empty result. Memory:
+        the bytes returned.
+
+        Raises
+        ------
+        InvalidRangeError
+            ``offset`` or ``length`` is negative or not an int.
+        UnsupportedOperationError
+            A record snapshot, or a compressed blob.
+        InvalidInputError
+            ``snapshot`` is neither an id nor a :class:`Snapshot` of this dataset.
+        SnapshotNotFoundError, SnapshotExpiredError, DatasetNotFoundError
+            As for :meth:`open_blob`.
+        ObjectNotFoundError
+            The data file is missing.
+        CorruptDataError
+            The data file is shorter than recorded.
+        StorageError
+            The store failed.
+        """
+        validate_range(offset, length)
+        snap = await self._resolve(snapshot)
+        return await serve.read_range(self._store, snap, offset, length)
+
     # ------------------------------------------------------------- reader views
     async def files(
         self, *, as_of: object = None, where: object = None, since: object = None
@@ -1217,7 +1536,9 @@ class Dataset:
 
         Collects the data files and partition manifests of expired snapshots,
         of aborted and lost writes, log records below the expired prefix, and
-        superseded checkpoints — each only when older than ``grace``. It first
+        superseded checkpoints — each only when older than ``grace`` (log
+        records also only when older than ten minutes: a writer appending at
+        the slot after the head it knows must never find that slot freed). It first
         commits a *fence* (``now - grace``): a write that began before it is
         refused at its commit with :class:`~aiolode.StaleWriteError` (its
         unreferenced files may be gone), so no snapshot can ever point at
@@ -1286,7 +1607,7 @@ class Dataset:
             The store failed or a record is unreadable.
         """
         await self._configure()
-        return await lifecycle.drop(
+        report = await lifecycle.drop(
             self._store,
             self._log,
             self._committer,
@@ -1295,6 +1616,14 @@ class Dataset:
             grace=grace,
             dry_run=dry_run,
         )
+        if not dry_run and self._config_lock is not None:
+            async with self._config_lock:
+                # This object's next write starts a new life of the name (other
+                # writers of the dropped one stay refused).
+                self._config = None
+                self._spec = None
+                self._new_descriptor = None
+        return report
 
     async def checkpoint(self) -> bool:
         """Fold the history into the checkpoint due at the last 64-record boundary,

@@ -24,23 +24,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from .._concurrency import bounded_map
 from .._history import Draft, retrying
-from .._history._log import LWM_SCHEMA, WRITER_MAX_WARM_AGE, decode_pointer, encode_pointer
-from ..errors import (
-    AiolodeError,
-    InvalidInputError,
-    ObjectNotFoundError,
-    PreconditionFailedError,
-    SnapshotNotFoundError,
+from .._history._collect import (
+    check_grace,
+    delete_keys,
+    older_than_fence,
+    record_fence,
+    record_seq,
+    sweep_dropped,
 )
+from .._history._reports import DropReport, ExpireReport, GCReport
+from ..errors import HistoryGapError, InvalidInputError, SnapshotNotFoundError
 from ..manifest._dataset import CommitRecord, ExpiryState, LogOp
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ..types import IfMatch
 from ._checkpoint import CHECKPOINT_INTERVAL, fold
 from ._commit import record_base
 from ._files import snapshot_position
@@ -51,96 +49,7 @@ if TYPE_CHECKING:
     from ._commit import Committer
     from ._log import CommitLog
 
-__all__ = ["DropReport", "ExpireReport", "GCReport", "drop", "expire", "gc"]
-
-_DELETE_CONCURRENCY = 16
-
-
-@final
-@attrs.frozen
-class ExpireReport:
-    """What :meth:`Dataset.expire` expired (or would, with ``dry_run``).
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed.
-    expired
-        Ids of the snapshots this call expired, oldest first.
-    files
-        Keys of the data files that left every view with them.
-    bytes
-        Their total size.
-    record
-        Sequence number of the expiry's commit record (``None``: dry run, or
-        nothing to expire).
-    """
-
-    dry_run: bool
-    expired: tuple[str, ...]
-    files: tuple[str, ...]
-    bytes: int
-    record: int | None
-
-
-@final
-@attrs.frozen
-class GCReport:
-    """What :meth:`Dataset.gc` deleted (or would delete, with ``dry_run``).
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed or deleted.
-    fence
-        Objects older than this and referenced by no retained snapshot are
-        collected; writes begun before it are refused at commit.
-    deleted
-        The keys deleted (or that a real run would delete now), sorted.
-    bytes
-        Their total size.
-    kept_young
-        Unreferenced objects left because they are younger than the fence (an
-        in-flight write may still commit them).
-    """
-
-    dry_run: bool
-    fence: datetime
-    deleted: tuple[str, ...]
-    bytes: int
-    kept_young: int
-
-
-@final
-@attrs.frozen
-class DropReport:
-    """What :meth:`Dataset.drop` removed.
-
-    Attributes
-    ----------
-    dry_run
-        Nothing was committed or deleted.
-    deleted
-        The keys deleted (or that would be), sorted.
-    remaining
-        Log records kept until the drop is older than ``grace`` and than ten
-        minutes (run ``drop()`` again later to finish); empty when complete.
-    """
-
-    dry_run: bool
-    deleted: tuple[str, ...]
-    remaining: tuple[str, ...]
-
-    @property
-    def done(self) -> bool:
-        """Whether nothing of the dataset is left in the store."""
-        return not self.remaining
-
-
-def _check_grace(grace: object) -> timedelta:
-    if not isinstance(grace, timedelta) or grace < timedelta(0):
-        raise InvalidInputError(f"grace must be a timedelta >= 0, not {grace!r}")
-    return grace
+__all__ = ("drop", "expire", "gc")
 
 
 # ---------------------------------------------------------------------- expiry
@@ -289,46 +198,6 @@ async def _commit_fence(log: CommitLog, committer: Committer, fence: datetime) -
     return outcome.record
 
 
-async def write_lwm(store: Store, log: CommitLog, seq: int) -> None:
-    """Raise the stored low-water mark to ``seq`` (never lower it): compare-and-swap.
-
-    Raises
-    ------
-    StorageError
-        The store failed.
-    """
-    key = log.spec.lwm_key
-    data = encode_pointer(LWM_SCHEMA, log.spec.owner_id, seq)
-    for _ in range(64):
-        try:
-            info = await store.head(key)
-            current = decode_pointer(await store.get(key), LWM_SCHEMA, log.spec.owner_id)
-        except ObjectNotFoundError:
-            try:
-                await store.put(key, data, mode="create")
-                break
-            except AiolodeError:
-                continue
-        if current >= seq:
-            break
-        try:
-            await store.put(key, data, mode=IfMatch(info.etag))
-            break
-        except (PreconditionFailedError, ObjectNotFoundError):
-            continue
-    log.lwm = max(log.lwm, seq)
-
-
-def _record_seq(log: CommitLog, key: str) -> int | None:
-    """The sequence number of a record key of this log, else ``None``."""
-    if not key.startswith(log.spec.prefix):
-        return None
-    stem = key[len(log.spec.prefix) :].removesuffix(".json")
-    if stem.isdigit() and len(stem) == log.spec.width and key.endswith(".json"):
-        return int(stem)
-    return None
-
-
 def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool | None:
     """For a key under the log prefix: keep it (True), collect it (False); None
     for keys outside the log prefix."""
@@ -341,7 +210,7 @@ def _log_keep(log: CommitLog, key: str, below: int, keep_seqs: set[int]) -> bool
     if name.startswith("_checkpoints/"):
         stem = name[len("_checkpoints/") :].removesuffix(".json")
         return stem.isdigit() and int(stem) >= below - (below % CHECKPOINT_INTERVAL)
-    seq = _record_seq(log, key)
+    seq = record_seq(log, key)
     if seq is not None:
         return seq >= below or seq in keep_seqs
     return False
@@ -368,7 +237,7 @@ async def gc(
     StorageError, FormatError
         The store failed or a record is unreadable.
     """
-    fence = datetime.now(UTC) - _check_grace(grace)
+    fence = datetime.now(UTC) - check_grace(grace)
     head = await log.refresh()
     if head is not None and head.dropped:
         raise dropped_error(log.spec.owner_id)
@@ -385,29 +254,42 @@ async def gc(
         keep_seqs = {head.seq, head.expiry_seq}
         if head.last_snapshot_id is not None:
             keep_seqs.add(parse_dataset_snapshot_id(head.last_snapshot_id, dataset_id="")[0])
+    # Idempotency markers expire with the snapshots they name: a marker older
+    # than the oldest retained snapshot (less the grace a write may take) can
+    # only name an expired one, or a write that never committed.
+    keys_prefix = f"{log.spec.prefix}_keys/"
+    oldest = min((s.created_at for s in view.snapshots.values()), default=None) if head else None
+    keys_cutoff = None if oldest is None else oldest - check_grace(grace)
     doomed: dict[str, int] = {}
     young = 0
+    records_fence = record_fence(fence)
     async with aclosing(store.list(root)) as listing:
         async for obj in listing:
+            if obj.key.startswith(keys_prefix):
+                if keys_cutoff is None or not older_than_fence(
+                    store, obj.last_modified, keys_cutoff
+                ):
+                    continue
+                doomed[obj.key] = obj.size
+                continue
             keep = _log_keep(log, obj.key, state.below, keep_seqs)
             if keep or (keep is None and obj.key in referenced):
                 continue
-            if obj.last_modified is None or obj.last_modified >= fence:
+            is_record = record_seq(log, obj.key) is not None
+            if not older_than_fence(
+                store, obj.last_modified, records_fence if is_record else fence
+            ):
                 young += 1
                 continue
             doomed[obj.key] = obj.size
     if not dry_run and doomed:
         if state.below > 1:
             # Searches must start above the records about to go.
-            await write_lwm(store, log, state.below)
-        await bounded_map(
-            lambda k: _delete(store, log, k), sorted(doomed), limit=_DELETE_CONCURRENCY
-        )
+            await log.raise_lwm(state.below)
+        await delete_keys(store, log, doomed)
+        if head is not None:
+            await log.write_hint(head.seq)  # not a collected record: cold opens stay cheap
     return GCReport(dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young)
-
-
-async def _delete(store: Store, log: CommitLog, key: str) -> None:
-    await retrying(log.retry, lambda: store.delete(key))
 
 
 # ------------------------------------------------------------------------ drop
@@ -430,8 +312,20 @@ async def drop(
     StorageError, FormatError
         The store failed or a record is unreadable.
     """
-    grace_td = _check_grace(grace)
+    grace_td = check_grace(grace)
     head = await log.refresh()
+    # What the history names goes at once (a new life never names it); the
+    # rest waits for the store clock to pass the tombstone.
+    named: set[str] = set()
+    if head is not None and not head.dropped:
+        try:
+            # Expired snapshots' records too while they last: their files may
+            # not have been collected yet.
+            view = await fold(store, log, head.seq, floor=1)
+        except HistoryGapError:
+            view = await fold(store, log, head.seq, floor=(await expiry_of(log, head)).below)
+        named |= {f.file.key for f in view.files.values()}
+        named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
     if not dry_run and head is not None and not head.dropped and committer is not None:
         life = committer.life
 
@@ -451,40 +345,19 @@ async def drop(
         # The name is gone from here on: nothing opens it, nothing writes to it.
         await retrying(log.retry, lambda: store.delete(descriptor_key))
         if head is not None:
-            await write_lwm(store, log, head.seq)
-    # Log records go only once the drop itself is older than the grace period
-    # AND than twice the time a writer may build on a view of the log without
-    # re-reading it: a writer with a recent view must find its next slot taken
-    # (by the tombstone's history) and learn of the drop, never fill a freed slot.
-    tombstone_age = (
-        datetime.now(UTC) - head.created_at if head is not None and head.dropped else None
+            await log.raise_lwm(head.seq)
+
+    async def new_life() -> bool:
+        return await store.exists(descriptor_key)
+
+    deleted, remaining = await sweep_dropped(
+        store,
+        log,
+        root,
+        head,
+        grace=grace_td,
+        dry_run=dry_run,
+        new_life=new_life,
+        old_life=named.__contains__,
     )
-    keep_window = max(grace_td, timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
-    log_may_go = tombstone_age is not None and tombstone_age >= keep_window
-    deleted: list[str] = []
-    young_records: list[str] = []
-    old_records: list[str] = []
-    async with aclosing(store.list(root)) as listing:
-        async for obj in listing:
-            if obj.key == log.spec.lwm_key:
-                continue
-            if _record_seq(log, obj.key) is None:
-                deleted.append(obj.key)
-            elif log_may_go:
-                old_records.append(obj.key)
-            else:
-                young_records.append(obj.key)
-    finished = not young_records
-    if finished:
-        # The whole log is old enough: it goes too, the tombstone last, then the
-        # low-water mark that keeps searches above the freed slots.
-        deleted += [*sorted(old_records), log.spec.lwm_key]
-    if not dry_run:
-        others = [k for k in deleted if _record_seq(log, k) is None and k != log.spec.lwm_key]
-        await bounded_map(lambda k: _delete(store, log, k), others, limit=_DELETE_CONCURRENCY)
-        if finished:
-            for k in sorted(old_records):
-                await _delete(store, log, k)
-            await _delete(store, log, log.spec.lwm_key)
-    remaining = [] if finished else [*old_records, *young_records]
     return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)))

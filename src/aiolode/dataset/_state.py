@@ -17,13 +17,14 @@ import attrs
 from ..errors import DatasetNotFoundError, SnapshotExpiredError
 from ..manifest._dataset import CommitRecord, ExpiryState
 from ..manifest._ids import parse_dataset_snapshot_id
+from ..schema import Schema
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from ._log import CommitLog
 
-__all__ = ["HeadState", "dropped_error", "expiry_of", "head_state"]
+__all__ = ["HeadState", "dropped_error", "expiry_of", "head_state", "schema_of"]
 
 
 @attrs.frozen
@@ -109,3 +110,37 @@ async def head_state(log: CommitLog, *, refresh: bool = True) -> HeadState:
     """
     head = await log.refresh() if refresh else log.head
     return HeadState(head, await expiry_of(log, head))
+
+
+async def schema_of(log: CommitLog, record: CommitRecord | None) -> tuple[str, Schema] | None:
+    """The record schema as of ``record`` and the snapshot that recorded it
+    (``None``: none recorded). One cached ``get`` at most.
+
+    Raises
+    ------
+    ManifestFormatError
+        The recorded schema is unreadable.
+    FormatError, StorageError
+        The record holding it is unreadable or the store failed.
+    """
+    if record is None:
+        return None
+    holder: CommitRecord | None = record
+    if record.schema is None:
+        if not record.schema_seq:
+            return None
+        holder = await log.fetch(record.schema_seq)
+        if holder is None or holder.schema is None:
+            return None
+    assert holder is not None
+    assert holder.schema is not None
+    sid = holder.last_snapshot_id or f"record {holder.seq}"
+    return sid, Schema.from_json(_plain(holder.schema))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -32,8 +32,10 @@ from ..errors import (
 )
 from ..layout import Layout
 from ..manifest._dataset import ColumnStats, FileRef
+from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES
 from ..schema._core import Schema, SchemaMode, merge, unify_schemas
 from ..store import Store
+from ._serve import CONTENT_TYPE_KEY, blob_metadata, check_content_type
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ..checksum import Hasher
     from ..codecs import EncodedFile, EncodedTail, StreamEncoder
     from ..compression import CompressStream
+    from ..manifest._metadata import Metadata
     from ..types import ProgressCallback
     from ._snapshot import Snapshot
 
@@ -550,16 +553,88 @@ class BlobWriter:
 
     ``await w.write(chunk)`` compresses and hashes the chunk (off the loop when
     large) and streams it to the store; memory stays bounded by a few chunks.
+    The snapshot's metadata is decided at the commit: :attr:`metadata` (a
+    mutable dict), :meth:`set_metadata` and :attr:`content_type` may change it
+    until the block exits (e.g. a digest and a sniffed type of what streamed).
     After the ``async with`` block exits cleanly, :attr:`snapshot` is the
     committed snapshot.
     """
 
-    def __init__(self, upload: _Upload, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        upload: _Upload,
+        progress: ProgressCallback | None,
+        metadata: Mapping[str, Any] | None = None,
+        max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+    ) -> None:
         self._upload = upload
         self._progress = progress
         self._written = 0
         self._closed = False
         self._snapshot: Snapshot | None = None
+        self._max_metadata = max_metadata_bytes
+        self._metadata: dict[str, Any] = dict(metadata) if metadata is not None else {}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata the snapshot will be committed with: a mutable ``dict``.
+
+        Add to it or change it at any point before the block exits (a digest,
+        the final size…); what it holds when the block exits is validated (as
+        ``metadata=`` is) and committed. An invalid value then aborts the write:
+        :class:`~aiolode.InvalidInputError`, no snapshot, the upload removed.
+        After the commit it is the committed snapshot's metadata (read-only).
+        """
+        if self._snapshot is not None:
+            return self._snapshot.metadata
+        return self._metadata
+
+    def set_metadata(self, metadata: Mapping[str, Any] | None) -> None:
+        """Replace the metadata to be committed (checked now, and again at commit).
+
+        Raises
+        ------
+        InvalidInputError
+            Not valid metadata (see ``Dataset.write``), too large, an invalid
+            ``content_type``, or the stream is already committed.
+        """
+        if self._closed:
+            raise InvalidInputError("this stream writer is closed: its metadata is committed")
+        self._metadata = dict(blob_metadata(metadata, None, max_bytes=self._max_metadata))
+
+    @property
+    def content_type(self) -> str | None:
+        """The content type to record (metadata ``"content_type"``), or ``None``.
+
+        Settable until the block exits, e.g. once the first bytes have been
+        sniffed; ``None`` removes it.
+
+        Raises
+        ------
+        InvalidInputError
+            (On assignment) not a media type such as ``"image/png"``.
+        """
+        value = self.metadata.get(CONTENT_TYPE_KEY)
+        return value if isinstance(value, str) else None
+
+    @content_type.setter
+    def content_type(self, value: str | None) -> None:
+        if self._closed:
+            raise InvalidInputError("this stream writer is closed: its metadata is committed")
+        if value is None:
+            self._metadata.pop(CONTENT_TYPE_KEY, None)
+        else:
+            self._metadata[CONTENT_TYPE_KEY] = check_content_type(value)
+
+    def _committed_metadata(self) -> Metadata:
+        """The metadata to commit, checked (called by ``Dataset.stream_write``).
+
+        Raises
+        ------
+        InvalidInputError
+            It is not valid metadata or is too large.
+        """
+        return blob_metadata(self._metadata, None, max_bytes=self._max_metadata)
 
     @property
     def bytes_written(self) -> int:
@@ -607,7 +682,12 @@ class BlobWriter:
 
 @asynccontextmanager
 async def run_blob_stream(
-    spec: FileSpec, body: Any, progress: ProgressCallback | None
+    spec: FileSpec,
+    body: Any,
+    progress: ProgressCallback | None,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
 ) -> AsyncIterator[BlobWriter]:
     """Context-manager body shared by ``Dataset.stream_write`` (see there).
 
@@ -616,7 +696,7 @@ async def run_blob_stream(
     prepared files via ``body.prepared``.
     """
     upload = _Upload(spec, {})
-    writer = BlobWriter(upload, progress)
+    writer = BlobWriter(upload, progress, metadata, max_metadata_bytes)
     body_exc: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:

@@ -38,6 +38,7 @@ __all__ = [
     "DatasetDescriptor",
     "ExpiryState",
     "FileRef",
+    "KeyMarker",
     "LogOp",
     "Manifest",
     "PartitionManifest",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 CHECKPOINT_SCHEMA = "aiolode.dataset.checkpoint"
+KEY_SCHEMA = "aiolode.dataset.key"
 DESCRIPTOR_SCHEMA = "aiolode.dataset.descriptor"
 MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
@@ -71,6 +73,10 @@ def _frozen_str_map(value: Mapping[str, Any]) -> FrozenDict:
     out = freeze(value)
     assert isinstance(out, FrozenDict)
     return out
+
+
+def _opt_frozen(value: Mapping[str, Any] | None) -> FrozenDict | None:
+    return None if value is None else _frozen_str_map(value)
 
 
 def _files(value: Iterable[FileRef]) -> tuple[FileRef, ...]:
@@ -221,6 +227,9 @@ class Manifest:
     replaces
         Keys of earlier files this snapshot takes out of the live view (their
         rows are in this snapshot's files, or expired).
+    idempotency_key
+        The caller's key for this write: a retry with the same key returns this
+        snapshot instead of committing again.
     """
 
     dataset_id: str
@@ -243,6 +252,7 @@ class Manifest:
     partition_manifests: tuple[PartitionRef, ...] = attrs.field(factory=tuple, converter=_refs)
     operation: str = "append"
     replaces: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    idempotency_key: str | None = None
 
     @property
     def files_loaded(self) -> bool:
@@ -398,6 +408,11 @@ class CommitRecord:
     incarnation
         The descriptor's incarnation the writer worked for (``""`` before
         descriptors): a writer of a dropped incarnation can never append again.
+    schema
+        The dataset's record schema after this record (JSON form of
+        :class:`aiolode.Schema`), when this record set or changed it.
+    schema_seq
+        The newest record at or before this one whose ``schema`` is set (0: none).
     """
 
     dataset_id: str
@@ -412,6 +427,8 @@ class CommitRecord:
     dropped: bool = False
     tip: str | None = None
     incarnation: str = ""
+    schema: Mapping[str, Any] | None = attrs.field(default=None, converter=_opt_frozen)
+    schema_seq: int = 0
 
     def snapshot_ids(self) -> list[str]:
         """The ids of the snapshots this record commits, in order."""
@@ -476,6 +493,22 @@ class Checkpoint:
     expiry: ExpiryState
     snapshots: tuple[CheckpointSnapshot, ...] = attrs.field(converter=_cp_snaps)
     files: tuple[CheckpointFile, ...] = attrs.field(converter=_cp_files)
+
+
+@attrs.frozen
+class KeyMarker:
+    """Where to find the write an idempotency key made (``<root>_log/_keys/<hash>.json``).
+
+    Written before the commit with ``after`` (the head when the write began:
+    its snapshot, if it committed, is in a later record), then updated with
+    ``snapshot_id`` once committed. Only a pointer: the snapshot's own manifest
+    carrying the key is what a retry trusts.
+    """
+
+    dataset_id: str
+    key: str
+    after: int
+    snapshot_id: str | None = None
 
 
 @attrs.frozen
@@ -563,3 +596,4 @@ register_migration(COMMIT_SCHEMA, 2, _migrate_commit_v2)
 register(PARTITION_SCHEMA, 1, PartitionManifest)
 register(DESCRIPTOR_SCHEMA, 1, DatasetDescriptor)
 register(CHECKPOINT_SCHEMA, 1, Checkpoint)
+register(KEY_SCHEMA, 1, KeyMarker)

@@ -30,7 +30,7 @@ import attrs
 from ._converter import converter, register, register_migration
 from ._metadata import Metadata, as_metadata, escape_legacy_metadata
 
-__all__ = ["SegmentRef", "VolumeRoot", "VolumeSegment", "VolumeSegmentList"]
+__all__ = ("SegmentRef", "VolumeRoot", "VolumeSegment", "VolumeSegmentList")
 
 ROOT_SCHEMA = "aiolode.volume.root"
 SEGMENT_SCHEMA = "aiolode.volume.segment"
@@ -64,15 +64,36 @@ class VolumeSegmentList:
 
 @attrs.frozen
 class VolumeRoot:
-    """The commit document of one volume snapshot.
+    """One record of a volume's log: a snapshot, or a maintenance operation.
 
-    The snapshot's blocks are exactly the union of the entries of the segments
-    listed in ``frozen`` (via the segment list at ``frozen_key``) and
-    ``segments``; segments are pairwise disjoint.
+    A *commit* root (``operation == "commit"``) is one snapshot: its blocks
+    are exactly the union of the entries of the segments listed in ``frozen``
+    (via the segment list at ``frozen_key``) and ``segments``; segments are
+    pairwise disjoint. A *maintenance* root (``"expire"``: old snapshots were
+    expired; ``"fence"``: a garbage collection's fence; ``"drop"``: the
+    volume was dropped) commits no
+    snapshot (``snapshot_id`` and ``parent_id`` are ``None``): it repeats the
+    index of the newest snapshot (``tip``), so any root alone still says which
+    ranges exist, and orders the operation with the commits around it.
+
+    Attributes
+    ----------
+    operation
+        ``"commit"``, ``"expire"``, ``"fence"`` or ``"drop"``.
+    tip
+        For a maintenance root: the newest snapshot before it (``None``: none).
+    gc_fence
+        The newest fence of every garbage collection so far (cumulative):
+        blocks staged before it may have been collected and are refused.
+    dropped
+        The volume was dropped by this root.
+    expired_below
+        Every snapshot of a root below this sequence number is expired
+        (cumulative; ``1``: none).
     """
 
     volume_id: str
-    snapshot_id: str
+    snapshot_id: str | None
     sequence: int
     parent_id: str | None
     created_at: datetime
@@ -87,6 +108,11 @@ class VolumeRoot:
     segments: tuple[SegmentRef, ...]
     #: ``"sha256:<hex>"`` of the segment list at ``frozen_key`` (verified on load).
     frozen_digest: str | None = None
+    operation: str = "commit"
+    tip: str | None = None
+    gc_fence: datetime | None = None
+    dropped: bool = False
+    expired_below: int = 1
 
     @property
     def seq(self) -> int:
@@ -98,9 +124,19 @@ class VolumeRoot:
         """The commit token (the history layer's name for ``commit_token``)."""
         return self.commit_token
 
+    @property
+    def is_snapshot(self) -> bool:
+        """Whether this root commits a snapshot (not a maintenance operation)."""
+        return self.operation == "commit"
+
+    @property
+    def last_snapshot_id(self) -> str | None:
+        """The newest snapshot at or before this root (``None``: none yet)."""
+        return self.snapshot_id if self.operation == "commit" else self.tip
+
     def snapshot_ids(self) -> list[str]:
-        """The one snapshot this root commits."""
-        return [self.snapshot_id]
+        """The snapshot this root commits (none for a maintenance root)."""
+        return [self.snapshot_id] if self.snapshot_id is not None else []
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ import abc
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio.lowlevel
@@ -166,6 +167,19 @@ class Store(abc.ABC):
         wrappers forward their inner store's answer.
         """
         return False
+
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """How coarse :attr:`ObjectInfo.last_modified` is: an object stamped ``t``
+        was stored before ``t + stamp_resolution``.
+
+        Garbage collection deletes an unreferenced object only when its stamp
+        plus this is older than its fence. Default one second (S3 listings
+        report whole seconds); :class:`~aiolode.MemoryStore` and
+        :class:`~aiolode.FileStore` say 0, GCS one millisecond; wrappers forward
+        their inner store's answer.
+        """
+        return timedelta(seconds=1)
 
     # ------------------------------------------------------------------ public API
     async def put(

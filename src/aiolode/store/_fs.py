@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+from datetime import timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
@@ -208,6 +209,11 @@ class FileStore(Store):
             raise _map_oserror(exc, key, what) from exc
 
     # -------------------------------------------------------------- capabilities
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """Exact: ``mtime`` in nanoseconds, stamped fresh on every write."""
+        return timedelta(0)
+
     async def arrow_filesystem(self) -> ArrowFilesystem:
         """pyarrow's ``LocalFileSystem`` and the absolute path of each key.
 

@@ -467,6 +467,11 @@ class GCSStore(Store):
 
     name = "gcs"
 
+    @property
+    def stamp_resolution(self) -> datetime.timedelta:
+        """GCS reports ``updated`` in milliseconds."""
+        return datetime.timedelta(milliseconds=1)
+
     def __init__(
         self,
         bucket: str,

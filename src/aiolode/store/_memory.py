@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, final
 
 import anyio.lowlevel
@@ -67,6 +67,11 @@ class MemoryStore(Store):
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._objects)} objects>)"
+
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """Exact: stamps are this process's clock."""
+        return timedelta(0)
 
     @property
     def objects_in_memory(self) -> bool:

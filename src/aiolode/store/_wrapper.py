@@ -13,6 +13,7 @@ from ._base import Store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
+    from datetime import timedelta
 
     from ..types import ObjectInfo, PutMode
 
@@ -71,6 +72,11 @@ class WrapperStore(Store, Generic[S]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._inner!r})"
+
+    @property
+    def stamp_resolution(self) -> timedelta:
+        """The inner store's."""
+        return self._inner.stamp_resolution
 
     @property
     def objects_in_memory(self) -> bool:

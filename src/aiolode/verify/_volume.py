@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, overload
 
 import anyio.to_thread
@@ -181,6 +182,12 @@ class _VolumeCheck:
     pending: list[ObjectRef] = attrs.field(factory=list)
     #: The newest snapshot in range and its usable segments (for the union check).
     target: tuple[str, list[VolumeSegment]] | None = None
+    #: The garbage collection fence of the previous root read (cumulative).
+    prev_fence: datetime | None = None
+    #: The expiry bound of the previous root read (cumulative).
+    prev_below: int = 1
+    #: ``end`` names a root that commits no snapshot.
+    end_missing: bool = False
 
     @property
     def prefix(self) -> str:
@@ -251,10 +258,26 @@ class _VolumeCheck:
             self.chain.broken()
             return None
         bad: list[str] = []
-        if root.volume_id != self.volume_id or root.sequence != seq or root.snapshot_id != sid:
+        want_id = sid if root.operation == "commit" else None
+        if root.volume_id != self.volume_id or root.sequence != seq or root.snapshot_id != want_id:
             bad.append(
                 f"says volume {root.volume_id!r} sequence {root.sequence} id {root.snapshot_id!r}"
             )
+        if root.operation not in ("commit", "expire", "fence", "drop"):
+            bad.append(f"commits an unknown operation {root.operation!r}")
+        if root.dropped != (root.operation == "drop"):
+            bad.append(f"says dropped={root.dropped} for a {root.operation!r} root")
+        if root.operation != "commit" and root.parent_id is not None:
+            bad.append(f"commits {root.operation!r} but names parent {root.parent_id!r}")
+        if root.operation == "commit" and root.tip is not None:
+            bad.append("commits a snapshot and names a tip")
+        if self.prev_fence is not None and (
+            root.gc_fence is None or root.gc_fence < self.prev_fence
+        ):
+            bad.append("lowers the garbage collection fence")
+        if root.expired_below < self.prev_below:
+            bad.append(f"un-expires snapshots ({root.expired_below} < {self.prev_below})")
+        self.prev_fence, self.prev_below = root.gc_fence, root.expired_below
         if root.total_length != self.total_length:
             bad.append(f"total_length {root.total_length} != {self.total_length}")
         if root.checksum != self.checksum_name:
@@ -269,10 +292,27 @@ class _VolumeCheck:
             bad.append(f"names index documents outside {self.index_prefix!r}: {foreign}")
         for msg in bad:
             f.add(ProblemKind.INVALID_RECORD, f"root {key!r} {msg}", key=key, snap=sid)
-        self.chain.follow(f, key, sid, root.parent_id, root.created_at)
-        f.head = sid
+        if root.operation == "commit":
+            self.chain.follow(f, key, sid, root.parent_id, root.created_at)
+            f.head = sid
+        else:
+            # A maintenance root commits no snapshot: it names the newest one.
+            if self.chain.linked and root.tip != self.chain.prev_id:
+                f.add(
+                    ProblemKind.BROKEN_CHAIN,
+                    f"root {key!r} names {root.tip!r} as the newest snapshot, expected "
+                    f"{self.chain.prev_id!r}",
+                    key=key,
+                    snap=sid,
+                )
+            if self.end == seq:
+                self.end_missing = True
         if foreign:
             return None  # never follow a root into what is not this volume's
+        if root.dropped:
+            # The volume was dropped: what its index names may already be gone.
+            f.referenced.update(named)
+            return None
         f.referenced.update(named)
         return root
 
@@ -392,7 +432,7 @@ class _VolumeCheck:
                 key=key,
                 snap=sid,
             )
-        if self.end is not None and root.sequence > self.end:
+        if (self.end is not None and root.sequence > self.end) or root.operation != "commit":
             return
         f.snapshots += 1
         f.checked_to = sid
@@ -582,6 +622,16 @@ async def verify_volume(
     check.lwm = await low_water_mark(
         store, check.findings, listing, f"{check.log_prefix}_lwm.json", volume_id, last
     )
+    # Roots below the newest root's expiry bound are expired views: what they
+    # name is referenced (until gc), nothing of them is required.
+    (raw,) = await fetch_docs(store, [roots[last]]) if last else (None,)
+    if isinstance(raw, bytes):
+        try:
+            head = decode(raw, VolumeRoot, key=roots[last])
+        except FormatError:
+            head = None
+        if head is not None and isinstance(head.expired_below, int) and head.sequence == last:
+            check.lwm = max(check.lwm, min(head.expired_below, last))
     check.chain.linked = check.lwm == 1
     if check.end is not None and check.end < check.lwm:
         raise SnapshotExpiredError(
@@ -599,4 +649,10 @@ async def verify_volume(
     check.findings.referenced.add(f"{check.prefix}_latest")
     check.findings.referenced.update(roots.values())
     await check.check_history(roots, last)
+    if check.end_missing:
+        raise SnapshotNotFoundError(
+            f"volume {volume_id!r} has no snapshot {snapshot_id!r} (a maintenance record)",
+            volume_id=volume_id,
+            snapshot_id=snapshot_id,
+        )
     return check.findings.report("volume", volume_id, listing)

@@ -14,6 +14,7 @@ import hashlib
 import heapq
 import itertools
 from array import array
+from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, final
 
 import attrs
@@ -53,6 +54,11 @@ class BlockRef:
         The store key of the immutable block object.
     checksum
         ``"<algorithm>:<hex>"`` digest of the block, or ``None``.
+    staged_at
+        When staging began (the stager's clock); ``None`` for refs of committed
+        blocks (:meth:`VolumeSnapshot.blocks`). A block staged before a garbage
+        collection's fence may have been collected, so :meth:`Volume.commit`
+        refuses it (:class:`~aiolode.StaleWriteError`).
     seal
         Binds the fields above to the volume that staged the block:
         :meth:`Volume.commit` refuses a ref whose fields were changed after
@@ -64,6 +70,7 @@ class BlockRef:
     length: int
     key: str
     checksum: str | None = None
+    staged_at: datetime | None = None
     seal: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -75,13 +82,23 @@ class BlockRef:
 _SEAL_KEY = b"aiolode.volume.blockref.v1"
 
 
-def seal_block(volume_id: str, offset: int, length: int, key: str, checksum: str | None) -> str:
+def seal_block(
+    volume_id: str,
+    offset: int,
+    length: int,
+    key: str,
+    checksum: str | None,
+    staged_at: datetime | None = None,
+) -> str:
     """The seal of a block ref (a keyed digest of its fields and its volume).
 
     Not a secret: it catches refs changed or forged by mistake, not by intent.
     """
     h = hashlib.blake2b(digest_size=16, key=_SEAL_KEY)
-    h.update(f"{volume_id}\x00{offset}\x00{length}\x00{key}\x00{checksum or ''}".encode())
+    stamp = "" if staged_at is None else staged_at.isoformat()
+    h.update(
+        f"{volume_id}\x00{offset}\x00{length}\x00{key}\x00{checksum or ''}\x00{stamp}".encode()
+    )
     return h.hexdigest()
 
 

@@ -153,6 +153,16 @@ class VolumeIndex:
         self._runs[ref.key] = run
         return run
 
+    async def segment_list(self, key: str, digest: str | None) -> tuple[SegmentRef, ...]:
+        """The frozen segment refs of the list at ``key`` (cached; verified on load).
+
+        Raises
+        ------
+        FormatError, StorageError
+            The list is damaged or the store failed.
+        """
+        return await self._load_list(key, digest)
+
     async def _load_list(self, key: str, digest: str | None) -> tuple[SegmentRef, ...]:
         refs = self._lists.get(key)
         if refs is None:
@@ -175,6 +185,7 @@ class VolumeIndex:
         frozen_runs: tuple[Run, ...],
         hot_runs: tuple[Run, ...],
     ) -> State:
+        assert root.snapshot_id is not None  # checked by state()
         snap = VolumeSnapshot(
             id=root.snapshot_id,
             parent_id=root.parent_id,
@@ -219,6 +230,12 @@ class VolumeIndex:
         if state is not None:
             self._states.move_to_end(seq)
             return state
+        if root.snapshot_id is None:
+            # Callers resolve a maintenance root to its tip first.
+            raise ManifestFormatError(
+                f"root {seq} of volume {self.volume_id!r} commits no snapshot",
+                volume_id=self.volume_id,
+            )
         frozen_refs = (
             await self._load_list(root.frozen_key, root.frozen_digest) if root.frozen_key else ()
         )
@@ -274,6 +291,8 @@ class VolumeIndex:
         metadata: Metadata,
         token: str,
         written: list[str],
+        gc_fence: datetime | None = None,
+        expired_below: int = 1,
     ) -> tuple[VolumeRoot, State]:
         """Write the new segment (and segment list, if one froze); build the root.
 
@@ -346,8 +365,46 @@ class VolumeIndex:
             frozen_count=len(frozen_refs),
             segments=new_hot_refs,
             frozen_digest=frozen_digest,
+            gc_fence=gc_fence,
+            expired_below=expired_below,
         )
         return root, self._make_state(root, frozen_refs, frozen_runs, new_hot_runs)
+
+    def maintenance_root(
+        self,
+        head: VolumeRoot | None,
+        *,
+        seq: int,
+        created_at: datetime,
+        token: str,
+        operation: str,
+        gc_fence: datetime | None,
+        expired_below: int,
+    ) -> VolumeRoot:
+        """A root committing ``operation`` (``"expire"``, ``"fence"`` or ``"drop"``) on ``head``:
+        the head's index repeated (no I/O), no snapshot of its own."""
+        return VolumeRoot(
+            volume_id=self.volume_id,
+            snapshot_id=None,
+            sequence=seq,
+            parent_id=None,
+            created_at=created_at,
+            total_length=self.total,
+            metadata={},
+            commit_token=token,
+            checksum=self.checksum.name if self.checksum else None,
+            block_count=head.block_count if head else 0,
+            committed_bytes=head.committed_bytes if head else 0,
+            frozen_key=head.frozen_key if head else None,
+            frozen_count=head.frozen_count if head else 0,
+            segments=head.segments if head else (),
+            frozen_digest=head.frozen_digest if head else None,
+            operation=operation,
+            tip=head.last_snapshot_id if head else None,
+            gc_fence=gc_fence,
+            dropped=operation == "drop",
+            expired_below=expired_below,
+        )
 
     # ---------------------------------------------------------------- lookups
     def search_runs(self, state: State) -> tuple[Run, ...]:

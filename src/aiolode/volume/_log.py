@@ -20,9 +20,45 @@ if TYPE_CHECKING:
     from .._retry import Retry
     from ..store import Store
 
-__all__ = ["RootLog", "volume_log"]
+__all__ = ("RootLog", "volume_log")
 
 RootLog = SequenceLog[VolumeRoot]
+
+#: What a root may commit.
+OPERATIONS = frozenset({"commit", "expire", "fence", "drop"})
+
+
+def _earlier(snapshot_id: str | None, seq: int) -> bool:
+    """Whether ``snapshot_id`` is ``None`` or a well-formed id before record ``seq``."""
+    if snapshot_id is None:
+        return True
+    if not isinstance(snapshot_id, str) or len(snapshot_id) != VOLUME_SEQ_WIDTH:
+        return False
+    return snapshot_id.isdigit() and snapshot_id.isascii() and 0 < int(snapshot_id) < seq
+
+
+def _ids_problem(root: VolumeRoot, seq: int) -> str | None:
+    """How a root's ids contradict its position (``None``: they do not)."""
+    if root.operation not in OPERATIONS:
+        return f"commits an unknown operation {root.operation!r}"
+    if root.dropped != (root.operation == "drop"):
+        return f"says dropped={root.dropped} for a {root.operation!r} root"
+    if type(root.expired_below) is not int or not 1 <= root.expired_below <= seq:
+        return f"expires below {root.expired_below!r}, not a record up to itself"
+    if root.is_snapshot:
+        if root.snapshot_id != volume_snapshot_id(seq) or not _earlier(root.parent_id, seq):
+            return (
+                f"says snapshot {root.snapshot_id!r} with parent {root.parent_id!r}; its key "
+                f"implies {volume_snapshot_id(seq)!r} and an earlier parent"
+            )
+        if root.tip is not None:
+            return "commits a snapshot and names a tip"
+        return None
+    if root.snapshot_id is not None or root.parent_id is not None:
+        return f"commits {root.operation!r} but names snapshot {root.snapshot_id!r}"
+    if not _earlier(root.tip, seq):
+        return f"names tip {root.tip!r}, not an earlier snapshot"
+    return None
 
 
 def volume_log(
@@ -42,15 +78,10 @@ def volume_log(
         # The ids are implied by the key: a root whose ids disagree was damaged (in
         # storage or in transit) and must never be built upon, or the next commit
         # would carry the damage into its parent_id and break the chain for good.
-        want_parent = volume_snapshot_id(seq - 1) if seq > 1 else None
-        if root.snapshot_id != volume_snapshot_id(seq) or root.parent_id != want_parent:
+        problem = _ids_problem(root, seq)
+        if problem is not None:
             raise ManifestFormatError(
-                f"root {key!r} says snapshot {root.snapshot_id!r} with parent "
-                f"{root.parent_id!r}; its key implies {volume_snapshot_id(seq)!r} and "
-                f"{want_parent!r}",
-                key=key,
-                volume_id=volume_id,
-                field="snapshot_id" if root.snapshot_id != volume_snapshot_id(seq) else "parent_id",
+                f"root {key!r} {problem}", key=key, volume_id=volume_id, field="snapshot_id"
             )
         if root.block_count < 0 or root.committed_bytes < 0 or root.frozen_count < 0:
             raise ManifestFormatError(

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, final
 
 import anyio
@@ -30,18 +30,25 @@ from .._retry import Retry
 from .._validate import check_int, check_number
 from ..checksum import OFFLOAD_THRESHOLD, Checksum, check_checksum_arg, compute_checksum
 from ..errors import (
+    AiolodeError,
+    FormatError,
     InvalidInputError,
     InvalidRangeError,
     NoSnapshotsError,
+    ObjectNotFoundError,
     OverlappingBlocksError,
+    SnapshotExpiredError,
     SnapshotNotFoundError,
+    StaleWriteError,
 )
 from ..manifest._ids import parse_volume_snapshot_id, validate_history_id, volume_snapshot_id
 from ..manifest._metadata import DEFAULT_MAX_METADATA_BYTES, check_metadata
 from ..store import Store
 from ..store._base import is_bytes_like
+from . import _lifecycle
 from ._blocks import BlockRef, Run, overlaps_among, seal_block
 from ._index import BlockReads, VolumeIndex
+from ._lifecycle import dropped_error, resolve_tip
 from ._log import RootLog, volume_log
 from ._reader import VolumeReader
 from ._snapshot import State, VolumeSnapshot
@@ -49,11 +56,17 @@ from ._snapshot import State, VolumeSnapshot
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
+    from .._history._reports import DropReport, ExpireReport, GCReport
     from ..manifest._metadata import Metadata
     from ..manifest._volume import VolumeRoot
     from ..verify import VerifyReport
 
-__all__ = ["Volume", "VolumeSnapshot"]
+__all__ = ("Volume", "VolumeSnapshot")
+
+
+class _StaleHeadError(AiolodeError):
+    """A commit's view of the head names a snapshot collected meanwhile (internal:
+    the commit reads the head again)."""
 
 
 @final
@@ -171,8 +184,38 @@ class Volume:
                 )
             snapshot = snapshot.id
         seq = parse_volume_snapshot_id(snapshot, volume_id=self._id)
-        root = await self._log.require(seq, volume_snapshot_id(seq))
-        return await self._index.state(root)
+        sid = volume_snapshot_id(seq)
+        # What this object knows of the head (a cold one reads it): expiry and drop.
+        head = self._log.head if self._log.warm else await self._log.refresh()
+        if head is not None and head.dropped:
+            raise dropped_error(self._id)
+        if head is not None and seq < head.expired_below:
+            raise self._log.expired_error(sid)
+        root = await self._log.require(seq, sid)
+        if not root.is_snapshot:
+            raise SnapshotNotFoundError(
+                f"volume {self._id!r} has no snapshot {sid!r} (record {seq} is a "
+                f"{root.operation!r} operation)",
+                volume_id=self._id,
+                snapshot_id=sid,
+            )
+        return await self._loaded(root)
+
+    async def _loaded(self, root: VolumeRoot) -> State:
+        """The state of a snapshot root; a snapshot whose index was collected meanwhile
+        (expired, or the volume dropped, since this object last looked) says so."""
+        try:
+            return await self._index.state(root)
+        except (ObjectNotFoundError, FormatError):
+            sid = root.snapshot_id or volume_snapshot_id(root.seq)
+            if root.seq < await self._log.read_lwm():
+                raise self._log.expired_error(sid) from None
+            raise
+
+    async def _tip_state(self, root: VolumeRoot | None) -> State | None:
+        """The state of the newest snapshot at or before ``root`` (``None``: none)."""
+        tip = await resolve_tip(self._log, root)
+        return None if tip is None else await self._loaded(tip)
 
     async def latest(self) -> VolumeSnapshot:
         """Return the newest snapshot.
@@ -193,10 +236,10 @@ class Volume:
         StorageError
             The store failed.
         """
-        head = await self._log.refresh()
-        if head is None:
+        state = await self._tip_state(await self._log.refresh())
+        if state is None:
             raise NoSnapshotsError(f"volume {self._id!r} has no snapshots", volume_id=self._id)
-        return (await self._index.state(head)).snapshot
+        return state.snapshot
 
     async def snapshot(self, snapshot: str | VolumeSnapshot) -> VolumeSnapshot:
         """Return the snapshot with this id (or the one a :class:`VolumeSnapshot` names).
@@ -240,9 +283,13 @@ class Volume:
         head = await self._log.refresh()
         if head is None:
             return
-        async with aclosing(self._log.walk(1, head.seq, newest_first=newest_first)) as roots:
+        if head.dropped:
+            raise dropped_error(self._id)
+        first = head.expired_below
+        async with aclosing(self._log.walk(first, head.seq, newest_first=newest_first)) as roots:
             async for root in roots:
-                yield (await self._index.state(root)).snapshot
+                if root.is_snapshot:
+                    yield (await self._loaded(root)).snapshot
 
     async def snapshot_as_of(self, when: datetime) -> VolumeSnapshot:
         """The newest snapshot committed at or before ``when``.
@@ -266,14 +313,20 @@ class Volume:
                 "snapshot_as_of() needs a timezone-aware datetime", volume_id=self._id
             )
         root = await self._log.as_of(when)
-        if root is None:
-            if self._log.head is None:
+        head = self._log.head
+        if head is not None and head.dropped:
+            raise dropped_error(self._id)
+        state = await self._tip_state(root)
+        if state is not None and head is not None and state.seq < head.expired_below:
+            raise self._log.expired_error(state.snapshot.id)
+        if state is None:
+            if head is None:
                 raise NoSnapshotsError(f"volume {self._id!r} has no snapshots", volume_id=self._id)
             raise SnapshotNotFoundError(
                 f"volume {self._id!r} has no snapshot as of {when.isoformat()}",
                 volume_id=self._id,
             )
-        return (await self._index.state(root)).snapshot
+        return state.snapshot
 
     async def watch(
         self, after: str | VolumeSnapshot | None = None, *, poll_interval: float = 1.0
@@ -300,12 +353,17 @@ class Volume:
             The store kept failing (transient errors are retried with backoff).
         """
         poll = check_number("poll_interval", poll_interval, minimum=0.001)
-        start = 1
         if after is not None:
             start = (await self._state(after)).seq + 1
+        else:
+            head = await self._log.refresh()
+            start = 1 if head is None else head.expired_below  # expired views are skipped
         async with aclosing(follow(self._log, start=start, poll_interval=poll)) as roots:
             async for root in roots:
-                yield (await self._index.state(root)).snapshot
+                if root.dropped:
+                    raise dropped_error(self._id)
+                if root.is_snapshot:
+                    yield (await self._loaded(root)).snapshot
 
     # ---------------------------------------------------------------- staging
     async def stage_write_at(
@@ -354,6 +412,8 @@ class Volume:
         # 128 random bits, as in a uuid4, without building a UUID object: staging
         # is the hot path, and on a fast store every microsecond shows.
         key = f"{self._blocks_prefix}{offset:x}-{os.urandom(16).hex()}"
+        # Before the put: the object is stamped no earlier than this.
+        staged_at = datetime.now(UTC)
         if is_bytes_like(data):
             buf: bytes | bytearray | memoryview = data  # type: ignore[assignment]
             n = buf.nbytes if isinstance(buf, memoryview) else len(buf)
@@ -366,20 +426,23 @@ class Volume:
                 )
             ck = await compute_checksum(self._checksum, buf) if self._checksum else None
             await put_unique(self._store, key, buf, self._retry)
-            return self._sealed(offset, n, key, ck)
+            return self._sealed(offset, n, key, ck, staged_at)
         if isinstance(data, str) or not isinstance(data, AsyncIterable):
             raise InvalidInputError(
                 f"data must be bytes-like or an async iterable of bytes, not {type(data).__name__}",
                 volume_id=self._id,
             )
-        return await self._stage_stream(offset, data, key)
+        return await self._stage_stream(offset, data, key, staged_at)
 
-    def _sealed(self, offset: int, length: int, key: str, checksum: str | None) -> BlockRef:
-        return BlockRef(
-            offset, length, key, checksum, seal_block(self._id, offset, length, key, checksum)
-        )
+    def _sealed(
+        self, offset: int, length: int, key: str, checksum: str | None, staged_at: datetime
+    ) -> BlockRef:
+        seal = seal_block(self._id, offset, length, key, checksum, staged_at)
+        return BlockRef(offset, length, key, checksum, staged_at, seal)
 
-    async def _stage_stream(self, offset: int, data: AsyncIterable[bytes], key: str) -> BlockRef:
+    async def _stage_stream(
+        self, offset: int, data: AsyncIterable[bytes], key: str, staged_at: datetime
+    ) -> BlockRef:
         hasher = self._checksum.hasher() if self._checksum else None
         room = self._total - offset
         count = 0
@@ -424,7 +487,7 @@ class Volume:
             async with aclosing(replay()) as body:
                 await self._store.put(key, body)
         ck = self._checksum.format(hasher.hexdigest()) if self._checksum and hasher else None
-        return self._sealed(offset, count, key, ck)
+        return self._sealed(offset, count, key, ck, staged_at)
 
     # ----------------------------------------------------------------- commit
     def _check_blocks(self, blocks: object) -> list[BlockRef]:
@@ -466,7 +529,10 @@ class Volume:
                     key=b.key,
                     volume_id=self._id,
                 )
-            if b.seal != seal_block(self._id, b.offset, b.length, b.key, b.checksum):
+            stamp = b.staged_at if isinstance(b.staged_at, datetime) else None
+            if stamp is not b.staged_at or b.seal != seal_block(
+                self._id, b.offset, b.length, b.key, b.checksum, stamp
+            ):
                 # Moved, resized, hand-made, or staged by another volume: committing
                 # it would serve the wrong bytes, or bytes that can never be read.
                 raise InvalidInputError(
@@ -545,7 +611,17 @@ class Volume:
         log = self._log
 
         async def prepare(head: VolumeRoot | None, seq: int) -> Draft[VolumeRoot]:
-            base = await self._index.state(head) if head is not None else None
+            if head is not None and head.dropped:
+                raise dropped_error(self._id)
+            fence = None if head is None else head.gc_fence
+            below = 1 if head is None else head.expired_below
+            self._check_fence(new, fence)
+            try:
+                base = await self._tip_state(head)
+            except SnapshotExpiredError as exc:
+                # Our view of the head is old enough that its snapshot was expired
+                # and collected meanwhile: read the head again and rebase.
+                raise _StaleHeadError(str(exc), volume_id=self._id) from exc
             self._index.check_overlaps(base, new)
             written: list[str] = []
             due = log.hint_due() if not built else None
@@ -559,6 +635,8 @@ class Volume:
                     metadata=meta,
                     token=token,
                     written=written,
+                    gc_fence=fence,
+                    expired_below=below,
                 )
 
             try:
@@ -580,14 +658,21 @@ class Volume:
             built[seq] = state
             return Draft(root, tuple(written))
 
-        outcome = await log.append(prepare, token=token)
+        for _ in range(self._retry.attempts):
+            outcome = await log.append(prepare, token=token)
+            if not isinstance(outcome.error, _StaleHeadError):
+                break
+            await log.refresh()
         if outcome.record is None:
             assert outcome.error is not None
+            if isinstance(outcome.error, _StaleHeadError):
+                assert isinstance(outcome.error.__cause__, AiolodeError)
+                raise outcome.error.__cause__
             raise outcome.error
         root = outcome.record
         state = built.get(root.seq)
         if state is None or state.root.token != root.token:
-            state = await self._index.state(root)
+            state = await self._loaded(root)
         self._index.remember(state)
         if log.hint_stale(root.seq):
             # The commit landed: a cancellation arriving now must not hide that
@@ -595,6 +680,205 @@ class Volume:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
                 await log.write_hint(root.seq)
         return state.snapshot
+
+    def _check_fence(self, new: list[BlockRef], fence: datetime | None) -> None:
+        """Refuse blocks a garbage collection may have collected."""
+        if fence is None:
+            return
+        stale = [b for b in new if b.staged_at is None or b.staged_at <= fence]
+        if stale:
+            b = stale[0]
+            when = "at an unknown time" if b.staged_at is None else f"at {b.staged_at.isoformat()}"
+            raise StaleWriteError(
+                f"block {b.key!r} was staged {when}, before the fence {fence.isoformat()} of a "
+                f"garbage collection of volume {self._id!r} (gc(grace=...)): it may have been "
+                f"collected, so nothing was committed; stage {len(stale)} block(s) again",
+                key=b.key,
+                volume_id=self._id,
+            )
+
+    # -------------------------------------------------------------- lifecycle
+    async def _commit_op(
+        self, operation: str, fence: datetime | None = None, below: int = 1
+    ) -> VolumeRoot | None:
+        """Commit a maintenance root (``"expire"`` below ``below``, ``"fence"`` at
+        ``fence``, or ``"drop"``), serialised with this object's commits.
+        ``None``: withdrawn (a drop found the volume dropped already; an expiry
+        found nothing left to expire)."""
+        if self._commit_lock is None:
+            self._commit_lock = anyio.Lock()
+        token = uuid.uuid4().hex
+        log = self._log
+
+        async def prepare(head: VolumeRoot | None, seq: int) -> Draft[VolumeRoot] | None:
+            if head is not None and head.dropped:
+                if operation == "drop":
+                    return None
+                raise dropped_error(self._id)
+            old = None if head is None else head.gc_fence
+            new = old if fence is None or (old is not None and old >= fence) else fence
+            old_below = 1 if head is None else head.expired_below
+            new_below = old_below
+            if operation == "expire":
+                tip = None if head is None else head.last_snapshot_id
+                # Never the latest snapshot, whatever was committed since the plan.
+                cap = 1 if tip is None else parse_volume_snapshot_id(tip, volume_id=self._id)
+                new_below = max(old_below, min(below, cap))
+                if new_below == old_below:
+                    return None
+            root = self._index.maintenance_root(
+                head,
+                seq=seq,
+                created_at=log.created_at_after(head),
+                token=token,
+                operation=operation,
+                gc_fence=new,
+                expired_below=new_below,
+            )
+            return Draft(root)
+
+        async with self._commit_lock:
+            with anyio.CancelScope(shield=True):
+                outcome = await log.append(prepare, token=token)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.record
+
+    async def expire(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        keep_last: int | None = None,
+        dry_run: bool = False,
+    ) -> ExpireReport:
+        """Expire old snapshots of the volume's history (never data).
+
+        A volume snapshot holds every block of its parent, so expiring old
+        snapshots removes no byte from the newest: it forgets the older views
+        (``snapshot()``, ``read_at()`` and time travel on them raise
+        :class:`~aiolode.SnapshotExpiredError`; ``snapshots()`` and ``watch()``
+        skip them) so that :meth:`gc` can collect the index segments only they
+        used. The latest snapshot is never expired. Expiry is a commit (a root
+        that is not a snapshot, carrying "everything below record *n* is
+        expired" to every later root): it is ordered with concurrent commits,
+        which are never lost, and concurrent expiries merge (the highest wins).
+
+        Cost: ``latest()`` + one ``get`` per expired root (to report their ids;
+        16 concurrent) + one root put; ``older_than`` adds a binary search
+        (O(log n) ``get``), ``keep_last`` reads the newest ``keep_last`` roots.
+
+        Parameters
+        ----------
+        older_than
+            Expire the snapshots committed more than this long ago.
+        keep_last
+            Keep only the newest ``keep_last`` snapshots (>= 1).
+        dry_run
+            Report what would be expired; change nothing.
+
+        Returns
+        -------
+        ExpireReport
+            ``expired`` lists the ids, ``record`` the expiry's root (``files``
+            and ``bytes`` are empty: no block leaves the volume).
+
+        Raises
+        ------
+        InvalidInputError
+            No criterion, or one of the wrong type or value.
+        VolumeNotFoundError
+            The volume was dropped.
+        FormatError, StorageError
+            A root is damaged or the store failed.
+        """
+        return await _lifecycle.expire(
+            self._log, self._commit_op, older_than=older_than, keep_last=keep_last, dry_run=dry_run
+        )
+
+    async def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> GCReport:
+        """Delete what no retained snapshot references, once older than ``grace``.
+
+        Collects blocks staged but never committed (a killed download's
+        leftovers, lost commit races), index segments and segment lists that
+        only expired snapshots (or nothing) used, and roots of expired
+        snapshots — each only when the store stamped it before the fence
+        (``now - grace``; roots also only when older than ten minutes, so that
+        a writer appending after the head it knows never finds that slot
+        freed). It first commits the fence to the log (a root that
+        is not a snapshot): a commit of blocks staged before the fence is then
+        refused with :class:`~aiolode.StaleWriteError`, never committed with
+        bytes that may be gone. ``grace`` must exceed the clock skew between
+        writers, this process and the store (see ``docs/lifecycle.md``).
+
+        Cost: the fence commit (one root put), one listing of the volume's
+        prefix, one ``get`` per retained root (expire first to keep this
+        small) and per segment list not cached, the newest snapshot's index
+        (usually cached), then the deletes (16 concurrent).
+
+        Parameters
+        ----------
+        grace
+            Only objects older than this are collected.
+        dry_run
+            Commit and delete nothing; report exactly what a real run
+            started now would delete.
+
+        Returns
+        -------
+        GCReport
+
+        Raises
+        ------
+        InvalidInputError
+            ``grace`` is not a timedelta >= 0.
+        VolumeNotFoundError
+            The volume was dropped.
+        FormatError, StorageError
+            A root or segment is damaged, or the store failed.
+        """
+        return await _lifecycle.gc(
+            self._log, self._index, self._commit_op, grace=grace, dry_run=dry_run
+        )
+
+    async def drop(
+        self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False
+    ) -> DropReport:
+        """Drop the volume: commit a tombstone, then delete everything.
+
+        After it, reads raise :class:`~aiolode.VolumeNotFoundError` (expired
+        snapshot ids :class:`~aiolode.SnapshotExpiredError`), and a commit,
+        from any process, is refused with :class:`~aiolode.VolumeNotFoundError`
+        rather than resurrecting half a volume. Blocks, index and hint go at
+        once; the log goes only once the tombstone is older than ``grace`` and
+        than ten minutes (a writer holding a recent view of the log must find
+        the tombstone, not a free slot) — call ``drop()`` again later to
+        finish (resumable: an interrupted drop is finished the same way).
+        Once the log is gone the name is free.
+
+        Cost: the tombstone commit, one listing of the prefix, the deletes.
+
+        Parameters
+        ----------
+        grace
+            Keep the log at least this long after the drop.
+        dry_run
+            Commit and delete nothing; report what would go.
+
+        Returns
+        -------
+        DropReport
+            ``remaining`` is what a later call removes.
+
+        Raises
+        ------
+        InvalidInputError
+            ``grace`` is not a timedelta >= 0.
+        StorageError, FormatError
+            The store failed or a root is unreadable.
+        """
+        return await _lifecycle.drop(
+            self._log, self._index, self._commit_op, grace=grace, dry_run=dry_run
+        )
 
     # ------------------------------------------------------------------ reads
     async def verify(self, snapshot_id: str | None = None) -> VerifyReport:
