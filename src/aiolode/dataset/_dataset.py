@@ -808,11 +808,18 @@ class Dataset:
         if marker.snapshot_id is not None:
             try:
                 snap = await self.snapshot(marker.snapshot_id)
-            except (SnapshotNotFoundError, FormatError):
-                snap = None  # expired (the key with it), or damaged
-            if snap is not None and snap.manifest.idempotency_key == key:
-                return snap
-            return None
+            except SnapshotExpiredError:
+                return None  # expired, the key with it
+            except (SnapshotNotFoundError, InvalidInputError):
+                # The marker names no snapshot of this history: it is damaged.
+                # Search everything retained (a damaged history raises there)
+                # rather than write a second time.
+                snap = None
+                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+            if snap is not None:
+                if snap.manifest.idempotency_key == key:
+                    return snap
+                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
         if st.head is None:
             return None
         first = max(marker.after + 1, st.expiry.below)
