@@ -125,6 +125,7 @@ class VolConfig:
 
     name: str
     checksum: str | None
+    lifecycle: bool = False
 
 
 def _ds_configs() -> tuple[DsConfig, ...]:
@@ -147,6 +148,7 @@ VOLUME_CONFIGS = (
     VolConfig("vol-nock", None),
     VolConfig("vol-xxh3", "xxh3"),
     VolConfig("vol-sha256", "sha256"),
+    VolConfig("life-vol-xxh3", "xxh3", lifecycle=True),
 )
 
 _CHECKSUMS: dict[str | None, Callable[[], aiolode.Checksum | None]] = {
@@ -213,6 +215,14 @@ class Call:
     # (offset, length) it reads of the damaged object (None: all of it).
     partial_on: tuple[str, ...] = ()
     span: tuple[int, int] | None = None
+    # A call that writes (an idempotent retry) runs on its own copy of the state
+    # and is left out of the "no read writes" check.
+    writes: bool = False
+    # A custom judge of an "ok" answer: (world, value, oracle value, stale_ok) ->
+    # "correct" | "wrong" (dry runs: what they would delete, not what they return).
+    judge: Callable[[World, Any, Any, bool], str] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
 
 @attrs.define
@@ -233,6 +243,7 @@ class World:
     hint_roles: set[str]  # best-effort pointers: deleting or aging them is a legitimate state
     calls: list[Call]
     checksum: bool
+    root: str = ""
     oracle: dict[str, Result] = attrs.field(factory=dict)
     prev_oracle: dict[str, Result] = attrs.field(factory=dict)
     oracle_store: str | None = None
@@ -277,6 +288,12 @@ def _log_key(ds_id: str, seq: int) -> str:
     return f"datasets/{ds_id}/_log/{seq:016d}.json"
 
 
+def marker_key(ds_id: str, idem: str) -> str:
+    """Where the idempotency marker of key ``idem`` of dataset ``ds_id`` lives."""
+    digest = hashlib.sha256(idem.encode()).hexdigest()[:40]
+    return f"datasets/{ds_id}/_log/_keys/{digest}.json"
+
+
 def _other_key(key: str, mine: str, theirs: str) -> str:
     return key.replace(f"/{mine}/", f"/{theirs}/", 1)
 
@@ -287,7 +304,8 @@ async def _build_dataset(cfg: DsConfig) -> World:
     dss = {t: _make_dataset(cfg, store, t) for t in ("d", "o")}
     vers = _Versions(
         store,
-        [f"datasets/{t}/_log/{n}" for t in ("d", "o") for n in ("_latest.json", "_lwm.json")],
+        [f"datasets/{t}/_log/{n}" for t in ("d", "o") for n in ("_latest.json", "_lwm.json")]
+        + [marker_key(t, f"k{i}") for t in ("d", "o") for i in range(4)],
     )
     snaps: dict[str, list[aiolode.Snapshot]] = {"d": [], "o": []}
     written: dict[str, Any] = {}
@@ -297,7 +315,10 @@ async def _build_dataset(cfg: DsConfig) -> World:
         nonlocal step
         for tag, ds in dss.items():
             data = blob(tag, step) if cfg.codec is None else rows(tag, step)
-            snap = await ds.write(data, {"tag": tag, "step": step})
+            extra: dict[str, Any] = {"idempotency_key": f"k{step}"}
+            if cfg.codec is None:
+                extra["content_type"] = "application/x-damage"
+            snap = await ds.write(data, {"tag": tag, "step": step}, **extra)
             snaps[tag].append(snap)
             if tag == "d":
                 written[snap.id] = data
@@ -349,6 +370,8 @@ async def _build_dataset(cfg: DsConfig) -> World:
             "record:mid": _log_key("d", 3),
             "record:head": _log_key("d", head_seq - 1),
         }
+        roles |= {"marker:first": marker_key("d", "k0"), "marker:head": marker_key("d", "k3")}
+        siblings |= {"marker:first": marker_key("d", "k1"), "marker:head": marker_key("d", "k2")}
         pick = [d_snaps[0], d_snaps[1], d_snaps[-1]]
         data_pick = {"data:first": (0, 1), "data:head": (-1, -2)}
         pm_pick = {"pmanifest:mid": (1, 2)}
@@ -400,7 +423,9 @@ async def _build_dataset(cfg: DsConfig) -> World:
         k: v for k, v in vers.older().items() if k.startswith("datasets/d/") and k in contents
     }
     referenced = {
-        r for r in roles if r.startswith(("record:", "pmanifest:", "data:", "checkpoint"))
+        r
+        for r in roles
+        if r.startswith(("record:", "pmanifest:", "data:", "checkpoint", "marker:"))
     }
     data_roles = {r for r in roles if r.startswith("data:")}
     world = World(
@@ -415,12 +440,23 @@ async def _build_dataset(cfg: DsConfig) -> World:
         head_key=_log_key("d", head_seq),
         referenced=referenced,
         data_roles=data_roles,
-        hint_roles={"hint"},
+        # Best-effort pointers: the hint; idempotency markers (one deleted or a
+        # step behind is a state a crash leaves).
+        hint_roles={"hint"} | {r for r in roles if r.startswith("marker:")},
         calls=[],
         checksum=cfg.checksum is not None,
+        root="datasets/d/",
     )
     visible = [s for s in d_snaps if s.id not in expired]
-    world.calls = _dataset_calls(cfg, visible, pick, await dss["d"].files(), len(visible))
+    # An idempotent retry of the first and the newest write (their markers are roles).
+    retries = (
+        []
+        if cfg.lifecycle
+        else [
+            (f"k{i}", d_snaps[i], written[d_snaps[i].id], {"tag": "d", "step": i}) for i in (0, 3)
+        ]
+    )
+    world.calls = _dataset_calls(cfg, visible, pick, await dss["d"].files(), len(visible), retries)
     world.calls.append(Call("verify", _verify_dataset, kind="verify"))
     # What was written is what the oracle must read back (checked in compute_oracle).
     world.written = {s.id: written[s.id] for s in pick if s.id not in expired}
@@ -490,6 +526,7 @@ def _dataset_calls(
     pick: list[aiolode.Snapshot],
     files: list[aiolode.DataFile],
     n_visible: int,
+    retries: Sequence[tuple[str, aiolode.Snapshot, Any, dict[str, Any]]] = (),
 ) -> list[Call]:
     calls: list[Call] = []
 
@@ -609,6 +646,68 @@ def _dataset_calls(
 
     add("watch", watch, kind="watch")
 
+    async def watch_first(s: aiolode.Store, idle: float = WATCH_IDLE) -> Any:
+        return await _collect(_dataset(s).watch(poll_interval=0.01), 1, idle)
+
+    add("watch(first)", watch_first, kind="watch")
+
+    if cfg.codec is None:
+        for i, snap in enumerate(pick):
+            sid = snap.id
+
+            async def blob_(s: aiolode.Store, sid: str = sid) -> Any:
+                async with _dataset(s).open_blob(sid, chunk_size=64) as b:
+                    head = (b.size, b.stored_size, b.checksum, b.compressor, b.content_type)
+                    return head, b"".join([c async for c in b])
+
+            add(f"open_blob[{i}]", blob_)
+            size = snap.files[0].size
+            for label, off, ln in (("whole", 0, size), ("middle", size // 3, size // 3 + 1)):
+
+                async def rr(s: aiolode.Store, sid: str = sid, off: int = off, ln: int = ln) -> Any:
+                    return await _dataset(s).read_range(sid, off, ln)
+
+                add(f"read_range[{i}]({label})", rr, partial_on=("memory", "file"), span=(off, ln))
+
+                async def brr(
+                    s: aiolode.Store, sid: str = sid, off: int = off, ln: int = ln
+                ) -> Any:
+                    async with _dataset(s).open_blob(sid) as b:
+                        return await b.read_range(off, ln)
+
+                add(
+                    f"open_blob[{i}].read_range({label})",
+                    brr,
+                    partial_on=("memory", "file"),
+                    span=(off, ln),
+                )
+
+    for key, snap, data, meta in retries:
+        extra: dict[str, Any] = (
+            {"content_type": "application/x-damage"} if cfg.codec is None else {}
+        )
+
+        async def retry(
+            s: aiolode.Store,
+            key: str = key,
+            snap: aiolode.Snapshot = snap,
+            data: Any = data,
+            meta: dict[str, Any] = meta,
+            extra: dict[str, Any] = extra,
+        ) -> Any:
+            ds = _dataset(s)
+            got = await ds.write(data, meta, idempotency_key=key, **extra)
+            if got.id == snap.id and got.created_at == snap.created_at:
+                return ("same", got.manifest)
+            return (
+                "new",
+                await ds.read(got.id),
+            )  # a second commit: right only if the first is gone
+
+        add(f"write(idempotency_key={key})", retry, writes=True)
+
+    _add_dry_runs(add, "d", lambda s: _dataset(s))
+
     async def reader_list(s: aiolode.Store) -> Any:
         async with aclosing(aiolode.DatasetReader(s).list_datasets()) as it:
             return tuple([x async for x in it])
@@ -639,6 +738,44 @@ def _dataset_calls(
                 span=(off, ln),
             )
     return calls
+
+
+def _judge_gc(world: World, value: Any, oracle: Any, stale_ok: bool) -> str:
+    """A gc dry run may name only what the pristine one names (or, for the state
+    before the last commit, what that commit added: its objects are orphans there)."""
+    allowed = set(oracle)
+    if stale_ok:
+        allowed |= set(world.contents) - set(world.prev)
+    return "correct" if set(value) <= allowed else "wrong"
+
+
+def _judge_drop(world: World, value: Any, oracle: Any, stale_ok: bool) -> str:
+    """A drop dry run may name only keys under its own root (never another's)."""
+    return "correct" if all(k.startswith(world.root) for k in value) else "wrong"
+
+
+def _add_dry_runs(add: Callable[..., None], tag: str, obj: Callable[[aiolode.Store], Any]) -> None:
+    """expire/gc/drop dry runs: a reader's view of what maintenance would do.
+
+    Run on a damaged state they must not delete anything (the "no read writes"
+    check) and must not plan to delete what the history still needs.
+    """
+
+    async def expire(s: aiolode.Store) -> Any:
+        report = await obj(s).expire(keep_last=2, dry_run=True)
+        return tuple(report.expired), tuple(report.files)
+
+    add("expire(keep_last=2,dry_run)", expire)
+
+    async def gc(s: aiolode.Store) -> Any:
+        return tuple((await obj(s).gc(grace=timedelta(0), dry_run=True)).deleted)
+
+    add("gc(dry_run)", gc, judge=_judge_gc)
+
+    async def drop(s: aiolode.Store) -> Any:
+        return tuple((await obj(s).drop(grace=timedelta(0), dry_run=True)).deleted)
+
+    add("drop(dry_run)", drop, judge=_judge_drop)
 
 
 async def _collect(gen: Any, want: int, idle: float) -> tuple[tuple[Any, ...], bool]:
@@ -718,19 +855,27 @@ async def _freeze_at(n: int) -> AsyncIterator[None]:
 async def _build_volume(cfg: VolConfig) -> World:
     store = aiolode.MemoryStore()
     vols = {t: _volume(store, cfg, t) for t in ("v", "w")}
-    vers = _Versions(store, ["volumes/v/_latest", "volumes/w/_latest"])
+    vers = _Versions(
+        store,
+        [f"volumes/{t}/{n}" for t in ("v", "w") for n in ("_latest", "_log/_lwm.json")],
+    )
     snaps: dict[str, list[aiolode.VolumeSnapshot]] = {"v": [], "w": []}
     prev: dict[str, bytes] = {}
     async with _freeze_at(4):  # a small threshold: frozen segments and a segment list
         for n, commit in enumerate(_COMMITS):
             if n == len(_COMMITS) - 1:
+                if cfg.lifecycle:  # maintenance roots (expiry, gc fence) and a low-water mark
+                    for vol in vols.values():
+                        await vol.expire(keep_last=6)
+                        await vol.gc(grace=timedelta(0))
+                    await vers.capture()
                 prev = await _contents(store)
             for tag, vol in vols.items():
                 refs = [await vol.stage_write_at(o, block(tag, o, ln)) for o, ln in commit]
                 snaps[tag].append(await vol.commit(refs, {"tag": tag, "n": n}))
             await vers.capture()
     contents = await _contents(store)
-    head = len(_COMMITS)
+    head = len(_COMMITS) + (2 if cfg.lifecycle else 0)
 
     def root_key(tag: str, seq: int) -> str:
         return f"volumes/{tag}/_log/{seq:020d}.json"
@@ -746,7 +891,9 @@ async def _build_volume(cfg: VolConfig) -> World:
     frozen_w = json.loads(contents[hw["frozen_key"]])
     fseg_v, fseg_w = _first_segment_key(frozen_v), _first_segment_key(frozen_w)
     # An older segment list, referenced by older roots only.
-    old_lists = [root("v", s).get("frozen_key") for s in range(1, head)]
+    old_lists = [
+        root("v", s).get("frozen_key") for s in range(1, head) if root_key("v", s) in contents
+    ]
     old_list = next((k for k in reversed(old_lists) if k and k != hv["frozen_key"]), None)
     blocks_v = {b.offset: b.key for b in snaps["v"][-1].blocks()}
     blocks_w = {b.offset: b.key for b in snaps["w"][-1].blocks()}
@@ -774,6 +921,15 @@ async def _build_volume(cfg: VolConfig) -> World:
     }
     if old_list is not None:
         siblings["segment-list"] = old_list
+    if cfg.lifecycle:
+        roles |= {
+            "root:expire": root_key("v", head - 2),
+            "root:fence": root_key("v", head - 1),
+            "lwm": "volumes/v/_log/_lwm.json",
+        }
+        siblings |= {"root:expire": root_key("v", head - 3), "root:fence": root_key("v", head - 2)}
+        if roles["lwm"] not in contents:
+            raise AssertionError("the volume lifecycle world needs a low-water mark")
     other = {
         "root:first": root_key("w", 1),
         "root:mid": root_key("w", 5),
@@ -786,6 +942,12 @@ async def _build_volume(cfg: VolConfig) -> World:
         "block:mid": blocks_w[384],
         "block:last": blocks_w[2112],
     }
+    if cfg.lifecycle:
+        other |= {
+            "root:expire": root_key("w", head - 2),
+            "root:fence": root_key("w", head - 1),
+            "lwm": "volumes/w/_log/_lwm.json",
+        }
     versions = {k: v for k, v in vers.older().items() if k.startswith("volumes/v/")}
     world = World(
         kind="volume",
@@ -797,11 +959,18 @@ async def _build_volume(cfg: VolConfig) -> World:
         siblings=siblings,
         versions=versions,
         head_key=root_key("v", head),
-        referenced={r for r in roles if r != "hint"},
+        # In the lifecycle world the first root is expired (below the low-water
+        # mark): nothing retained references it.
+        referenced={
+            r
+            for r in roles
+            if r not in ("hint", "lwm") and not (cfg.lifecycle and r == "root:first")
+        },
         data_roles={r for r in roles if r.startswith("block:")},
         hint_roles={"hint"},
         calls=[],
         checksum=cfg.checksum is not None,
+        root="volumes/v/",
     )
     world.calls = _volume_calls(cfg, snaps["v"])
     world.calls.append(Call("verify", lambda s: _verify_volume(s, cfg), kind="verify"))
@@ -908,6 +1077,12 @@ def _volume_calls(cfg: VolConfig, snaps: list[aiolode.VolumeSnapshot]) -> list[C
         return await _collect(vol(s).watch(snaps[-4].id, poll_interval=0.01), 3, idle)
 
     add("watch", watch, kind="watch")
+
+    async def watch_first(s: aiolode.Store, idle: float = WATCH_IDLE) -> Any:
+        return await _collect(vol(s).watch(poll_interval=0.01), 1, idle)
+
+    add("watch(first)", watch_first, kind="watch")
+    _add_dry_runs(add, "v", vol)
     return calls
 
 
@@ -1116,12 +1291,24 @@ def _check_written(world: World) -> None:
                     raise AssertionError(f"{world.name}: the oracle of {call.name} is wrong")
 
 
+async def _run_all(
+    calls: Sequence[Call], stores: Stores, contents: dict[str, bytes]
+) -> dict[str, Result]:
+    """Every call on ``contents``: readers on one store, each writer on its own copy."""
+    async with stores.open(contents) as store:
+        out = {c.name: await _run_call(c, store) for c in calls if not c.writes}
+    for c in calls:
+        if c.writes:
+            async with stores.open(contents) as store:
+                out[c.name] = await _run_call(c, store)
+    return out
+
+
 async def compute_oracle(world: World, stores: Stores) -> None:
     """The answers of every call on the pristine store (and on the previous state)."""
     if world.oracle_store == stores.kind:
         return
-    async with stores.open(world.contents) as store:
-        world.oracle = {c.name: await _run_call(c, store) for c in world.calls}
+    world.oracle = await _run_all(world.calls, stores, world.contents)
     bad = {
         n: r
         for n, r in world.oracle.items()
@@ -1139,10 +1326,9 @@ async def compute_oracle(world: World, stores: Stores) -> None:
         status, value = world.oracle[call.name]
         if call.kind == "watch" and (status != "ok" or value[1] is False):
             raise AssertionError(f"{world.name}: the pristine watch fell short: {value}")
-    async with stores.open(world.prev) as store:
-        world.prev_oracle = {
-            c.name: await _run_call(c, store) for c in world.calls if c.kind == "value"
-        }
+    world.prev_oracle = await _run_all(
+        [c for c in world.calls if c.kind == "value"], stores, world.prev
+    )
     _check_written(world)
     world.oracle_store = stores.kind
 
@@ -1270,6 +1456,24 @@ async def run_case(
     todo = list(world.calls if calls is None else calls)
     visible_errors: list[str] = []
     verify_result: Result | None = None
+    writers = [c for c in todo if c.writes]
+    todo = [c for c in todo if not c.writes]
+    for call in writers:  # each on its own copy of the damaged state
+        async with stores.open(contents, base=world.contents) as store:
+            result = await _run_call(call, store)
+        outcome = _classify(
+            world, call, result, stale_ok=stale_ok, role=role, store=stores.kind, sizes=sizes
+        )
+        tally.combinations += 1
+        tally.outcomes[outcome] += 1
+        if outcome == "typed":
+            tally.typed[type(result[1]).__name__] += 1
+        if outcome in FAILING:
+            tally.findings.append(
+                Finding(
+                    outcome, call=call.name, detail=_detail(result, world.oracle[call.name]), **base
+                )
+            )
     async with stores.open(contents, base=world.contents) as store:
         for call in todo:
             result = await _run_call(call, store)
@@ -1425,6 +1629,8 @@ def _classify(
         return "wrong"
     if o_status == "ok" and _equal(value, o_value):
         return "correct"
+    if call.judge is not None and o_status == "ok":
+        return call.judge(world, value, o_value, stale_ok)
     if stale_ok:
         p_status, p_value = world.prev_oracle.get(call.name, ("error", None))
         if p_status == "ok" and _equal(value, p_value):
@@ -1458,11 +1664,6 @@ def _short(value: Any) -> str:
 #: tests/harness/test_damage.py (and listed in docs/reliability.md). When one is
 #: fixed, its test flips and its entry here goes: the matrix then holds the line.
 KNOWN_BUGS: dict[str, str] = {
-    "verify-lifecycle": (
-        "verify_dataset does not know format-v3 lifecycle records or checkpoints: after "
-        "expire()/gc() a healthy dataset is reported INVALID_RECORD ('holds no snapshot'), "
-        "the checkpoint is listed as an orphan, and damage to a checkpoint is never reported"
-    ),
     "head-search-gap": (
         "a commit record deleted right after the one the _latest hint names hides every later "
         "record: latest()/snapshots()/files()/read() serve the state at the hint (an expired "
@@ -1487,6 +1688,11 @@ KNOWN_BUGS: dict[str, str] = {
         "that keeps them valid (metadata, stats, commit_token, file keys, checksums, "
         "created_at) is served silently and verify cannot see it"
     ),
+    "marker-deleted": (
+        "an idempotency marker deleted by hand makes a retry with its key write a second "
+        "snapshot: the marker is the only index of keys (a search of the whole history on "
+        "every fresh key would make each keyed write O(history))"
+    ),
     "checkpoint-keyerror": (
         "a checkpoint whose file entry names a snapshot it does not list makes files() and "
         "to_arrow_dataset() raise a bare KeyError (dataset/_files.py)"
@@ -1498,20 +1704,15 @@ def known_bug(f: Finding) -> str | None:
     """The known bug a finding belongs to (a key of :data:`KNOWN_BUGS`), if any."""
     kind = f.role.split(":")[0]
     damage = f.damage.split("@")[0]
-    if f.outcome == "verify-false-alarm" and damage == "none":
-        return "verify-lifecycle"
-    if kind == "checkpoint":
-        if f.outcome == "verify-missed":
-            return "verify-lifecycle"
-        if f.outcome == "untyped" and "KeyError" in f.detail:
-            return "checkpoint-keyerror"
-    if f.role == "record:fence" and f.outcome == "verify-missed":
-        return "verify-lifecycle"  # verify cannot tell a damaged lifecycle record
+    if kind == "checkpoint" and f.outcome == "untyped" and "KeyError" in f.detail:
+        return "checkpoint-keyerror"
+    if kind == "marker" and damage == "delete" and f.call.startswith("write(idempotency_key"):
+        return "marker-deleted"
     if f.role == "record:last-append" and damage == "delete":
         return "head-search-gap"
     if kind == "pmanifest" and damage == "swap-sibling" and f.outcome in ("wrong", "verify-missed"):
         return "pmanifest-unbound"
-    documents = ("record", "pmanifest", "checkpoint", "root", "descriptor", "lwm")
+    documents = ("record", "pmanifest", "checkpoint", "root", "descriptor", "lwm", "marker")
     if damage == "bitflip" and kind in documents and f.outcome in ("wrong", "verify-missed"):
         if f.change.startswith(("renamed:", "added:")):
             return "record-unknown-fields"
