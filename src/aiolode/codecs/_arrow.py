@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError
 from ._arrowbase import ArrowStreamEncoder, DrainSink
-from ._base import Codec, EncodedFile, register_codec
+from ._base import (
+    Codec,
+    EncodedFile,
+    check_data,
+    check_encode_args,
+    check_file,
+    checked_chunks,
+    register_codec,
+)
 from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
@@ -176,6 +184,7 @@ class ArrowIPC(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> EncodedFile:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         import pyarrow as pa
 
@@ -208,11 +217,13 @@ class ArrowIPC(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> _ArrowEncoder:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         return _ArrowEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
+        check_data(data)
         pyarrow_module()
         import pyarrow as pa
 
@@ -232,7 +243,7 @@ class ArrowIPC(Codec):
         pyarrow_module()
         import pyarrow as pa
 
-        raw = _ChunkReader(chunks)
+        raw = _ChunkReader(checked_chunks(chunks))
         magic = raw.read(len(_FILE_MAGIC)) or b""
         while len(magic) < len(_FILE_MAGIC):
             more = raw.read(len(_FILE_MAGIC) - len(magic))
@@ -269,6 +280,7 @@ class ArrowIPC(Codec):
         self, file: BinaryIO, batch_size: int = 65536
     ) -> Iterator[list[dict[str, Any]]]:
         # docstring inherited
+        check_file(file, batch_size)
         pyarrow_module()
         import pyarrow as pa
 
