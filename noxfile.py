@@ -122,6 +122,17 @@ def harness_cancel(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
+def harness_hostile(session: nox.Session) -> None:
+    """Hostile arguments over every public call: the sweep, and the Hypothesis fuzz long."""
+    _install(session)
+    examples = session.posargs[0] if session.posargs else "2000"
+    session.run(
+        "pytest", "tests/harness/test_hostile_api.py", "-p", "no:randomly", "-q",
+        env={"AIOLODE_HOSTILE_EXAMPLES": examples},
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
 def harness_damage(session: nox.Session) -> None:
     """The damage matrix: every stored object x damage x read call, memory and filesystem."""
     _install(session)
