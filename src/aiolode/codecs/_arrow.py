@@ -229,9 +229,14 @@ class ArrowIPC(Codec):
 
         try:
             with pa.ipc.open_file(pa.BufferReader(data)) as reader:
-                return reader.read_all()
+                table = reader.read_all()
+            # IPC buffers are not checked on read: a damaged offset or length
+            # would be followed out of bounds (a segfault, found by the damage
+            # matrix) by the first access. Full validation refuses it first.
+            table.validate(full=True)
         except _arrow_exc() as exc:
             raise _corrupt(exc) from exc
+        return table
 
     def decode(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
         # docstring inherited
@@ -260,6 +265,7 @@ class ArrowIPC(Codec):
         while True:
             try:
                 batch = reader.read_next_batch()
+                batch.validate(full=True)  # see to_arrow
             except StopIteration:
                 break
             except _arrow_exc() as exc:
@@ -291,6 +297,7 @@ class ArrowIPC(Codec):
         for i in range(reader.num_record_batches):
             try:
                 batch = reader.get_batch(i)
+                batch.validate(full=True)  # see to_arrow
             except _arrow_exc() as exc:
                 raise _corrupt(exc) from exc
             for start in range(0, batch.num_rows, batch_size):
