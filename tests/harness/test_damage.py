@@ -5,7 +5,7 @@ a state that is the previous commit's (the newest record deleted), damage the
 contract says cannot be seen (bytes changed in place with no digest covering
 the read), or an ``AiolodeError`` — never wrong data, another exception, or a
 hang; ``verify`` reports what it must. Here a reduced matrix: one bit flip and
-one garbage per object, seven worlds chosen so that every kind of object, every
+one garbage per object, eight worlds chosen so that every kind of object, every
 damage and every call runs at least once, on both backends, a memory and a
 file store (the native Arrow route).
 
@@ -457,3 +457,21 @@ async def test_a_retry_after_its_marker_was_deleted_is_not_written_twice() -> No
     await store.delete(_marker("d", "k"))
     again = await aiolode.Dataset("d", store).write(b"once", idempotency_key="k")
     assert again.id == first.id  # today: a second snapshot
+
+
+async def test_a_damaged_arrow_file_is_refused_by_the_codec() -> None:
+    """The codec path validates IPC buffers before any access (it segfaulted
+    on the damage matrix's bit flips before): CorruptDataError."""
+    store = aiolode.MemoryStore()
+    ds = aiolode.Dataset("d", store, codec=aiolode.ArrowIPC(), checksum=None)
+    snap = await ds.write([{"i": i, "s": f"row-{i}" * (1 + i % 3)} for i in range(6)])
+    raw = await store.get(snap.files[0].key)
+    codec = aiolode.ArrowIPC()
+    for pos in range(0, len(raw) * 8, 7):
+        data = bytearray(raw)
+        data[pos // 8] ^= 1 << (pos % 8)
+        try:
+            codec.decode(bytes(data))
+            list(codec.iter_decode([bytes(data)]))
+        except aiolode.AiolodeError:
+            pass
