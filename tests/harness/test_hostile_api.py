@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import inspect
 import io
 import linecache
@@ -667,6 +668,28 @@ def _escaped(sandbox: str) -> list[str]:
 
 
 # ----------------------------------------------------------------- instances
+@functools.cache
+def _dead_s3_client() -> Any:
+    """A boto3 client of an endpoint nothing listens on that gives up at once
+    (the default retries and timeouts make the S3Store sweep take minutes)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=0.2,
+            read_timeout=0.2,
+        ),
+    )
+
+
+
 async def instance(cls_name: str, member: str, ctx: Ctx) -> Any:
     """A valid object of ``cls_name`` to call ``member`` on."""
     if cls_name in ("CRC32", "CRC32C", "MD5", "SHA256", "XXH3", "Blake2b", "Blake3"):
@@ -689,7 +712,7 @@ async def instance(cls_name: str, member: str, ctx: Ctx) -> Any:
         "DropReport": lambda: aiolode.DropReport(False, (), ()),
         "Field": lambda: aiolode.Field("a", "struct", children=(aiolode.Field("b", "int64"),)),
         "Schema": lambda: aiolode.Schema.from_json({"fields": [{"name": "a", "type": "int64"}]}),
-        "S3Store": lambda: aiolode.S3Store("bucket", endpoint_url="http://127.0.0.1:9"),
+        "S3Store": lambda: aiolode.S3Store("bucket", client=_dead_s3_client()),
         "GCSStore": lambda: aiolode.GCSStore(
             "bucket", endpoint="http://127.0.0.1:9", anonymous=True, retries=0, timeout=2.0
         ),
