@@ -689,7 +689,6 @@ def _dead_s3_client() -> Any:
     )
 
 
-
 async def instance(cls_name: str, member: str, ctx: Ctx) -> Any:
     """A valid object of ``cls_name`` to call ``member`` on."""
     if cls_name in ("CRC32", "CRC32C", "MD5", "SHA256", "XXH3", "Blake2b", "Blake3"):
