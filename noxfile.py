@@ -133,6 +133,28 @@ def harness_lifecycle(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
+def harness_hostile(session: nox.Session) -> None:
+    """Hostile arguments over every public call: the sweep, and the Hypothesis fuzz long."""
+    _install(session)
+    examples = session.posargs[0] if session.posargs else "2000"
+    session.run(
+        "pytest", "tests/harness/test_hostile_api.py", "-p", "no:randomly", "-q",
+        env={"AIOLODE_HOSTILE_EXAMPLES": examples},
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
+def harness_damage(session: nox.Session) -> None:
+    """The damage matrix: every stored object x damage x read call, memory and filesystem."""
+    _install(session)
+    for seed, backend in enumerate(("asyncio", "trio")):
+        session.run(
+            "python", "-m", "harness.damage", "--backend", backend,
+            *(session.posargs or ["--store", "both", "--flips", "3", "--seed", str(seed)]),
+        )  # fmt: skip
+
+
+@nox.session(python=PYTHONS)
 def harness(session: nox.Session) -> None:
     """The CI-sized harness (what tests/harness/ runs), both backends, filesystem and S3."""
     _install(session)

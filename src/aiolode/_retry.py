@@ -7,7 +7,7 @@ from typing import final
 
 import attrs
 
-from ._validate import check_int, check_number
+from ._validate import check_int, check_number, safe_repr
 from .errors import InvalidInputError
 
 __all__ = ["Retry"]
@@ -51,7 +51,7 @@ class Retry:
 
     def __attrs_post_init__(self) -> None:
         if self.jitter > 1:
-            raise InvalidInputError(f"Retry.jitter must be in [0, 1], not {self.jitter!r}")
+            raise InvalidInputError(f"Retry.jitter must be in [0, 1], not {safe_repr(self.jitter)}")
         if self.max_delay < self.base_delay:
             raise InvalidInputError("Retry.max_delay must be >= base_delay")
 
@@ -59,7 +59,16 @@ class Retry:
         """Seconds to sleep before retry ``retry_number`` (1-based). No I/O.
 
         ``rng`` draws the jitter (the module's shared generator by default).
+
+        Raises
+        ------
+        InvalidInputError
+            ``retry_number`` is not an int >= 1, or ``rng`` has no ``random()``.
         """
-        d = min(self.max_delay, self.base_delay * (2.0 ** max(0, retry_number - 1)))
+        check_int("retry_number", retry_number, minimum=1)
+        if rng is not None and not callable(getattr(rng, "random", None)):
+            raise InvalidInputError(f"rng must be a random.Random, not {type(rng).__name__}")
+        # 2 ** 1023 is the largest power a float holds: beyond it the cap applies.
+        d = min(self.max_delay, self.base_delay * (2.0 ** min(1023, retry_number - 1)))
         r = (rng or random).random()
         return d * (1.0 - self.jitter * r)

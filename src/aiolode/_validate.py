@@ -23,7 +23,7 @@ def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None
         or (maximum is not None and value > maximum)
     ):
         bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise InvalidInputError(f"{name} must be an int {bound}, not {value!r}")
+        raise InvalidInputError(f"{name} must be an int {bound}, not {safe_repr(value)}")
     return value
 
 
@@ -42,7 +42,9 @@ def check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
         or value in (float("inf"), float("-inf"))
         or value < minimum
     ):
-        raise InvalidInputError(f"{name} must be a finite number >= {minimum}, not {value!r}")
+        raise InvalidInputError(
+            f"{name} must be a finite number >= {minimum}, not {safe_repr(value)}"
+        )
     return float(value)
 
 

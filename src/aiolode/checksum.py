@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 import anyio.to_thread
 
+from ._validate import safe_repr
 from .errors import (
     ChecksumMismatchError,
     CorruptDataError,
@@ -82,11 +83,36 @@ class Checksum(abc.ABC):
         """Return a fresh incremental hasher."""
 
     def format(self, hexdigest: str) -> str:
-        """Return the recorded form ``"<name>:<hex>"``."""
+        """Return the recorded form ``"<name>:<hex>"``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``hexdigest`` is not a non-empty str of lowercase hex digits.
+        """
+        if (
+            not isinstance(hexdigest, str)
+            or not hexdigest
+            or hexdigest.strip("0123456789abcdef") != ""
+        ):
+            raise InvalidInputError(
+                f"hexdigest must be a non-empty str of lowercase hex digits, "
+                f"not {safe_repr(hexdigest)}"
+            )
         return f"{self.name}:{hexdigest}"
 
     def digest(self, data: bytes | bytearray | memoryview) -> str:
-        """Return the recorded form for ``data`` (sync, CPU only: no I/O)."""
+        """Return the recorded form for ``data`` (sync, CPU only: no I/O).
+
+        Raises
+        ------
+        InvalidInputError
+            ``data`` is not bytes, a bytearray or a memoryview.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInputError(
+                f"data must be bytes, a bytearray or a memoryview, not {type(data).__name__}"
+            )
         h = self.hasher()
         h.update(data)
         return self.format(h.hexdigest())
@@ -351,7 +377,7 @@ def check_checksum_arg(checksum: object) -> Checksum | None:
     if checksum is None or isinstance(checksum, Checksum):
         return checksum
     raise InvalidInputError(
-        f"checksum must be None or an aiolode Checksum such as aiolode.SHA256(), not {checksum!r}"
+        f"checksum must be None or an aiolode Checksum such as aiolode.SHA256(), not {safe_repr(checksum)}"
     )
 
 

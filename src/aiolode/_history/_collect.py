@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._concurrency import bounded_map
+from .._validate import safe_repr
 from ..errors import InvalidInputError, ObjectNotFoundError
 from ._calls import retrying
 from ._log import WRITER_MAX_WARM_AGE
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DELETE_CONCURRENCY",
+    "ago",
     "check_grace",
     "delete_keys",
     "older_than_fence",
@@ -57,6 +59,15 @@ def older_than_fence(store: Store, stamp: datetime | None, fence: datetime) -> b
     return stamp is not None and stamp + store.stamp_resolution <= fence
 
 
+def ago(delta: timedelta, *, since: datetime | None = None) -> datetime:
+    """``since - delta`` (``since``: now); the earliest datetime when that is
+    before year 1 (an age longer than time: nothing is that old)."""
+    try:
+        return (datetime.now(UTC) if since is None else since) - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def check_grace(grace: object) -> timedelta:
     """``grace`` as a timedelta >= 0.
 
@@ -66,7 +77,7 @@ def check_grace(grace: object) -> timedelta:
         It is not one.
     """
     if not isinstance(grace, timedelta) or grace < timedelta(0):
-        raise InvalidInputError(f"grace must be a timedelta >= 0, not {grace!r}")
+        raise InvalidInputError(f"grace must be a timedelta >= 0, not {safe_repr(grace)}")
     return grace
 
 

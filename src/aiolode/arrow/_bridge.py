@@ -49,6 +49,7 @@ import anyio.to_thread
 import attrs
 
 from .._concurrency import bounded_map
+from .._validate import safe_repr
 from ..checksum import StreamVerifier
 from ..codecs._deps import require_pyarrow
 from ..compression import compressor_from_name
@@ -579,7 +580,9 @@ async def arrow_dataset(
         The store failed.
     """
     if filesystem not in _FILESYSTEMS:
-        raise InvalidInputError(f"filesystem must be one of {_FILESYSTEMS}, not {filesystem!r}")
+        raise InvalidInputError(
+            f"filesystem must be one of {_FILESYSTEMS}, not {safe_repr(filesystem)}"
+        )
     require_pyarrow("the Arrow bridge")
     import pyarrow as pa
 

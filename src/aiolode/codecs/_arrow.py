@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError
 from ._arrowbase import ArrowStreamEncoder, DrainSink
-from ._base import Codec, EncodedFile, register_codec
+from ._base import (
+    Codec,
+    EncodedFile,
+    check_data,
+    check_encode_args,
+    check_file,
+    checked_chunks,
+    register_codec,
+)
 from ._tabular import StatsAccumulator, add_table_stats, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
@@ -176,6 +184,7 @@ class ArrowIPC(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> EncodedFile:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         import pyarrow as pa
 
@@ -208,19 +217,26 @@ class ArrowIPC(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> _ArrowEncoder:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         return _ArrowEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
+        check_data(data)
         pyarrow_module()
         import pyarrow as pa
 
         try:
             with pa.ipc.open_file(pa.BufferReader(data)) as reader:
-                return reader.read_all()
+                table = reader.read_all()
+            # IPC buffers are not checked on read: a damaged offset or length
+            # would be followed out of bounds (a segfault, found by the damage
+            # matrix) by the first access. Full validation refuses it first.
+            table.validate(full=True)
         except _arrow_exc() as exc:
             raise _corrupt(exc) from exc
+        return table
 
     def decode(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
         # docstring inherited
@@ -232,7 +248,7 @@ class ArrowIPC(Codec):
         pyarrow_module()
         import pyarrow as pa
 
-        raw = _ChunkReader(chunks)
+        raw = _ChunkReader(checked_chunks(chunks))
         magic = raw.read(len(_FILE_MAGIC)) or b""
         while len(magic) < len(_FILE_MAGIC):
             more = raw.read(len(_FILE_MAGIC) - len(magic))
@@ -249,6 +265,7 @@ class ArrowIPC(Codec):
         while True:
             try:
                 batch = reader.read_next_batch()
+                batch.validate(full=True)  # see to_arrow
             except StopIteration:
                 break
             except _arrow_exc() as exc:
@@ -269,6 +286,7 @@ class ArrowIPC(Codec):
         self, file: BinaryIO, batch_size: int = 65536
     ) -> Iterator[list[dict[str, Any]]]:
         # docstring inherited
+        check_file(file, batch_size)
         pyarrow_module()
         import pyarrow as pa
 
@@ -279,6 +297,7 @@ class ArrowIPC(Codec):
         for i in range(reader.num_record_batches):
             try:
                 batch = reader.get_batch(i)
+                batch.validate(full=True)  # see to_arrow
             except _arrow_exc() as exc:
                 raise _corrupt(exc) from exc
             for start in range(0, batch.num_rows, batch_size):

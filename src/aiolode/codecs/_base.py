@@ -28,17 +28,17 @@ A record missing the field, a null, or a value of any other kind raises
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeAlias, cast
 
 import attrs
 
 from .._options import build_from_options
-from ..errors import CodecNotStreamableError, ManifestFormatError
+from .._validate import check_int
+from ..errors import CodecNotStreamableError, InvalidInputError, ManifestFormatError
 from ..schema._core import Schema
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
     from typing import Self
 
     import pyarrow as pa
@@ -53,6 +53,10 @@ __all__ = [
     "Records",
     "StatValue",
     "StreamEncoder",
+    "check_data",
+    "check_encode_args",
+    "check_file",
+    "checked_chunks",
     "codec_from_name",
     "register_codec",
 ]
@@ -391,3 +395,73 @@ def codec_from_name(name: str | None, options: Mapping[str, Any] | None = None) 
             f"unknown codec {name!r}; known: {sorted(_REGISTRY)}", field="codec"
         ) from None
     return cls.from_options(options or {})
+
+
+# ------------------------------------------------------ argument checks
+# The codecs' public methods check their arguments first, so that a wrong type
+# is an InvalidInputError, never a TypeError/AttributeError from deep inside.
+def check_data(data: object) -> None:
+    """``data`` must be bytes, a bytearray or a memoryview.
+
+    Raises
+    ------
+    InvalidInputError
+        It is not.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidInputError(
+            f"data must be bytes, a bytearray or a memoryview, not {type(data).__name__}"
+        )
+
+
+def check_encode_args(timestamp_field: object, schema: object) -> None:
+    """``timestamp_field`` is None or a str; ``schema`` is None or a Schema.
+
+    Raises
+    ------
+    InvalidInputError
+        One is not.
+    """
+    if timestamp_field is not None and not isinstance(timestamp_field, str):
+        raise InvalidInputError(
+            f"timestamp_field must be None or a str, not {type(timestamp_field).__name__}"
+        )
+    if schema is not None and not isinstance(schema, Schema):
+        raise InvalidInputError(
+            f"schema must be None or an aiolode.Schema, not {type(schema).__name__}"
+        )
+
+
+def checked_chunks(chunks: object) -> Iterator[bytes]:
+    """The chunks of a forward-only stream, each checked as it is reached.
+
+    Raises
+    ------
+    InvalidInputError
+        ``chunks`` is not an iterable (at once), or a chunk is not bytes-like
+        (when reached).
+    """
+    if isinstance(chunks, bytes | bytearray | memoryview | str) or not isinstance(chunks, Iterable):
+        raise InvalidInputError(f"chunks must be an iterable of bytes, not {type(chunks).__name__}")
+    return _each_checked(chunks)
+
+
+def _each_checked(chunks: Iterable[object]) -> Iterator[bytes]:
+    for chunk in chunks:
+        check_data(chunk)
+        yield bytes(cast("bytes", chunk))
+
+
+def check_file(file: object, batch_size: object) -> None:
+    """``file`` is a readable, seekable binary file; ``batch_size`` an int >= 1.
+
+    Raises
+    ------
+    InvalidInputError
+        One is not.
+    """
+    check_int("batch_size", batch_size, minimum=1, maximum=2**31 - 1)
+    if not all(callable(getattr(file, m, None)) for m in ("read", "seek", "tell")):
+        raise InvalidInputError(
+            f"file must be a readable, seekable binary file, not {type(file).__name__}"
+        )

@@ -15,7 +15,17 @@ from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError, SchemaViolationError
 from ..schema._core import Field, Schema, merge, term, term_name, to_field, unify_terms
 from ._arrowdata import arrow_table, is_arrow, rows_of
-from ._base import Codec, ColumnStats, EncodedFile, EncodedTail, StreamEncoder, register_codec
+from ._base import (
+    Codec,
+    ColumnStats,
+    EncodedFile,
+    EncodedTail,
+    StreamEncoder,
+    check_data,
+    check_encode_args,
+    checked_chunks,
+    register_codec,
+)
 from ._tabular import pyarrow_module, records_to_table
 from ._timestamps import TimestampRange
 
@@ -750,6 +760,7 @@ class JSONL(Codec):
     ) -> EncodedFile:
         # docstring inherited
         _check_mode(schema_mode)
+        check_encode_args(timestamp_field, schema)
         b = _encode_batch(
             records, first=0, target=schema, mode=schema_mode, timestamp_field=timestamp_field
         )
@@ -772,10 +783,12 @@ class JSONL(Codec):
     ) -> StreamEncoder:
         # docstring inherited
         _check_mode(schema_mode)
+        check_encode_args(timestamp_field, schema)
         return _JSONLEncoder(self.stats, timestamp_field, schema, schema_mode)
 
     def decode(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
         # docstring inherited
+        check_data(data)
         out: list[dict[str, Any]] = []
         for batch in self.iter_decode(_pieces(data)):
             out.extend(batch)
@@ -787,8 +800,7 @@ class JSONL(Codec):
         # inside a multi-byte sequence.
         pending: list[bytes] = []  # pieces of an unfinished line (no quadratic joins)
         lineno = 0
-        for chunk in chunks:
-            chunk = bytes(chunk)
+        for chunk in checked_chunks(chunks):
             if b"\n" not in chunk:
                 if chunk:
                     pending.append(chunk)
@@ -817,6 +829,7 @@ class JSONL(Codec):
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
+        check_data(data)
         pyarrow_module()
         return records_to_table(self.decode(data))
 

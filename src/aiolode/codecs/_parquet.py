@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast, final
 from .._validate import safe_repr
 from ..errors import CorruptDataError, InvalidInputError
 from ._arrowbase import ArrowStreamEncoder, DrainSink
-from ._base import Codec, EncodedFile, register_codec
+from ._base import Codec, EncodedFile, check_data, check_encode_args, check_file, register_codec
 from ._tabular import StatsAccumulator, encode_table, pyarrow_module
 from ._timestamps import TimestampRange
 
@@ -244,6 +244,7 @@ class Parquet(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> EncodedFile:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         import pyarrow as pa
 
@@ -279,11 +280,13 @@ class Parquet(Codec):
         schema_mode: SchemaMode = "strict",
     ) -> _ParquetEncoder:
         # docstring inherited
+        check_encode_args(timestamp_field, schema)
         pyarrow_module()
         return _ParquetEncoder(self, timestamp_field, schema, schema_mode)
 
     def to_arrow(self, data: bytes | bytearray | memoryview) -> pa.Table:
         # docstring inherited
+        check_data(data)
         pyarrow_module()
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -302,6 +305,7 @@ class Parquet(Codec):
         self, file: BinaryIO, batch_size: int = 65536
     ) -> Iterator[list[dict[str, Any]]]:
         # docstring inherited
+        check_file(file, batch_size)
         pyarrow_module()
         import pyarrow.parquet as pq
 

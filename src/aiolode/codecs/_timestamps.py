@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .._validate import safe_repr
 from ..errors import SchemaViolationError
 
 if TYPE_CHECKING:
@@ -104,7 +105,9 @@ class TimestampRange:
         if table.num_rows == 0:
             return
         if field not in table.schema.names:
-            raise SchemaViolationError(f"records have no timestamp field {field!r}", field=field)
+            raise SchemaViolationError(
+                f"records have no timestamp field {safe_repr(field)}", field=field
+            )
         col = table.column(field)
         if col.null_count:
             raise SchemaViolationError(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
+from .._validate import safe_repr
 from ..checksum import Checksum, check_checksum_arg, checksum_from_name, parse_recorded
 from ..codecs import Codec, codec_from_name
 from ..compression import Compressor, compressor_from_name
@@ -83,22 +84,26 @@ class Options:
             An explicit partitioned layout with an explicit ``codec=None``.
         """
         if self.codec is not UNSET and self.codec is not None and not isinstance(self.codec, Codec):
-            raise InvalidInputError(f"codec must be None or an aiolode codec, not {self.codec!r}")
+            raise InvalidInputError(
+                f"codec must be None or an aiolode codec, not {safe_repr(self.codec)}"
+            )
         if (
             self.compressor is not UNSET
             and self.compressor is not None
             and not isinstance(self.compressor, Compressor)
         ):
             raise InvalidInputError(
-                f"compressor must be None or an aiolode compressor, not {self.compressor!r}"
+                f"compressor must be None or an aiolode compressor, not {safe_repr(self.compressor)}"
             )
         if self.checksum is not UNSET:
             check_checksum_arg(self.checksum)
         if self.layout is not UNSET and not isinstance(self.layout, Layout):
-            raise InvalidInputError(f"layout must be an aiolode Layout, not {self.layout!r}")
+            raise InvalidInputError(
+                f"layout must be an aiolode Layout, not {safe_repr(self.layout)}"
+            )
         ts = self.timestamp_field
         if ts is not UNSET and ts is not None and (not isinstance(ts, str) or not ts):
-            raise InvalidInputError(f"timestamp_field must be a str, not {ts!r}")
+            raise InvalidInputError(f"timestamp_field must be a str, not {safe_repr(ts)}")
         # Combinations decidable from explicit options alone fail now, not at a write.
         if self.codec is not UNSET:
             DatasetConfig(

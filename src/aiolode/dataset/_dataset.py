@@ -19,7 +19,7 @@ from .._history import CLEANUP_TIMEOUT, delete_quietly, follow, put_unique, retr
 from .._history._log import WRITER_MAX_WARM_AGE
 from .._keys import validate_range
 from .._retry import Retry
-from .._validate import check_int, check_number
+from .._validate import check_int, check_number, safe_repr
 from ..arrow import arrow_dataset
 from ..checksum import default_checksum
 from ..errors import (
@@ -95,7 +95,7 @@ def _check_retry(retry: object) -> Retry:
     if retry is None:
         return Retry()
     if not isinstance(retry, Retry):
-        raise InvalidInputError(f"retry must be an aiolode.Retry or None, not {retry!r}")
+        raise InvalidInputError(f"retry must be an aiolode.Retry or None, not {safe_repr(retry)}")
     return retry
 
 
@@ -199,7 +199,7 @@ class Dataset:
         if layout is None:
             layout = UNSET  # None: as recorded (the default layout for a new dataset)
         if not isinstance(store, Store):
-            raise InvalidInputError(f"store must be an aiolode Store, not {store!r}")
+            raise InvalidInputError(f"store must be an aiolode Store, not {safe_repr(store)}")
         self._given = Options(
             codec=codec,
             compressor=compressor,
@@ -211,7 +211,7 @@ class Dataset:
         self._max_metadata = check_int("max_metadata_bytes", max_metadata_bytes, minimum=2)
         if schema_mode not in ("strict", "add_columns"):
             raise InvalidInputError(
-                f"schema_mode must be 'strict' or 'add_columns', not {schema_mode!r}"
+                f"schema_mode must be 'strict' or 'add_columns', not {safe_repr(schema_mode)}"
             )
         self._schema_mode: SchemaMode = schema_mode
         self._schema_from: tuple[str, Schema] | None = None
@@ -779,7 +779,7 @@ class Dataset:
             return None
         if not isinstance(key, str) or not key or len(key) > 1024:
             raise InvalidInputError(
-                f"idempotency_key must be a non-empty str of at most 1024 characters, not {key!r}"
+                f"idempotency_key must be a non-empty str of at most 1024 characters, not {safe_repr(key)}"
             )
         try:
             key.encode("utf-8")
@@ -836,11 +836,18 @@ class Dataset:
         if marker.snapshot_id is not None:
             try:
                 snap = await self.snapshot(marker.snapshot_id)
-            except (SnapshotNotFoundError, FormatError):
-                snap = None  # expired (the key with it), or damaged
-            if snap is not None and snap.manifest.idempotency_key == key:
-                return snap
-            return None
+            except SnapshotExpiredError:
+                return None  # expired, the key with it
+            except (SnapshotNotFoundError, InvalidInputError):
+                # The marker names no snapshot of this history: it is damaged.
+                # Search everything retained (a damaged history raises there)
+                # rather than write a second time.
+                snap = None
+                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+            if snap is not None:
+                if snap.manifest.idempotency_key == key:
+                    return snap
+                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
         if st.head is None:
             return None
         first = max(marker.after + 1, st.expiry.below)

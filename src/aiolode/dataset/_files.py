@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._concurrency import bounded_map
+from .._validate import safe_repr
 from ..errors import InvalidInputError, NoSnapshotsError, SnapshotNotFoundError
 from ..layout import stringify_partition_value
 from ..manifest._dataset import CheckpointSnapshot, DataFile, FileRef
@@ -81,7 +82,7 @@ def compile_where(where: object) -> tuple[Callable[[Mapping[str, str]], bool] | 
         wanted: dict[str, frozenset[str]] = {}
         for k, v in where.items():
             if not isinstance(k, str):
-                raise InvalidInputError(f"where keys are partition names (str), not {k!r}")
+                raise InvalidInputError(f"where keys are partition names (str), not {safe_repr(k)}")
             if isinstance(v, Collection) and not isinstance(v, str | bytes):
                 values = frozenset(_one(k, x) for x in v)
                 if not values:
@@ -103,7 +104,7 @@ def compile_where(where: object) -> tuple[Callable[[Mapping[str, str]], bool] | 
 
         return call, set()
     raise InvalidInputError(
-        f"where must be None, a mapping of partition values or a callable, not {where!r}"
+        f"where must be None, a mapping of partition values or a callable, not {safe_repr(where)}"
     )
 
 
@@ -122,7 +123,7 @@ def snapshot_position(snapshot: object, dataset_id: str) -> tuple[int, int]:
         if snapshot.dataset_id != dataset_id:
             raise InvalidInputError(
                 f"snapshot {snapshot.id} belongs to dataset {snapshot.dataset_id!r}, "
-                f"not {dataset_id!r}",
+                f"not {safe_repr(dataset_id)}",
                 dataset_id=dataset_id,
                 snapshot_id=snapshot.id,
             )

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import aclosing
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._history import Draft, retrying
 from .._history._collect import (
+    ago,
     check_grace,
     delete_keys,
     older_than_fence,
@@ -37,6 +38,7 @@ from .._history._collect import (
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
 from .._history._uploads import abort_uploads, dropped_uploads, pending_before
+from .._validate import safe_repr
 from ..errors import (
     HistoryGapError,
     InvalidInputError,
@@ -90,11 +92,11 @@ async def expire(
     if older_than is not None and (
         not isinstance(older_than, timedelta) or older_than < timedelta(0)
     ):
-        raise InvalidInputError(f"older_than must be a timedelta >= 0, not {older_than!r}")
+        raise InvalidInputError(f"older_than must be a timedelta >= 0, not {safe_repr(older_than)}")
     if keep_last is not None and (
         not isinstance(keep_last, int) or isinstance(keep_last, bool) or keep_last < 1
     ):
-        raise InvalidInputError(f"keep_last must be an int >= 1, not {keep_last!r}")
+        raise InvalidInputError(f"keep_last must be an int >= 1, not {safe_repr(keep_last)}")
     named: set[str] = set()
     if snapshots is not None:
         if isinstance(snapshots, str) or not isinstance(snapshots, Iterable):
@@ -104,7 +106,7 @@ async def expire(
         for s in snapshots:
             seq, idx = snapshot_position(s, dataset_id)
             named.add(dataset_snapshot_id(seq, idx))
-    cutoff = None if older_than is None else datetime.now(UTC) - older_than
+    cutoff = None if older_than is None else ago(older_than)
     found: dict[str, Any] = {}
 
     async def plan(head: CommitRecord | None) -> tuple[list[str], ExpiryState, ExpiryState]:
@@ -256,7 +258,7 @@ async def gc(
     StorageError, FormatError
         The store failed or a record is unreadable.
     """
-    fence = datetime.now(UTC) - check_grace(grace)
+    fence = ago(check_grace(grace))
     head = await log.refresh()
     if head is not None and head.dropped:
         raise dropped_error(log.spec.owner_id)
@@ -279,7 +281,7 @@ async def gc(
     # only name an expired one, or a write that never committed.
     keys_prefix = f"{log.spec.prefix}_keys/"
     oldest = min((s.created_at for s in view.snapshots.values()), default=None) if head else None
-    keys_cutoff = None if oldest is None else oldest - check_grace(grace)
+    keys_cutoff = None if oldest is None else ago(check_grace(grace), since=oldest)
     doomed: dict[str, int] = {}
     young = 0
     records_fence = record_fence(fence)

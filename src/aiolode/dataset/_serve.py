@@ -36,6 +36,7 @@ import anyio.to_thread
 
 from .._concurrency import bounded_map
 from .._keys import validate_range
+from .._validate import safe_repr
 from ..checksum import StreamVerifier
 from ..errors import CorruptDataError, InvalidInputError, UnsupportedOperationError
 from ..manifest._metadata import check_metadata
@@ -182,7 +183,7 @@ def check_chunk_size(chunk_size: object) -> int:
         Not an int >= 1.
     """
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be an int >= 1, not {chunk_size!r}")
+        raise InvalidInputError(f"chunk_size must be an int >= 1, not {safe_repr(chunk_size)}")
     return chunk_size
 
 
@@ -221,12 +222,29 @@ class Blob:
     blob is opened (a ``HEAD`` or a ``304`` costs no data request). Memory:
     about two chunks (plus, for a compressed blob, one chunk's decompressed
     output).
+
+    Raises
+    ------
+    InvalidInputError
+        Constructed directly with something other than a store, a
+        :class:`~aiolode.Snapshot` and an int ``chunk_size`` >= 1.
+    UnsupportedOperationError
+        The snapshot holds records, not a raw blob.
     """
 
     def __init__(self, store: Store, snapshot: Snapshot, chunk_size: int) -> None:
+        # Constructed by open_blob; a direct caller gets the same checks, typed.
+        from ..store import Store as _Store
+        from ._snapshot import Snapshot as _Snapshot
+
+        if not isinstance(store, _Store):
+            raise InvalidInputError(f"store must be a Store, not {safe_repr(store)}")
+        if not isinstance(snapshot, _Snapshot):
+            raise InvalidInputError(f"snapshot must be a Snapshot, not {safe_repr(snapshot)}")
+        _raw_only(snapshot, "Blob()")
         self._store = store
         self._snapshot = snapshot
-        self._chunk_size = chunk_size
+        self._chunk_size = check_chunk_size(chunk_size)
         self._compressor: Compressor | None = components(snapshot.manifest)[1]
         self._files: tuple[FileRef, ...] = tuple(snapshot.files)
         self._iterated = False

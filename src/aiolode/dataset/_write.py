@@ -347,7 +347,7 @@ def check_records(records: object) -> Any:
         )
     if not isinstance(records, Iterable):
         raise InvalidInputError(f"write() takes {ACCEPTED}, not {describe(records)}")
-    return list(records)
+    return [r for r in records]  # noqa: C416 - list() would trust a lying __len__
 
 
 def combine_schemas(spec: FileSpec, acc: Schema | None, new: Schema | None) -> Schema | None:
@@ -565,6 +565,11 @@ class BlobWriter:
     until the block exits (e.g. a digest and a sniffed type of what streamed).
     After the ``async with`` block exits cleanly, :attr:`snapshot` is the
     committed snapshot.
+
+    Raises
+    ------
+    InvalidInputError
+        Constructed directly: only ``Dataset.stream_write`` makes one.
     """
 
     def __init__(
@@ -576,6 +581,12 @@ class BlobWriter:
         *,
         replay: Snapshot | None = None,
     ) -> None:
+        if not isinstance(upload, _Upload):
+            raise InvalidInputError(
+                "a BlobWriter is handed out by Dataset.stream_write(); it cannot be made directly"
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError(f"metadata must be a mapping, not {type(metadata).__name__}")
         self._upload = upload
         self._replay = replay
         self._progress = progress

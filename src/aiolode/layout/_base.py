@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._keys import validate_key
+from .._validate import safe_repr
 from ..errors import InvalidInputError, SchemaViolationError
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 __all__ = [
     "DATASET_ID_RE",
@@ -39,6 +38,34 @@ _HEX = "0123456789ABCDEF"
 _ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
+def check_values(values: object) -> None:
+    """Partition values must be a mapping of str to str.
+
+    Raises
+    ------
+    InvalidInputError
+        They are not.
+    """
+    if not isinstance(values, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+    ):
+        raise InvalidInputError(
+            f"partition values must be a mapping of str to str, not {safe_repr(values)}"
+        )
+
+
+def check_path(path: object) -> None:
+    """A partition path must be a str.
+
+    Raises
+    ------
+    InvalidInputError
+        It is not.
+    """
+    if not isinstance(path, str):
+        raise InvalidInputError(f"a partition path must be a str, not {type(path).__name__}")
+
+
 def validate_dataset_id(dataset_id: object) -> str:
     """Return ``dataset_id`` if it is a valid dataset id, else raise.
 
@@ -51,7 +78,7 @@ def validate_dataset_id(dataset_id: object) -> str:
 
     if not isinstance(dataset_id, str) or DATASET_ID_RE.fullmatch(dataset_id) is None:
         raise InvalidKeyError(
-            f"dataset id {dataset_id!r} is invalid: use 1-200 letters, digits, '_', '-' or '.', "
+            f"dataset id {safe_repr(dataset_id)} is invalid: use 1-200 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit",
             dataset_id=dataset_id if isinstance(dataset_id, str) else None,
         )
@@ -152,8 +179,14 @@ class Layout(abc.ABC):
         return "datasets/"
 
     def root(self, dataset_id: str) -> str:
-        """The prefix (ending in ``/``) holding everything of ``dataset_id``."""
-        return f"{self.datasets_prefix()}{dataset_id}/"
+        """The prefix (ending in ``/``) holding everything of ``dataset_id``.
+
+        Raises
+        ------
+        InvalidKeyError
+            ``dataset_id`` is not a valid dataset id.
+        """
+        return f"{self.datasets_prefix()}{validate_dataset_id(dataset_id)}/"
 
     def log_prefix(self, dataset_id: str) -> str:
         """The prefix of the commit log (``<root>_log/``)."""
@@ -214,6 +247,8 @@ class Layout(abc.ABC):
         InvalidKeyError
             The resulting key is invalid (e.g. too long).
         """
+        if not isinstance(filename, str):
+            raise InvalidInputError(f"filename must be a str, not {type(filename).__name__}")
         return validate_key(
             f"{self.data_prefix(dataset_id)}{self.partition_path(values)}{filename}"
         )
@@ -229,6 +264,8 @@ class Layout(abc.ABC):
         InvalidKeyError
             The resulting key is invalid (e.g. too long).
         """
+        if not isinstance(token, str):
+            raise InvalidInputError(f"token must be a str, not {type(token).__name__}")
         return self.data_key(dataset_id, values, f"_manifests/{token}.json")
 
     def describe(self) -> dict[str, Any]:
@@ -282,7 +319,7 @@ class TemplateLayout(Layout):
     def __init__(self, template: str, *, name: str = "template") -> None:
         if not isinstance(template, str) or not template.endswith("/") or template.startswith("/"):
             raise InvalidInputError(
-                f"template must be a relative path ending in '/', not {template!r}"
+                f"template must be a relative path ending in '/', not {safe_repr(template)}"
             )
         keys = _PLACEHOLDER.findall(template)
         if not keys:
@@ -333,6 +370,7 @@ class TemplateLayout(Layout):
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
+        check_values(values)
         missing = [k for k in self.partition_keys if k not in values]
         if missing:
             raise InvalidInputError(f"missing partition values for {missing}")
@@ -344,6 +382,7 @@ class TemplateLayout(Layout):
 
     def parse_partition_path(self, path: str) -> dict[str, str]:
         # docstring inherited
+        check_path(path)
         m = self._re.fullmatch(path)
         if m is None:
             raise InvalidInputError(f"{path!r} does not match template {self.template!r}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError
-from ._base import _ALNUM, Layout, decode_value, encode_value
+from ._base import _ALNUM, Layout, check_path, check_values, decode_value, encode_value
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,14 +35,16 @@ class DefaultLayout(Layout):
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
+        check_values(values)
         if values:
             raise InvalidInputError("DefaultLayout is not partitioned")
         return ""
 
     def parse_partition_path(self, path: str) -> dict[str, str]:
         # docstring inherited
+        check_path(path)
         if path:
-            raise InvalidInputError(f"DefaultLayout has no partition paths, got {path!r}")
+            raise InvalidInputError(f"DefaultLayout has no partition paths, got {safe_repr(path)}")
         return {}
 
 
@@ -74,13 +77,14 @@ class HiveLayout(Layout):
             raise InvalidInputError("HiveLayout needs at least one partition key")
         for k in keys:
             if not isinstance(k, str) or _KEY_NAME_RE.fullmatch(k) is None:
-                raise InvalidInputError(f"partition key {k!r} must be an identifier")
+                raise InvalidInputError(f"partition key {safe_repr(k)} must be an identifier")
         if len(set(keys)) != len(keys):
             raise InvalidInputError(f"duplicate partition keys in {keys!r}")
         self.partition_keys: tuple[str, ...] = tuple(keys)
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
+        check_values(values)
         parts = []
         for k in self.partition_keys:
             if k not in values:
@@ -90,6 +94,7 @@ class HiveLayout(Layout):
 
     def parse_partition_path(self, path: str) -> dict[str, str]:
         # docstring inherited
+        check_path(path)
         segs = path.split("/")
         if segs and segs[-1] == "":
             segs.pop()
@@ -125,14 +130,16 @@ class FlatLayout(Layout):
 
     def partition_path(self, values: Mapping[str, str]) -> str:
         # docstring inherited
+        check_values(values)
         if values:
             raise InvalidInputError("FlatLayout is not partitioned")
         return ""
 
     def parse_partition_path(self, path: str) -> dict[str, str]:
         # docstring inherited
+        check_path(path)
         if path:
-            raise InvalidInputError(f"FlatLayout has no partition paths, got {path!r}")
+            raise InvalidInputError(f"FlatLayout has no partition paths, got {safe_repr(path)}")
         return {}
 
 

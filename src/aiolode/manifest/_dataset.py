@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from .._keys import validate_key
+from .._validate import safe_repr
 from ._converter import converter, register, register_migration
 from ._metadata import FrozenDict, Metadata, as_metadata, escape_legacy_metadata, freeze
 
@@ -62,12 +63,12 @@ def _key(_: object, attr: attrs.Attribute[Any], value: object) -> None:
 
 def _size(_: object, attr: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attr.name} must be an int >= 0, not {value!r}")
+        raise ValueError(f"{attr.name} must be an int >= 0, not {safe_repr(value)}")
 
 
 def _opt_count(_: object, attr: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise ValueError(f"{attr.name} must be None or an int >= 0, not {value!r}")
+        raise ValueError(f"{attr.name} must be None or an int >= 0, not {safe_repr(value)}")
 
 
 def _frozen_str_map(value: Mapping[str, Any]) -> FrozenDict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError, InvalidKeyError, SnapshotNotFoundError
 
 __all__ = [
@@ -59,7 +60,7 @@ def validate_history_id(value: object, kind: str) -> str:
     if not isinstance(value, str) or HISTORY_ID_RE.fullmatch(value) is None:
         ctx = {f"{kind}_id": value if isinstance(value, str) else None}
         raise InvalidKeyError(
-            f"{kind} id {value!r} is invalid: use 1-200 letters, digits, '_', '-' or '.', "
+            f"{kind} id {safe_repr(value)} is invalid: use 1-200 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit",
             **ctx,
         )

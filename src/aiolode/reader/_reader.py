@@ -16,6 +16,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import TYPE_CHECKING, final
 
+from .._validate import safe_repr
 from ..checksum import StreamVerifier
 from ..dataset import Dataset
 from ..errors import CorruptDataError, DatasetsNotModeledError, InvalidInputError, InvalidKeyError
@@ -59,10 +60,10 @@ class DatasetReader:
 
     def __init__(self, store: Store, *, layout: Layout | None = None) -> None:
         if not isinstance(store, Store):
-            raise InvalidInputError(f"store must be an aiolode Store, not {store!r}")
+            raise InvalidInputError(f"store must be an aiolode Store, not {safe_repr(store)}")
         layout = DefaultLayout() if layout is None else layout
         if not isinstance(layout, Layout):
-            raise InvalidInputError(f"layout must be an aiolode Layout, not {layout!r}")
+            raise InvalidInputError(f"layout must be an aiolode Layout, not {safe_repr(layout)}")
         self._store = store
         self._layout = layout
 
@@ -240,7 +241,7 @@ class DatasetReader:
                 tail_prefetch=tail_prefetch,
             )
         if not isinstance(key, DataFile | FileRef):
-            raise InvalidKeyError(f"a key must be a str, DataFile or FileRef, not {key!r}")
+            raise InvalidKeyError(f"a key must be a str, DataFile or FileRef, not {safe_repr(key)}")
         ref = key.file if isinstance(key, DataFile) else key
         return RangeReader(
             self._store,

@@ -255,7 +255,7 @@ class Field:
             raise ManifestFormatError("schema nests deeper than allowed", field="schema")
         if not isinstance(data, Mapping):
             raise ManifestFormatError(
-                f"schema field must be an object, not {data!r}", field="schema"
+                f"schema field must be an object, not {safe_repr(data)}", field="schema"
             )
         unknown = set(data) - {"name", "type", "nullable", "children"}
         if unknown:
@@ -290,7 +290,7 @@ def _to_fields(fields: object) -> tuple[Field, ...]:
         raise _type_error("Schema takes an iterable of Field, not one Field")
     if isinstance(fields, str | bytes) or not isinstance(fields, Iterable):
         raise _type_error(f"Schema takes an iterable of Field, not {type(fields).__name__}")
-    return tuple(fields)
+    return tuple(f for f in fields)  # tuple() would trust a lying __len__
 
 
 @final
@@ -351,7 +351,8 @@ class Schema:
         """
         if not isinstance(data, Mapping) or set(data) != {"fields"}:
             raise ManifestFormatError(
-                f"schema must be an object with one key 'fields', not {data!r:.200}", field="schema"
+                f"schema must be an object with one key 'fields', not {safe_repr(data)}",
+                field="schema",
             )
         raw = data["fields"]
         if not isinstance(raw, list):

@@ -18,6 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from .._keys import validate_key, validate_prefix, validate_range
+from .._validate import safe_repr
 from ..errors import InvalidInputError, ObjectNotFoundError
 from ..types import IfMatch, ObjectInfo, PendingUpload, ProgressCallback, PutMode
 
@@ -72,10 +73,12 @@ def check_mode(mode: object) -> PutMode:
         return mode
     if isinstance(mode, IfMatch):
         if not isinstance(mode.etag, str) or not mode.etag:
-            raise InvalidInputError(f"IfMatch needs a non-empty etag string, got {mode.etag!r}")
+            raise InvalidInputError(
+                f"IfMatch needs a non-empty etag string, got {safe_repr(mode.etag)}"
+            )
         return mode
     raise InvalidInputError(
-        f"mode must be 'create', 'overwrite' or aiolode.IfMatch(etag), not {mode!r}"
+        f"mode must be 'create', 'overwrite' or aiolode.IfMatch(etag), not {safe_repr(mode)}"
     )
 
 
@@ -405,8 +408,10 @@ class Store(abc.ABC):
             The backend failed.
         """
         validate_key(key)
-        if not isinstance(chunk_size, int) or chunk_size <= 0:
-            raise InvalidInputError(f"chunk_size must be a positive int, not {chunk_size!r}")
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
+            raise InvalidInputError(
+                f"chunk_size must be a positive int, not {safe_repr(chunk_size)}"
+            )
         return self._iter_bytes(key, chunk_size)
 
     async def head(self, key: str) -> ObjectInfo:

@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..errors import (
     AiolodeError,
     InvalidInputError,
@@ -161,7 +161,7 @@ class FileStore(Store):
         except TypeError as exc:
             raise InvalidInputError(f"root must be a path, not {type(root).__name__}") from exc
         if not isinstance(path, str) or not path:
-            raise InvalidInputError(f"root must be a non-empty str path, not {root!r}")
+            raise InvalidInputError(f"root must be a non-empty str path, not {safe_repr(root)}")
         self._given_root = path
         self._tree: PosixTree | None = None
         self._page_size = page_size

@@ -34,6 +34,7 @@ import anyio.to_thread
 import attrs
 
 from .._keys import validate_prefix
+from .._validate import safe_repr
 from ..errors import (
     AiolodeError,
     ConflictError,
@@ -400,6 +401,15 @@ def _generation(key: str, mode: PutMode) -> str | None:
     return None
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @final
 class GCSStore(Store):
     """A store over one Google Cloud Storage bucket (and an optional key prefix).
@@ -487,27 +497,37 @@ class GCSStore(Store):
         timeout: float = 60.0,
         retries: int = 3,
     ) -> None:
-        if not isinstance(bucket, str) or not bucket or "/" in bucket:
-            raise InvalidInputError(f"bucket must be a non-empty name without '/', not {bucket!r}")
+        if not isinstance(bucket, str) or not bucket or "/" in bucket or not _utf8(bucket):
+            raise InvalidInputError(
+                f"bucket must be a non-empty name without '/', not {safe_repr(bucket)}"
+            )
         validate_prefix(prefix)
         if not isinstance(chunk_size, int) or chunk_size < _ALIGN or chunk_size % _ALIGN:
             raise InvalidInputError(
-                f"chunk_size must be a positive multiple of 256 KiB, not {chunk_size!r}"
+                f"chunk_size must be a positive multiple of 256 KiB, not {safe_repr(chunk_size)}"
             )
         if not isinstance(max_connections, int) or max_connections < 1:
-            raise InvalidInputError(f"max_connections must be an int >= 1, not {max_connections!r}")
+            raise InvalidInputError(
+                f"max_connections must be an int >= 1, not {safe_repr(max_connections)}"
+            )
         if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            raise InvalidInputError(f"page_size must be an int in 1..1000, not {page_size!r}")
+            raise InvalidInputError(
+                f"page_size must be an int in 1..1000, not {safe_repr(page_size)}"
+            )
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-            raise InvalidInputError(f"timeout must be a positive number, not {timeout!r}")
+            raise InvalidInputError(f"timeout must be a positive number, not {safe_repr(timeout)}")
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise InvalidInputError(f"retries must be an int >= 0, not {retries!r}")
+            raise InvalidInputError(f"retries must be an int >= 0, not {safe_repr(retries)}")
         if anonymous and credentials is not None:
             raise InvalidInputError("pass either credentials or anonymous=True, not both")
         if endpoint is not None:
+            if not isinstance(endpoint, str) or not _utf8(endpoint):
+                raise InvalidInputError(f"endpoint must be a URL str, not {safe_repr(endpoint)}")
             parts = urllib.parse.urlsplit(endpoint)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise InvalidInputError(f"endpoint must be an http(s) URL, not {endpoint!r}")
+                raise InvalidInputError(
+                    f"endpoint must be an http(s) URL, not {safe_repr(endpoint)}"
+                )
         self.bucket = bucket
         self.prefix: str = prefix.rstrip("/")
         self.endpoint: str = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
@@ -760,7 +780,7 @@ class GCSStore(Store):
             raise ObjectExistsError(f"object {key!r} already exists", key=key)
         if isinstance(mode, IfMatch) and current.etag != mode.etag:
             raise PreconditionFailedError(
-                f"object {key!r} is at generation {current.etag}, not {mode.etag!r}",
+                f"object {safe_repr(key)} is at generation {current.etag}, not {safe_repr(mode.etag)}",
                 key=key,
                 expected_etag=mode.etag,
             )

@@ -6,6 +6,7 @@ import os
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def open_store(url: str, **options: Any) -> Store:
         does not take.
     """
     if not isinstance(url, str) or not url:
-        raise InvalidInputError(f"a store URL must be a non-empty str, not {url!r}")
+        raise InvalidInputError(f"a store URL must be a non-empty str, not {safe_repr(url)}")
     if url.startswith("/"):
         from ._fs import FileStore
 
@@ -82,7 +83,7 @@ def open_store(url: str, **options: Any) -> Store:
     scheme = parsed.scheme.lower()
     if scheme == "memory":
         if parsed.netloc or parsed.path not in ("", "/"):
-            raise InvalidInputError(f"memory:// takes no location, got {url!r}")
+            raise InvalidInputError(f"memory:// takes no location, got {safe_repr(url)}")
         from ._memory import MemoryStore
 
         return _construct(MemoryStore, url, **options)

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, final
 
 from .._keys import validate_key, validate_range
+from .._validate import safe_repr
 from ..errors import InvalidInputError
 from ..types import ReadStats as RangeStats
 
@@ -23,7 +24,9 @@ DEFAULT_TAIL_PREFETCH = 64 * 1024
 
 def _positive(name: str, value: object, *, zero: bool = False) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero else 1):
-        raise InvalidInputError(f"{name} must be an int >= {0 if zero else 1}, not {value!r}")
+        raise InvalidInputError(
+            f"{name} must be an int >= {0 if zero else 1}, not {safe_repr(value)}"
+        )
     return value
 
 

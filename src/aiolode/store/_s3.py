@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from .._concurrency import collapse_group
 from .._keys import validate_prefix
+from .._validate import safe_repr
 from ..errors import (
     AiolodeError,
     ConflictError,
@@ -356,15 +357,23 @@ class S3Store(Store):
         page_size: int = 1000,
     ) -> None:
         if not isinstance(bucket, str) or not bucket or "/" in bucket:
-            raise InvalidInputError(f"bucket must be a non-empty name without '/', not {bucket!r}")
+            raise InvalidInputError(
+                f"bucket must be a non-empty name without '/', not {safe_repr(bucket)}"
+            )
         validate_prefix(prefix)
         prefix = prefix.rstrip("/")
         if not isinstance(part_size, int) or part_size < _MIN_PART_SIZE:
-            raise InvalidInputError(f"part_size must be an int >= 5 MiB, not {part_size!r}")
+            raise InvalidInputError(
+                f"part_size must be an int >= 5 MiB, not {safe_repr(part_size)}"
+            )
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise InvalidInputError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
+            raise InvalidInputError(
+                f"max_concurrency must be an int >= 1, not {safe_repr(max_concurrency)}"
+            )
         if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
-            raise InvalidInputError(f"page_size must be an int in 1..1000, not {page_size!r}")
+            raise InvalidInputError(
+                f"page_size must be an int in 1..1000, not {safe_repr(page_size)}"
+            )
         if client is not None and session is not None:
             raise InvalidInputError("pass either client or session, not both")
         if client is not None:

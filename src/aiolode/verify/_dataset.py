@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import attrs
 
+from .._validate import safe_repr
 from ..checksum import checksum_from_name
 from ..codecs import codec_from_name
 from ..compression import compressor_from_name
@@ -248,7 +249,9 @@ class _DatasetCheck:
                     field="layout",
                 ) from None
             if rebuilt.root(self.dataset_id) != self.root:
-                problems.append(f"records layout {recorded!r}, whose root is not {self.root!r}")
+                problems.append(
+                    f"records layout {safe_repr(recorded)}, whose root is not {safe_repr(self.root)}"
+                )
             else:
                 self.layout = rebuilt
         for problem in problems:
@@ -505,7 +508,7 @@ class _DatasetCheck:
                 problems.append("undoes a drop")
             if rec.incarnation != prev.incarnation:
                 problems.append(
-                    f"belongs to incarnation {rec.incarnation!r}, not {prev.incarnation!r}"
+                    f"belongs to incarnation {safe_repr(rec.incarnation)}, not {safe_repr(prev.incarnation)}"
                 )
         if rec.expiry is not None and prev.expiry_seq and not genesis:
             old = prev.expiry if prev.expiry is not None else None
@@ -796,10 +799,12 @@ async def verify_dataset(
         layout = None if type(given) is DefaultLayout else given
         store = store.store
         if not isinstance(store, Store):
-            raise InvalidInputError(f"store must be an aiolode Store, not {store!r}")
+            raise InvalidInputError(f"store must be an aiolode Store, not {safe_repr(store)}")
     dataset_id = validate_dataset_id(dataset_id)
     if layout is not None and not isinstance(layout, Layout):
-        raise InvalidInputError(f"layout must be None or an aiolode Layout, not {layout!r}")
+        raise InvalidInputError(
+            f"layout must be None or an aiolode Layout, not {safe_repr(layout)}"
+        )
     end = (
         None
         if snapshot_id is None

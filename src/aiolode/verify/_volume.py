@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, overload
 import anyio.to_thread
 import attrs
 
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..checksum import OFFLOAD_THRESHOLD, Checksum, checksum_from_name
 from ..errors import (
     AiolodeError,
@@ -497,7 +497,7 @@ def _checksum_name(checksum: object) -> str | None:
         except FormatError:
             raise InvalidInputError(f"unknown checksum algorithm {checksum!r}") from None
     raise InvalidInputError(
-        f"checksum must be None, an aiolode Checksum or its name, not {checksum!r}"
+        f"checksum must be None, an aiolode Checksum or its name, not {safe_repr(checksum)}"
     )
 
 
@@ -603,7 +603,7 @@ async def verify_volume(
         volume_id, total_length, checksum = store.id, store.total_length, store.checksum
         store = store.store
         if not isinstance(store, Store):
-            raise InvalidInputError(f"store must be an aiolode Store, not {store!r}")
+            raise InvalidInputError(f"store must be an aiolode Store, not {safe_repr(store)}")
     volume_id = validate_history_id(volume_id, "volume")
     if total_length is None:
         raise InvalidInputError("verify_volume() needs the volume's total_length")

@@ -14,10 +14,11 @@ argument is in ``docs/lifecycle.md``.
 from __future__ import annotations
 
 from contextlib import aclosing
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .._history._collect import (
+    ago,
     check_grace,
     delete_keys,
     older_than_fence,
@@ -27,7 +28,7 @@ from .._history._collect import (
 )
 from .._history._reports import DropReport, ExpireReport, GCReport
 from .._history._uploads import ANY_AGE, abort_uploads, pending_before
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..errors import InvalidInputError, VolumeNotFoundError
 from ..manifest._ids import parse_volume_snapshot_id
 
@@ -95,10 +96,10 @@ async def expire(
     if older_than is not None and (
         not isinstance(older_than, timedelta) or older_than < timedelta(0)
     ):
-        raise InvalidInputError(f"older_than must be a timedelta >= 0, not {older_than!r}")
+        raise InvalidInputError(f"older_than must be a timedelta >= 0, not {safe_repr(older_than)}")
     if keep_last is not None:
         check_int("keep_last", keep_last, minimum=1)
-    cutoff = None if older_than is None else datetime.now(UTC) - older_than
+    cutoff = None if older_than is None else ago(older_than)
     head = await log.refresh()
     if head is not None and head.dropped:
         raise dropped_error(volume_id)
@@ -119,7 +120,7 @@ async def expire(
                         break
     if cutoff is not None:
         # The newest root committed before the cutoff: everything up to it goes.
-        older = await log.as_of(cutoff - timedelta(microseconds=1))
+        older = await log.as_of(ago(timedelta(microseconds=1), since=cutoff))
         if older is not None:
             below = max(below, older.seq + 1)
     below = min(below, tip_seq)  # the latest snapshot is never expired
@@ -181,7 +182,7 @@ async def gc(
     FormatError, StorageError
         A root or segment is damaged, or the store failed.
     """
-    fence = datetime.now(UTC) - check_grace(grace)
+    fence = ago(check_grace(grace))
     store = log.store
     head = await log.refresh()
     if head is not None and head.dropped:

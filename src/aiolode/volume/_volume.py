@@ -27,7 +27,7 @@ from .._concurrency import reraise
 from .._history import CLEANUP_TIMEOUT, Draft, delete_quietly, follow, put_unique
 from .._keys import validate_range
 from .._retry import Retry
-from .._validate import check_int, check_number
+from .._validate import check_int, check_number, safe_repr
 from ..checksum import OFFLOAD_THRESHOLD, Checksum, check_checksum_arg, compute_checksum
 from ..errors import (
     AiolodeError,
@@ -128,7 +128,7 @@ class Volume:
             raise InvalidInputError(f"store must be an aiolode Store, not {type(store).__name__}")
         self._total = check_int("total_length", total_length, minimum=0)
         if retry is not None and not isinstance(retry, Retry):
-            raise InvalidInputError(f"retry must be an aiolode.Retry, not {retry!r}")
+            raise InvalidInputError(f"retry must be an aiolode.Retry, not {safe_repr(retry)}")
         self._concurrency = check_int("concurrency", concurrency)
         self._max_metadata = check_int("max_metadata_bytes", max_metadata_bytes, minimum=2)
         self._store = store
@@ -178,7 +178,7 @@ class Volume:
             if snapshot.volume_id != self._id:
                 raise InvalidInputError(
                     f"snapshot {snapshot.id} belongs to volume {snapshot.volume_id!r}, "
-                    f"not {self._id!r}",
+                    f"not {safe_repr(self._id)}",
                     volume_id=self._id,
                     snapshot_id=snapshot.id,
                 )
@@ -493,7 +493,7 @@ class Volume:
     def _check_blocks(self, blocks: object) -> list[BlockRef]:
         if isinstance(blocks, BlockRef) or not isinstance(blocks, Iterable):
             raise InvalidInputError("blocks must be an iterable of BlockRef", volume_id=self._id)
-        out = list(blocks)
+        out = [b for b in blocks]  # noqa: C416 - list() would trust a lying __len__
         if not out:
             raise InvalidInputError("a commit needs at least one block", volume_id=self._id)
         for b in out:
