@@ -289,7 +289,6 @@ async def test_verify_knows_checkpoints() -> None:
     assert not (await ds.verify()).ok
 
 
-@_bug("head-search-gap")
 async def test_a_gap_after_the_hint_is_not_a_shorter_history() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store)
@@ -312,7 +311,6 @@ async def test_a_gap_after_the_hint_is_not_a_shorter_history() -> None:
         [s async for s in fresh.snapshots()]  # today: [snapshot 1]
 
 
-@_bug("pmanifest-unbound")
 async def test_a_partition_manifest_of_another_snapshot_is_refused() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
@@ -330,7 +328,6 @@ async def test_a_partition_manifest_of_another_snapshot_is_refused() -> None:
     assert not (await fresh.verify()).ok  # today: ok
 
 
-@_bug("record-unknown-fields")
 async def test_a_damaged_field_name_is_not_a_missing_field() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
@@ -346,7 +343,6 @@ async def test_a_damaged_field_name_is_not_a_missing_field() -> None:
     assert not (await fresh.verify()).ok  # today: ok
 
 
-@_bug("record-fields-unchecked")
 async def test_readers_refuse_a_record_verify_rejects() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store)
@@ -358,7 +354,6 @@ async def test_readers_refuse_a_record_verify_rejects() -> None:
         await fresh.snapshot(snaps[2].id)  # today: parent_id 1, served
 
 
-@_bug("record-no-digest")
 async def test_a_flipped_metadata_value_is_detected() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store)
@@ -374,7 +369,6 @@ async def test_a_flipped_metadata_value_is_detected() -> None:
     assert not (await fresh.verify()).ok  # today: ok
 
 
-@_bug("record-no-digest")
 async def test_a_flipped_volume_root_value_is_detected() -> None:
     store = aiolode.MemoryStore()
     vol = aiolode.Volume("v", store, 100)
@@ -393,7 +387,6 @@ async def test_a_flipped_volume_root_value_is_detected() -> None:
     assert not (await fresh.verify()).ok  # today: ok
 
 
-@_bug("checkpoint-keyerror")
 async def test_a_damaged_checkpoint_is_a_typed_error() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL())

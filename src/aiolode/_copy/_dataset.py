@@ -130,6 +130,8 @@ def _partition_problem(pm: PartitionManifest, ref: PartitionRef, dataset_id: str
     directory = ref.key.rsplit("_manifests/", 1)[0]
     if pm.dataset_id != dataset_id:
         return f"belongs to dataset {pm.dataset_id!r}"
+    if not pm.token or pm.token not in ref.key:
+        return f"was written by another write (token {pm.token!r})"
     if pm.partition != ref.partition or any(f.partition != ref.partition for f in pm.files):
         return f"does not hold partition {dict(ref.partition)!r} only"
     size = sum(f.size for f in pm.files)

@@ -472,7 +472,8 @@ class SequenceLog(Generic[R]):
         Warm (head known, and read within ``max_age`` seconds when given): probe
         ``head + 1`` forward — one ``get`` when nothing is new. Cold: read the
         hint (one ``get``), confirm the record it names while probing the next
-        (two concurrent ``get``), then probe forward; without a usable hint,
+        two (two ``get`` and a ``head``, concurrently: a hole right after the
+        hint is a HistoryGapError, not a shorter history), then probe forward; without a usable hint,
         read the low-water mark and gallop + bisect (O(log n) ``head`` calls).
 
         Raises
@@ -507,18 +508,35 @@ class SequenceLog(Generic[R]):
         """Read records ``seq`` and ``seq + 1`` concurrently; remember them if
         ``seq`` exists (the hint told the truth). One round trip."""
         found: dict[int, R | None] = {}
+        beyond: list[bool] = []
 
         async def one(s: int) -> None:
             found[s] = await self.read(s)
+
+        async def two_ahead() -> None:
+            beyond.append(await self.exists(seq + 2))
 
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(one, seq)
                 tg.start_soon(one, seq + 1)
+                # In the same round trip, one ``head``: a record two ahead while
+                # the next is missing is a hole right after the hint, which would
+                # otherwise hide every later record (an older state served as the
+                # newest, a watch waiting forever).
+                tg.start_soon(two_ahead)
         except BaseExceptionGroup as eg:
             reraise(eg)
         base = found[seq]
         nxt = found[seq + 1]
+        if base is not None and nxt is None and beyond[0]:
+            raise HistoryGapError(
+                f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(seq + 1)!r} is "
+                f"missing, yet record {seq + 2} exists; the history was damaged",
+                key=self.key(seq + 1),
+                sequence=seq + 1,
+                **self.spec.ctx(),
+            )
         if base is None:
             if nxt is not None:
                 if seq < await self.read_lwm():

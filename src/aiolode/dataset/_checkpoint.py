@@ -176,6 +176,9 @@ async def read_checkpoint(store: Store, log: CommitLog, seq: int) -> Checkpoint 
         return None
     if cp.dataset_id != log.spec.owner_id or cp.seq != seq:
         return None
+    listed = {s.snapshot_id for s in cp.snapshots}
+    if any(f.snapshot_id not in listed for f in cp.files):
+        return None  # inconsistent: a file of a snapshot it does not hold
     rec = await log.fetch(seq)
     if rec is None or rec.last_snapshot_id != cp.tip:
         return None

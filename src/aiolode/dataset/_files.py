@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from .._concurrency import bounded_map
 from .._validate import safe_repr
-from ..errors import InvalidInputError, NoSnapshotsError, SnapshotNotFoundError
+from ..errors import (
+    InvalidInputError,
+    ManifestFormatError,
+    NoSnapshotsError,
+    SnapshotNotFoundError,
+)
 from ..layout import stringify_partition_value
 from ..manifest._dataset import CheckpointSnapshot, DataFile, FileRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
@@ -282,11 +287,23 @@ async def collect_files(
             if not state.expiry.covers(seq, m.snapshot_id):
                 view.add(m, await load_files(store, m, match))
     await settle(view, state.expiry)
-    return [
-        _data_file(dataset_id, view.snapshots[f.snapshot_id], f.file)
-        for f in view.files.values()
-        if f.live and (match is None or match(f.file.partition))
-    ]
+    out: list[DataFile] = []
+    for f in view.files.values():
+        if not f.live or (match is not None and not match(f.file.partition)):
+            continue
+        snap = view.snapshots.get(f.snapshot_id)
+        if snap is None:
+            # Only a checkpoint can say this (records add a snapshot with its
+            # files): one that names a file of a snapshot it does not list.
+            raise ManifestFormatError(
+                f"dataset {dataset_id!r}: the history's fold lists file {f.file.key!r} of "
+                f"snapshot {f.snapshot_id}, which it does not hold (a damaged checkpoint)",
+                key=f.file.key,
+                dataset_id=dataset_id,
+                snapshot_id=f.snapshot_id,
+            )
+        out.append(_data_file(dataset_id, snap, f.file))
+    return out
 
 
 async def _since(

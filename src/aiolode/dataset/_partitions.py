@@ -130,7 +130,11 @@ async def load_partition(
     # files in <partition dir>: a file elsewhere is damage, or another dataset's.
     root = ref.key.rsplit("_manifests/", 1)[0]
     if (
-        pm.dataset_id != manifest.dataset_id
+        # Named by its write's token: another snapshot's manifest of the same
+        # partition (same counts, even) swapped in has another token.
+        not pm.token
+        or pm.token not in ref.key
+        or pm.dataset_id != manifest.dataset_id
         or pm.partition != ref.partition
         or len(pm.files) != ref.file_count
         or any(f.partition != ref.partition for f in pm.files)

@@ -581,7 +581,7 @@ class BlobWriter:
         *,
         replay: Snapshot | None = None,
     ) -> None:
-        if not isinstance(upload, _Upload):
+        if not isinstance(upload, _Upload) and (upload is not None or replay is None):
             raise InvalidInputError(
                 "a BlobWriter is handed out by Dataset.stream_write(); it cannot be made directly"
             )

@@ -128,6 +128,8 @@ def _partition_problem(
     size = sum(f.size for f in pm.files)
     if pm.dataset_id != dataset_id:
         return f"belongs to dataset {pm.dataset_id!r}"
+    if not pm.token or pm.token not in ref.key:
+        return f"was written by another write (token {pm.token!r})"
     if pm.partition != ref.partition:
         return f"holds partition {dict(pm.partition)!r}, not {dict(ref.partition)!r}"
     strays = [f.key for f in pm.files if f.partition != ref.partition]
