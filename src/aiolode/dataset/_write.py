@@ -188,6 +188,11 @@ async def prepare_blob(spec: FileSpec, data: bytes | bytearray | memoryview) -> 
         body, digest = await anyio.to_thread.run_sync(_finish_bytes, spec, data)
     else:
         body, digest = _finish_bytes(spec, data)
+    if not body:
+        # An empty blob is a snapshot without files (reads give b""): no empty
+        # object is stored (SeaweedFS, after one, refuses every create-only
+        # put for a minute; docs/s3.md).
+        return Prepared(files=[], row_count=None)
     key = spec.new_key({})
     await put_data(spec, key, body)
     return Prepared(files=[FileRef(key=key, size=len(body), checksum=digest)], row_count=None)
@@ -531,7 +536,17 @@ class _Upload:
         self.done: bool = False
 
     async def run(self) -> None:
+        # The put starts with the first bytes: an empty stream stores nothing
+        # (see prepare_blob).
+        try:
+            first = await self._recv.receive()
+        except anyio.EndOfStream:
+            self._recv.close()
+            self.done = True
+            return
+
         async def chunks() -> AsyncGenerator[bytes, None]:
+            yield first
             async with self._recv:
                 async for c in self._recv:
                     yield c
@@ -749,10 +764,11 @@ async def run_blob_stream(
     if body_exc is not None:
         await delete_quietly(spec.store, [upload.key])
         raise body_exc
+    size = upload.transform.size
     body.prepared = Prepared(
-        files=[
-            FileRef(key=upload.key, size=upload.transform.size, checksum=upload.transform.digest())
-        ],
+        files=[FileRef(key=upload.key, size=size, checksum=upload.transform.digest())]
+        if size
+        else [],
         row_count=None,
     )
     body.writer = writer
