@@ -17,6 +17,7 @@ section; every figure sits next to its anchor measured in the same run.
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 import statistics
 import sys
 import time
@@ -106,9 +107,14 @@ BLOCK_LEN = 64
 
 
 def fake_refs(vol: Volume, start: int, count: int) -> list[BlockRef]:
+    """Block references as ``stage_write_at`` seals them, for blocks never written
+    (commits never read block objects)."""
     prefix = f"volumes/{vol.id}/blocks/"
+    checksum = None if vol._checksum is None else "xxh3_128:" + "0" * 32
+    now = datetime.now(UTC)
     return [
-        BlockRef(i * BLOCK_LEN, BLOCK_LEN, f"{prefix}{i:032x}") for i in range(start, start + count)
+        vol._sealed(i * BLOCK_LEN, BLOCK_LEN, f"{prefix}{i:032x}", checksum, now)
+        for i in range(start, start + count)
     ]
 
 
@@ -213,7 +219,7 @@ async def bench_read(vols: dict[int, Any], sizes: list[int], reads: int, runs: i
         for i in set(picks):  # only the blocks we read need objects
             await mem.put(f"{prefix}{i:032x}", bytes(BLOCK_LEN), mode="overwrite")
         await vol.read_at(snap.id, picks[0] * BLOCK_LEN, 1)  # merges frozen segments once
-        state = vol._states[int(snap.id)]
+        state = await vol._state(snap)
         wall: list[float] = []
         cpu: list[float] = []
         lookup_cpu: list[float] = []
@@ -225,14 +231,14 @@ async def bench_read(vols: dict[int, Any], sizes: list[int], reads: int, runs: i
             cpu.append((time.process_time() - c0) / reads * 1e6)
             c0 = time.process_time()
             for i in picks:
-                vol._pieces(state, i * BLOCK_LEN + 8, 16)
+                vol._index.pieces(state, i * BLOCK_LEN + 8, 16)
             lookup_cpu.append((time.process_time() - c0) / reads * 1e6)
         med = (statistics.median(wall), statistics.median(cpu), statistics.median(lookup_cpu))
         if first is None:
             first = med
         print(
             f"| {n:,} | {med[0]:.1f} ({spread(wall)}) | {med[1]:.1f} ({spread(cpu)}) "
-            f"| {med[2]:.2f} ({spread(lookup_cpu)}) | {len(vol._search_runs(state))} "
+            f"| {med[2]:.2f} ({spread(lookup_cpu)}) | {len(vol._index.search_runs(state))} "
             f"| {med[0] / first[0]:.2f}x, {med[1] / first[1]:.2f}x, {med[2] / first[2]:.2f}x |"
         )
     print()

@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 #: Script name -> headings its quick run must print.
 SMOKED = {
     "bench_arrow_inputs.py": ("## Arrow-native inputs", "| polars.DataFrame |"),
+    "bench_volume.py": ("read_at", "committed blocks"),
     "bench_lifecycle.py": (
         "## Lifecycle",
         "### Cold reads vs history length",
