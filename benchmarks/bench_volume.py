@@ -17,10 +17,10 @@ section; every figure sits next to its anchor measured in the same run.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
