@@ -78,9 +78,9 @@ async def test_single_fault_at_every_call(case: str, path: str, action: str) -> 
     # Data put(s), plus (format v2, partitioned) one partition manifest each.
     n_data = 1 if case == "raw" else 2 + 2
     if path == "cold":
-        # descriptor get ‖ hint get (seq 1), records 1 and 2, probe 3; data
+        # descriptor get ‖ hint get (seq 1), records 1 and 2 ‖ a head of 3, probe 3; data
         # put(s) ‖ hint put (seq 2); record put
-        assert sorted(ops) == sorted(["put"] * (n_data + 2) + ["get"] * 5)
+        assert sorted(ops) == sorted(["put"] * (n_data + 2) + ["get"] * 5 + ["head"])
     else:
         # data put(s) and the hint put (concurrently), partition manifests,
         # record put
