@@ -299,7 +299,7 @@ async def test_files_reads_only_the_records_up_to_as_of(memory: aiolode.MemorySt
     with counting.measure() as m:
         files = await reader.dataset("events").files()
     assert len(files) == 12
-    assert m.counts.total_calls <= 2 + 2 * len(snaps), m.counts
+    assert m.counts.total_calls <= 3 + 2 * len(snaps), m.counts
     assert m.counts["list"] == m.counts["list_dirs"] == 0
 
 
