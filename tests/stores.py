@@ -31,14 +31,15 @@ STORE_KINDS: list[Any] = [
 ]
 
 
-@pytest.fixture(params=STORE_KINDS)
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
-    """Which store to build and where (sync: server fixtures block while starting)."""
-    kind = str(request.param)
+def spec_of(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str = "store"
+) -> StoreSpec:
+    """Where a store of ``kind`` lives for this test (``name`` tells two file stores
+    apart; sync: server fixtures block while starting)."""
     if kind == "memory":
         return (kind, None)
     if kind == "file":
-        root = tmp_path / "store"
+        root = tmp_path / name
         root.mkdir(exist_ok=True)
         return (kind, root)
     if kind == "s3":
@@ -62,6 +63,12 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
             (request.getfixturevalue("gcs_endpoint"), request.getfixturevalue("gcs_bucket")),
         )
     raise AssertionError(f"unknown store kind {kind!r}")
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
+    """Which store to build and where."""
+    return spec_of(str(request.param), request, tmp_path)
 
 
 def make_store(spec: StoreSpec) -> aiolode.Store:

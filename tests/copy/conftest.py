@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import aiolode
-from tests.stores import make_store
+from tests.stores import make_store, spec_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,36 +33,6 @@ PAIRS: list[Any] = [
     pytest.param(("gcs", "memory"), id="gcs-memory", marks=_GCS),
     pytest.param(("s3", "gcs"), id="s3-gcs", marks=[_S3, _GCS]),
 ]
-
-
-def spec_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> StoreSpec:
-    """Where a store of ``kind`` lives for this test (``name`` tells two file stores apart)."""
-    if kind == "memory":
-        return (kind, None)
-    if kind == "file":
-        root = tmp_path / name
-        root.mkdir(exist_ok=True)
-        return (kind, root)
-    if kind == "s3":
-        return (
-            kind,
-            (request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")),
-        )
-    if kind == "seaweed":
-        return (
-            kind,
-            (
-                request.getfixturevalue("seaweed_endpoint"),
-                request.getfixturevalue("seaweed_bucket"),
-                request.getfixturevalue("seaweed_prefix"),
-            ),
-        )
-    if kind == "gcs":
-        return (
-            kind,
-            (request.getfixturevalue("gcs_endpoint"), request.getfixturevalue("gcs_bucket")),
-        )
-    raise AssertionError(kind)
 
 
 @pytest.fixture(params=PAIRS)
