@@ -178,6 +178,7 @@ COVERED: dict[str, tuple[str, ...]] = {
         "files",
         "expire",
         "gc",
+        "compact",
         "drop",
         "checkpoint",
         "verify",
@@ -289,7 +290,7 @@ NOT_YET_SWEPT: frozenset[str] = frozenset(
         "ArtifactRef", "ArtifactRef.from_record", "ArtifactRef.to_record",
         "BlobWriter.committed_before", "Buffered", "Buffered.describe", "Buffered.name",
         "CompactReport", "CopyProgress", "CopyReport", "CopyReport.up_to_date",
-        "Dataset.compact", "FileStore.abandoned_uploads", "FileStore.abort_upload",
+        "FileStore.abandoned_uploads", "FileStore.abort_upload",
         "GCSStore.abandoned_uploads", "GCSStore.abort_upload", "IngestStats",
         "IngestStats.balanced", "Ingestor", "Ingestor.aclose", "Ingestor.dataset",
         "Ingestor.emit", "Ingestor.emit_artifact", "Ingestor.flush", "Ingestor.policy",
@@ -746,7 +747,7 @@ async def instance(cls_name: str, member: str, ctx: Ctx) -> Any:
     if cls_name == "FileStore":
         return ctx.fs
     if cls_name == "Dataset":
-        if member in ("drop", "gc", "expire"):
+        if member in ("drop", "gc", "expire", "compact"):
             return ctx.spare
         return ctx.raw if member in ("stream_write", "open_blob", "read_range") else ctx.ds
     if cls_name == "DatasetReader":

@@ -32,6 +32,7 @@ import attrs
 
 from .._concurrency import bounded_map
 from .._history import Draft
+from .._validate import safe_repr
 from ..errors import (
     ConflictError,
     InvalidInputError,
@@ -98,7 +99,7 @@ class CompactReport:
 
 def _check_int(name: str, value: object, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise InvalidInputError(f"{name} must be an int >= {low}, not {value!r}")
+        raise InvalidInputError(f"{name} must be an int >= {low}, not {safe_repr(value)}")
     return value
 
 
