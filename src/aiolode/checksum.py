@@ -48,6 +48,7 @@ __all__ = (
     "Checksum",
     "DefaultChecksum",
     "Hasher",
+    "RecordedObject",
     "StreamVerifier",
     "check_checksum_arg",
     "checksum_from_name",
@@ -464,6 +465,22 @@ async def verify_checksum(
         )
 
 
+class RecordedObject(Protocol):
+    """A stored object as a manifest records it (a file reference, a block)."""
+
+    @property
+    def key(self) -> str:
+        """The object's store key."""
+
+    @property
+    def size(self) -> int | None:
+        """Its recorded size in bytes (``None``: unknown)."""
+
+    @property
+    def checksum(self) -> str | None:
+        """Its recorded ``"<name>:<hex>"`` digest, or ``None``."""
+
+
 class StreamVerifier:
     """Checks one stored object, fed chunk by chunk, against what a manifest records.
 
@@ -511,6 +528,33 @@ class StreamVerifier:
             self._algo, _ = parse_recorded(checksum)
             self._hasher = self._algo.hasher()
         self.seen: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        obj: RecordedObject,
+        *,
+        dataset_id: str | None = None,
+        snapshot_id: str | None = None,
+        volume_id: str | None = None,
+    ) -> StreamVerifier:
+        """A verifier for ``obj`` as recorded (its ``key``, ``size``, ``checksum``).
+
+        Raises
+        ------
+        ManifestFormatError
+            The recorded checksum is malformed or names an unknown algorithm.
+        MissingDependencyError
+            The recorded algorithm's library is not installed.
+        """
+        return cls(
+            key=obj.key,
+            size=obj.size,
+            checksum=obj.checksum,
+            dataset_id=dataset_id,
+            snapshot_id=snapshot_id,
+            volume_id=volume_id,
+        )
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:
         """Feed a chunk (sync, CPU only: call from a worker thread for large chunks).

@@ -155,7 +155,7 @@ async def sweep_dropped(
     StorageError
         The store failed.
     """
-    dropped = tombstone is not None and bool(getattr(tombstone, "dropped", False))
+    dropped = tombstone is not None and tombstone.dropped
     keep_window = max(grace, timedelta(seconds=2 * WRITER_MAX_WARM_AGE))
     log_may_go = (
         tombstone is not None

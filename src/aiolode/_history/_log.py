@@ -83,6 +83,10 @@ class LogRecord(Protocol):
     def created_at(self) -> datetime:
         """Commit time; never earlier than the previous record's."""
 
+    @property
+    def dropped(self) -> bool:
+        """The history was dropped by this record or an earlier one."""
+
 
 R = TypeVar("R", bound=LogRecord)
 

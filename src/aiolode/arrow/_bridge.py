@@ -419,7 +419,7 @@ async def _read_whole(store: Store, f: DataFile) -> bytes:
     """One file: one ``get``, size and digest checked, decompressed (off the loop)."""
     try:
         data = await store.get(f.key)
-        v = StreamVerifier(key=f.key, size=f.size, checksum=f.checksum, snapshot_id=f.snapshot_id)
+        v = StreamVerifier.of(f, snapshot_id=f.snapshot_id)
         await v.aupdate(data)
         v.check()
         comp = _compressor(f)
@@ -436,7 +436,7 @@ async def _read_whole(store: Store, f: DataFile) -> bytes:
 
 async def _verify(store: Store, f: DataFile) -> None:
     """Stream one file through a StreamVerifier (size and digest)."""
-    v = StreamVerifier(key=f.key, size=f.size, checksum=f.checksum, snapshot_id=f.snapshot_id)
+    v = StreamVerifier.of(f, snapshot_id=f.snapshot_id)
     try:
         async with aclosing(store.iter_bytes(f.key)) as chunks:
             async for chunk in chunks:

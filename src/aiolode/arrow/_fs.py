@@ -361,12 +361,7 @@ class StoreFileSystemHandler(_ReadOnlyHandler):
         data: bytes = self._call_for(path, self._store.get, d.ref.key)
         try:
             # pyarrow's thread: hashing here never blocks the event loop.
-            v = StreamVerifier(
-                key=d.ref.key,
-                size=d.ref.size,
-                checksum=d.ref.checksum,
-                snapshot_id=d.snapshot_id,
-            )
+            v = StreamVerifier.of(d.ref, snapshot_id=d.snapshot_id)
             v.update(data)
             v.check()
             if d.compressor is not None:

@@ -79,6 +79,20 @@ def checkpoint_key(log: CommitLog, seq: int) -> str:
     return f"{log.spec.prefix}_checkpoints/{seq:016d}.json"
 
 
+def summary(m: Manifest) -> CheckpointSnapshot:
+    """What a checkpoint (and a file listing) keeps of a snapshot's manifest."""
+    return CheckpointSnapshot(
+        snapshot_id=m.snapshot_id,
+        created_at=m.created_at,
+        codec=m.codec,
+        compressor=m.compressor,
+        codec_options=m.codec_options,
+        compressor_options=m.compressor_options,
+        operation=m.operation,
+        partition_manifests=tuple(p.key for p in m.partition_manifests),
+    )
+
+
 @attrs.define
 class Folded:
     """A history folded up to ``seq``: a checkpoint being built, or a reader's view.
@@ -105,16 +119,7 @@ class Folded:
 
     def add(self, m: Manifest, files: tuple[FileRef, ...]) -> None:
         """Apply one snapshot: its files become live, the files it replaces do not."""
-        self.snapshots[m.snapshot_id] = CheckpointSnapshot(
-            snapshot_id=m.snapshot_id,
-            created_at=m.created_at,
-            codec=m.codec,
-            compressor=m.compressor,
-            codec_options=m.codec_options,
-            compressor_options=m.compressor_options,
-            operation=m.operation,
-            partition_manifests=tuple(p.key for p in m.partition_manifests),
-        )
+        self.snapshots[m.snapshot_id] = summary(m)
         for key in m.replaces:
             old = self.files.get(key)
             if old is not None:

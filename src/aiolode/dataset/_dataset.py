@@ -17,6 +17,7 @@ import attrs
 from .._concurrency import reraise
 from .._history import CLEANUP_TIMEOUT, delete_quietly, follow, put_unique, retrying
 from .._history._log import WRITER_MAX_WARM_AGE
+from .._history._owner import HistoryOwner
 from .._keys import validate_range
 from .._retry import Retry
 from .._validate import check_int, check_number, safe_repr
@@ -105,7 +106,7 @@ FLAT_RECHECK = 60.0
 
 
 @final
-class Dataset:
+class Dataset(HistoryOwner):
     """A named, append-only history of immutable snapshots in a store.
 
     A dataset describes itself: its first write records the configuration
@@ -232,16 +233,6 @@ class Dataset:
         self._located = self._layout_given
 
     # ---------------------------------------------------------------- properties
-    @property
-    def id(self) -> str:
-        """The dataset id."""
-        return self._id
-
-    @property
-    def store(self) -> Store:
-        """The store."""
-        return self._store
-
     @property
     def layout(self) -> Layout:
         """The layout (given, recorded, or the default until the dataset is found)."""
@@ -1291,11 +1282,12 @@ class Dataset:
         Raises
         ------
         InvalidInputError
-            ``when`` is not a timezone-aware datetime.
+            ``when`` is a naive datetime or not a datetime at all.
         NoSnapshotsError
-            The dataset is empty.
+            The dataset holds no snapshot (:class:`~aiolode.DatasetNotFoundError`:
+            no dataset of this name).
         SnapshotNotFoundError
-            Every snapshot is newer than ``when``.
+            The dataset's first snapshot is newer than ``when``.
         """
         if not isinstance(when, datetime) or when.tzinfo is None:
             raise InvalidInputError(
@@ -1768,7 +1760,8 @@ class Dataset:
         InvalidInputError
             ``grace`` is not a timedelta >= 0.
         StorageError, FormatError
-            The store failed or a record is unreadable.
+            The store failed, or a commit record or partition manifest that
+            names the dataset's files is unreadable.
         """
         await self._configure()
         report = await lifecycle.drop(
@@ -1829,14 +1822,15 @@ class Dataset:
         Returns
         -------
         VerifyReport
-            ``.ok`` is true when no problem was found.
+            ``.ok`` is true when no problem was found in the records,
+            partition manifests or files.
 
         Raises
         ------
         SnapshotNotFoundError
-            ``snapshot_id`` does not exist.
+            ``snapshot_id`` names no snapshot of this dataset.
         StorageError
-            The store failed while listing.
+            The store failed while listing the dataset's prefix.
         """
         from ..verify import verify_dataset
 

@@ -24,7 +24,7 @@ from ..errors import (
 from ..layout import stringify_partition_value
 from ..manifest._dataset import CheckpointSnapshot, DataFile, FileRef
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
-from ._checkpoint import Folded, fold, settle
+from ._checkpoint import Folded, fold, settle, summary
 from ._partitions import load_files
 from ._snapshot import Snapshot
 from ._state import dropped_error
@@ -343,13 +343,6 @@ async def _since(
     )
     out: list[DataFile] = []
     for m, files in zip(picked, loaded, strict=True):
-        snap = CheckpointSnapshot(
-            snapshot_id=m.snapshot_id,
-            created_at=m.created_at,
-            codec=m.codec,
-            compressor=m.compressor,
-            codec_options=m.codec_options,
-            compressor_options=m.compressor_options,
-        )
+        snap = summary(m)
         out.extend(_data_file(dataset_id, snap, f) for f in files)
     return out

@@ -21,7 +21,7 @@ expiries merge. Deletion is separate and conservative:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import aclosing
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,14 +30,13 @@ from .._history import Draft, retrying
 from .._history._collect import (
     ago,
     check_grace,
-    delete_keys,
     older_than_fence,
     record_fence,
     record_seq,
-    sweep_dropped,
 )
+from .._history._maintenance import drop_history, finish_gc
 from .._history._reports import DropReport, ExpireReport, GCReport
-from .._history._uploads import abort_uploads, dropped_uploads, pending_before
+from .._history._uploads import dropped_uploads, pending_before
 from .._validate import safe_repr
 from ..errors import (
     HistoryGapError,
@@ -54,6 +53,7 @@ from ._state import dropped_error, expiry_of
 
 if TYPE_CHECKING:
     from ..store import Store
+    from ..types import PendingUpload
     from ._commit import Committer
     from ._log import CommitLog
 
@@ -71,19 +71,7 @@ async def expire(
     snapshots: object = None,
     dry_run: bool = False,
 ) -> ExpireReport:
-    """Expire snapshots (see :meth:`aiolode.Dataset.expire`).
-
-    Raises
-    ------
-    InvalidInputError
-        No criterion, or a criterion of the wrong type or value.
-    SnapshotNotFoundError
-        ``snapshots`` names a snapshot that does not exist.
-    DatasetNotFoundError
-        The dataset was dropped.
-    StorageError, FormatError
-        The store failed or a record is unreadable.
-    """
+    """Expire snapshots; raises as :meth:`aiolode.Dataset.expire`."""
     dataset_id = log.spec.owner_id
     if older_than is None and keep_last is None and snapshots is None:
         raise InvalidInputError(
@@ -247,17 +235,7 @@ async def gc(
     grace: object,
     dry_run: bool,
 ) -> GCReport:
-    """Collect what no retained snapshot references (see :meth:`aiolode.Dataset.gc`).
-
-    Raises
-    ------
-    InvalidInputError
-        ``grace`` is not a timedelta >= 0.
-    DatasetNotFoundError
-        The dataset was dropped.
-    StorageError, FormatError
-        The store failed or a record is unreadable.
-    """
+    """Collect what no retained snapshot references; raises as :meth:`aiolode.Dataset.gc`."""
     fence = ago(check_grace(grace))
     head = await log.refresh()
     if head is not None and head.dropped:
@@ -306,23 +284,79 @@ async def gc(
             doomed[obj.key] = obj.size
     # Killed writes' uploads: started before the fence, so refused at commit.
     uploads = await pending_before(store, root, fence)
-    if not dry_run and doomed:
-        if state.below > 1:
-            # Searches must start above the records about to go.
-            await log.raise_lwm(state.below)
-        await delete_keys(store, log, doomed)
-        if head is not None:
-            await log.write_hint(head.seq)  # not a collected record: cold opens stay cheap
-    if not dry_run:
-        await abort_uploads(store, log, uploads)
-        if head is not None:
-            await refresh_checkpoint(store, log, head.seq, state)
-    return GCReport(
-        dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young, tuple(uploads)
+    report = await finish_gc(
+        store,
+        log,
+        head,
+        doomed,
+        below=state.below,
+        fence=fence,
+        young=young,
+        uploads=uploads,
+        dry_run=dry_run,
     )
+    if not dry_run and head is not None:
+        await refresh_checkpoint(store, log, head.seq, state)
+    return report
 
 
 # ------------------------------------------------------------------------ drop
+class _Drop:
+    """A dataset's answers to :func:`drop_history`."""
+
+    def __init__(
+        self, store: Store, log: CommitLog, committer: Committer | None, root: str, descriptor: str
+    ) -> None:
+        self.store, self.log, self.committer = store, log, committer
+        self.root, self.descriptor = root, descriptor
+
+    async def old_life(self, head: CommitRecord | None) -> Callable[[str], bool]:
+        # What the history names goes at once (a new life never names it); the
+        # rest waits for the store clock to pass the tombstone.
+        named: set[str] = set()
+        if head is not None and not head.dropped:
+            try:
+                # Expired snapshots' records too while they last: their files
+                # may not have been collected yet.
+                view = await fold(self.store, self.log, head.seq, floor=1)
+            except (HistoryGapError, ManifestFormatError):
+                # Some were (a partition manifest is gone): the retained history.
+                expiry = await expiry_of(self.log, head)
+                view = await fold(self.store, self.log, head.seq, expiry=expiry)
+            named |= {f.file.key for f in view.files.values()}
+            named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
+        return named.__contains__
+
+    async def tombstone(self) -> None:
+        if self.committer is None:
+            return
+        log, life = self.log, self.committer.life
+
+        async def prepare(
+            head: CommitRecord | None, seq: int, token: str
+        ) -> Draft[CommitRecord] | None:
+            if head is not None and head.dropped:
+                return None
+            base = record_base(log, head, seq, token, life)
+            return Draft(CommitRecord(snapshots=(), ops=(LogOp("drop"),), dropped=True, **base))
+
+        outcome = await self.committer.commit_ops(prepare)
+        if outcome.error is not None:
+            raise outcome.error
+
+    async def forget(self) -> None:
+        # The name is gone from here on: nothing opens it, nothing writes to it.
+        await retrying(self.log.retry, lambda: self.store.delete(self.descriptor))
+
+    async def new_life(self) -> bool:
+        return await self.store.exists(self.descriptor)
+
+    async def uploads(self, head: CommitRecord | None, grace: timedelta) -> list[PendingUpload]:
+        return await dropped_uploads(
+            self.store, self.log, self.root, head, grace=grace, new_life=self.new_life
+        )
+
+
 async def drop(
     store: Store,
     log: CommitLog,
@@ -333,65 +367,6 @@ async def drop(
     grace: object,
     dry_run: bool,
 ) -> DropReport:
-    """Drop the dataset (see :meth:`aiolode.Dataset.drop`).
-
-    Raises
-    ------
-    InvalidInputError
-        ``grace`` is not a timedelta >= 0.
-    StorageError, FormatError
-        The store failed or a record is unreadable.
-    """
-    grace_td = check_grace(grace)
-    head = await log.refresh()
-    # What the history names goes at once (a new life never names it); the
-    # rest waits for the store clock to pass the tombstone.
-    named: set[str] = set()
-    if head is not None and not head.dropped:
-        try:
-            # Expired snapshots' records too while they last: their files may
-            # not have been collected yet.
-            view = await fold(store, log, head.seq, floor=1)
-        except (HistoryGapError, ManifestFormatError):
-            # Some were (a partition manifest is gone): the retained history.
-            view = await fold(store, log, head.seq, expiry=await expiry_of(log, head))
-        named |= {f.file.key for f in view.files.values()}
-        named |= {k for s in view.snapshots.values() for k in s.partition_manifests}
-    if not dry_run and head is not None and not head.dropped and committer is not None:
-        life = committer.life
-
-        async def prepare(
-            head: CommitRecord | None, seq: int, token: str
-        ) -> Draft[CommitRecord] | None:
-            if head is not None and head.dropped:
-                return None
-            base = record_base(log, head, seq, token, life)
-            return Draft(CommitRecord(snapshots=(), ops=(LogOp("drop"),), dropped=True, **base))
-
-        outcome = await committer.commit_ops(prepare)
-        if outcome.error is not None:
-            raise outcome.error
-        head = log.head
-    if not dry_run:
-        # The name is gone from here on: nothing opens it, nothing writes to it.
-        await retrying(log.retry, lambda: store.delete(descriptor_key))
-        if head is not None:
-            await log.raise_lwm(head.seq)
-
-    async def new_life() -> bool:
-        return await store.exists(descriptor_key)
-
-    deleted, remaining = await sweep_dropped(
-        store,
-        log,
-        root,
-        head,
-        grace=grace_td,
-        dry_run=dry_run,
-        new_life=new_life,
-        old_life=named.__contains__,
-    )
-    uploads = await dropped_uploads(store, log, root, head, grace=grace_td, new_life=new_life)
-    if not dry_run:
-        await abort_uploads(store, log, uploads)
-    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)), tuple(uploads))
+    """Drop the dataset; raises as :meth:`aiolode.Dataset.drop`."""
+    hooks = _Drop(store, log, committer, root, descriptor_key)
+    return await drop_history(store, log, root, hooks, grace=grace, dry_run=dry_run)

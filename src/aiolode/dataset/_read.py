@@ -450,13 +450,7 @@ async def iter_file_records(
         The store failed.
     """
     with _context(f.key, dataset_id, snapshot_id):
-        verifier = StreamVerifier(
-            key=f.key,
-            size=f.size,
-            checksum=f.checksum,
-            dataset_id=dataset_id,
-            snapshot_id=snapshot_id,
-        )
+        verifier = StreamVerifier.of(f, dataset_id=dataset_id, snapshot_id=snapshot_id)
     held: list[dict[str, Any]] | None = None
     seen = 0
     async with aclosing(_raw_batches(store, f, codec, compressor, batch_size, verifier)) as it:

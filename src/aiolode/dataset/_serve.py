@@ -347,13 +347,7 @@ class Blob:
         snap = self._snapshot
         for f in self._files:
             with _context(f.key, snap.dataset_id, snap.id):
-                verifier = StreamVerifier(
-                    key=f.key,
-                    size=f.size,
-                    checksum=f.checksum,
-                    dataset_id=snap.dataset_id,
-                    snapshot_id=snap.id,
-                )
+                verifier = StreamVerifier.of(f, dataset_id=snap.dataset_id, snapshot_id=snap.id)
                 decomp = self._compressor.decompressobj() if self._compressor else None
             held: bytes | None = None
             async with aclosing(

@@ -165,13 +165,7 @@ class DatasetReader:
     async def _verified(
         self, ref: FileRef, dataset_id: str | None, snapshot_id: str | None, chunk_size: int
     ) -> AsyncGenerator[bytes, None]:
-        verifier = StreamVerifier(
-            key=ref.key,
-            size=ref.size,
-            checksum=ref.checksum,
-            dataset_id=dataset_id,
-            snapshot_id=snapshot_id,
-        )
+        verifier = StreamVerifier.of(ref, dataset_id=dataset_id, snapshot_id=snapshot_id)
         async with aclosing(self._store.iter_bytes(ref.key, chunk_size=chunk_size)) as chunks:
             async for chunk in chunks:
                 await verifier.aupdate(chunk)

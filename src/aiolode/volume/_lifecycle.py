@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 from .._history._collect import (
     ago,
     check_grace,
-    delete_keys,
     older_than_fence,
     record_fence,
     record_seq,
-    sweep_dropped,
 )
+from .._history._maintenance import drop_history, finish_gc
 from .._history._reports import DropReport, ExpireReport, GCReport
 from .._history._uploads import ANY_AGE, abort_uploads, pending_before
 from .._validate import check_int, safe_repr
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..manifest._volume import VolumeRoot
+    from ..types import PendingUpload
     from ._index import VolumeIndex
     from ._log import RootLog
 
@@ -79,17 +79,7 @@ async def expire(
     keep_last: object,
     dry_run: bool,
 ) -> ExpireReport:
-    """Expire old snapshots (see :meth:`aiolode.Volume.expire`).
-
-    Raises
-    ------
-    InvalidInputError
-        No criterion, or a criterion of the wrong type or value.
-    VolumeNotFoundError
-        The volume was dropped.
-    FormatError, StorageError
-        A root is damaged or the store failed.
-    """
+    """Expire old snapshots; raises as :meth:`aiolode.Volume.expire`."""
     volume_id = log.spec.owner_id
     if older_than is None and keep_last is None:
         raise InvalidInputError("expire() needs older_than= or keep_last=", volume_id=volume_id)
@@ -171,17 +161,7 @@ async def gc(
     grace: object,
     dry_run: bool,
 ) -> GCReport:
-    """Collect what no retained snapshot references (see :meth:`aiolode.Volume.gc`).
-
-    Raises
-    ------
-    InvalidInputError
-        ``grace`` is not a timedelta >= 0.
-    VolumeNotFoundError
-        The volume was dropped.
-    FormatError, StorageError
-        A root or segment is damaged, or the store failed.
-    """
+    """Collect what no retained snapshot references; raises as :meth:`aiolode.Volume.gc`."""
     fence = ago(check_grace(grace))
     store = log.store
     head = await log.refresh()
@@ -218,63 +198,47 @@ async def gc(
             young += 1
             continue
         doomed[key] = size
-    if not dry_run and doomed:
-        if below > 1:
-            # Searches must start above the roots about to go.
-            await log.raise_lwm(below)
-        await delete_keys(store, log, doomed)
-        if head is not None:
-            await log.write_hint(head.seq)  # not a collected root: cold opens stay cheap
-    if not dry_run:
-        await abort_uploads(store, log, uploads)
-    return GCReport(
-        dry_run, fence, tuple(sorted(doomed)), sum(doomed.values()), young, tuple(uploads)
+    return await finish_gc(
+        store,
+        log,
+        head,
+        doomed,
+        below=below,
+        fence=fence,
+        young=young,
+        uploads=uploads,
+        dry_run=dry_run,
     )
 
 
 # ------------------------------------------------------------------------ drop
-async def drop(
-    log: RootLog,
-    index: VolumeIndex,
-    commit_op: CommitOp,
-    *,
-    grace: object,
-    dry_run: bool,
-) -> DropReport:
-    """Drop the volume (see :meth:`aiolode.Volume.drop`).
+class _Drop:
+    """A volume's answers to :func:`drop_history`: a dropped volume has no new
+    life, so every block, segment, list and upload under it goes (a writer
+    still staging is refused at commit)."""
 
-    Raises
-    ------
-    InvalidInputError
-        ``grace`` is not a timedelta >= 0.
-    StorageError, FormatError
-        The store failed or a root is unreadable.
-    """
-    grace_td = check_grace(grace)
-    head = await log.refresh()
-    if not dry_run and head is not None and not head.dropped:
-        await commit_op("drop", None, 1)
-        head = log.head
-    if not dry_run and head is not None:
-        await log.raise_lwm(head.seq)
+    def __init__(self, log: RootLog, prefix: str, commit_op: CommitOp) -> None:
+        self.log, self.prefix, self.commit_op = log, prefix, commit_op
 
-    async def new_life() -> bool:
+    async def old_life(self, head: VolumeRoot | None) -> Callable[[str], bool]:
+        return lambda key: True
+
+    async def tombstone(self) -> None:
+        await self.commit_op("drop", None, 1)
+
+    async def forget(self) -> None:
+        pass  # a volume is opened by its id alone
+
+    async def new_life(self) -> bool:
         return False  # no commit is accepted on a dropped head
 
-    deleted, remaining = await sweep_dropped(
-        log.store,
-        log,
-        index.prefix,
-        head,
-        grace=grace_td,
-        dry_run=dry_run,
-        new_life=new_life,
-        # A dropped volume has no new life: every block, segment and list goes
-        # (a writer still staging is refused at commit).
-        old_life=lambda key: head is not None and head.dropped,
-    )
-    # No new life either for uploads: whatever their age, they go.
-    uploads = await pending_before(log.store, index.prefix, ANY_AGE, exact=True)
-    if not dry_run:
-        await abort_uploads(log.store, log, uploads)
-    return DropReport(dry_run, tuple(sorted(deleted)), tuple(sorted(remaining)), tuple(uploads))
+    async def uploads(self, head: VolumeRoot | None, grace: timedelta) -> list[PendingUpload]:
+        return await pending_before(self.log.store, self.prefix, ANY_AGE, exact=True)
+
+
+async def drop(
+    log: RootLog, index: VolumeIndex, commit_op: CommitOp, *, grace: object, dry_run: bool
+) -> DropReport:
+    """Drop the volume; raises as :meth:`aiolode.Volume.drop`."""
+    hooks = _Drop(log, index.prefix, commit_op)
+    return await drop_history(log.store, log, index.prefix, hooks, grace=grace, dry_run=dry_run)

@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from .._concurrency import reraise
 from .._history import CLEANUP_TIMEOUT, Draft, delete_quietly, follow, put_unique
+from .._history._owner import HistoryOwner
 from .._keys import validate_range
 from .._retry import Retry
 from .._validate import check_int, check_number, safe_repr
@@ -70,7 +71,7 @@ class _StaleHeadError(AiolodeError):
 
 
 @final
-class Volume:
+class Volume(HistoryOwner):
     """A sparse, resumable byte space ``[0, total_length)`` on a store.
 
     Blocks are staged concurrently and out of order with :meth:`stage_write_at`,
@@ -150,16 +151,6 @@ class Volume:
 
     def __repr__(self) -> str:
         return f"Volume({self._id!r}, {self._store!r}, total_length={self._total})"
-
-    @property
-    def id(self) -> str:
-        """The volume id."""
-        return self._id
-
-    @property
-    def store(self) -> Store:
-        """The store holding the volume."""
-        return self._store
 
     @property
     def total_length(self) -> int:
@@ -344,9 +335,11 @@ class Volume:
         Raises
         ------
         InvalidInputError
-            Bad ``after`` or ``poll_interval`` (at the first iteration).
+            ``after`` is not a snapshot id or VolumeSnapshot of this volume, or
+            ``poll_interval`` is not a positive number (raised at the first
+            iteration).
         SnapshotNotFoundError
-            ``after`` does not exist.
+            No snapshot ``after`` was ever committed to this volume.
         HistoryGapError, FormatError
             The history is damaged.
         StorageError
@@ -894,14 +887,15 @@ class Volume:
         Returns
         -------
         VerifyReport
-            ``.ok`` is true when no problem was found.
+            Every problem found (``report.ok``: none), each naming the root,
+            segment or block concerned.
 
         Raises
         ------
         SnapshotNotFoundError
-            ``snapshot_id`` does not exist.
+            The volume never had snapshot ``snapshot_id``.
         StorageError
-            The store failed while listing.
+            Listing the volume's prefix failed.
         """
         from ..verify import verify_volume
 
