@@ -55,9 +55,9 @@ async def test_cancel_write_at_each_call() -> None:
         return await Dataset("d", store).write(b"new", {"tag": "new"})
 
     calls, commit_at = await _commit_point(op)
-    # descriptor get ‖ (hint get (none yet), head 1, head 2, get 1); data put ‖
-    # hint put; record put
-    assert (calls, commit_at) == (8, 8)
+    # descriptor get ‖ hint get (seq 1); records 1 and 2 (get) and the stride
+    # after them (8 heads); data put; record put
+    assert (calls, commit_at) == (14, 14)
     for n in range(1, calls + 1):
         mem = aiolode.MemoryStore()
         box: list[anyio.CancelScope] = []
@@ -158,9 +158,9 @@ async def test_cancel_stream_write_at_each_call() -> None:
             await w.write(b"chunk" * 1000)
 
     calls, commit_at = await _commit_point(op)
-    # descriptor get ‖ (hint get (none yet), head 1, head 2, get 1); streamed
-    # data put; record put; a hint put (it would lag by two records otherwise)
-    assert (calls, commit_at) == (8, 7)
+    # descriptor get ‖ hint get (seq 1); records 1 and 2 (get) and the stride
+    # after them (8 heads); streamed data put; record put
+    assert (calls, commit_at) == (14, 14)
     for n in range(1, calls + 1):
         mem = aiolode.MemoryStore()
         await Dataset("d", mem).write(b"old")

@@ -11,6 +11,7 @@ import pytest
 
 import aiolode
 from aiolode import Dataset
+from aiolode._history._log import HINT_STRIDE
 from aiolode.manifest import CommitRecord, Manifest, encode
 from aiolode.testing import CountingStore
 
@@ -61,12 +62,26 @@ async def test_warm_write_is_data_plus_two() -> None:
     await ds.write(b"first")  # warms the object
     with counting.measure() as m:
         await ds.write(b"second")
-    # The data put and the hint put (concurrently), then the commit record put.
-    assert m.counts.nonzero() == {"put": 3}, m.counts
+    # The data put, then the commit record put (the hint moves once per stride).
+    assert m.counts.nonzero() == {"put": 2}, m.counts
+
+
+async def test_warm_writes_move_the_hint_once_per_stride() -> None:
+    counting = CountingStore(aiolode.MemoryStore())
+    ds = Dataset("d", counting)
+    await ds.write(b"first")  # the first commit writes the hint (seq 1)
+    with counting.measure() as m:
+        for i in range(2 * HINT_STRIDE):
+            await ds.write(b"%d" % i)
+    # Two puts per write, and one hint put alongside the data of the write
+    # after the log grew a stride past the hint.
+    assert m.counts.nonzero() == {"put": 2 * 2 * HINT_STRIDE + 1}, m.counts
+    hint = await counting.get(ds.layout.log_prefix("d") + "_latest.json")
+    assert b'"seq":%d' % (HINT_STRIDE + 1) in hint.replace(b" ", b"")
 
 
 async def test_cold_latest_after_a_writer_stops() -> None:
-    """The hint lags the log by at most the writer's last commit."""
+    """The hint lags the log by at most a stride: one round trip finds the head."""
     mem = aiolode.MemoryStore()
     writer = Dataset("d", mem)
     for i in range(5):
@@ -74,8 +89,9 @@ async def test_cold_latest_after_a_writer_stops() -> None:
     counting = CountingStore(mem)
     with counting.measure() as m:
         assert (await Dataset("d", counting).latest()).id == "0000000000000005-0000"
-    # hint (seq 4), records 4 and 5 concurrently, probe 6.
-    assert m.counts.nonzero() == {"get": 4, "head": 1}, m.counts
+    # The hint (seq 1); records 1 and 2 and the stride after them (concurrently);
+    # the newest of them (5).
+    assert m.counts.nonzero() == {"get": 4, "head": HINT_STRIDE}, m.counts
 
 
 async def test_warm_partitioned_write() -> None:
@@ -84,9 +100,9 @@ async def test_warm_partitioned_write() -> None:
     await ds.write([{"p": "a"}])
     with counting.measure() as m:
         await ds.write([{"p": str(i % 5)} for i in range(50)])
-    # Format v2: the 5 data puts and the hint put (concurrently), the 5
-    # partition manifests (concurrently), then the commit record put.
-    assert m.counts.nonzero() == {"put": 5 + 1 + 5 + 1}, m.counts
+    # Format v2: the 5 data puts, the 5 partition manifests (concurrently),
+    # then the commit record put.
+    assert m.counts.nonzero() == {"put": 5 + 5 + 1}, m.counts
     # latest() warm: the probe of the next record, then the 5 partition
     # manifests (concurrently) to return the files.
     with counting.measure() as m:
@@ -99,33 +115,33 @@ async def test_cold_write_costs() -> None:
     mem = aiolode.MemoryStore()
     first = Dataset("d", mem)
     await first.write(b"x")
-    await first.write(b"x")  # leaves the hint one record behind
+    await first.write(b"x")  # the hint names record 1
     counting = CountingStore(mem)
     ds = Dataset("d", counting)
     with counting.measure() as m:
         await ds.write(b"y")
-    # The descriptor get and the hint get (seq 1) concurrently, records 1 and 2
-    # concurrently, probe 3; the data put and a hint put (seq 2) concurrently;
-    # the record put.
-    assert m.counts.nonzero() == {"get": 5, "head": 1, "put": 3}, m.counts
+    # The descriptor get and the hint get (seq 1) concurrently; records 1 and 2
+    # and the stride after them concurrently; the data put; the record put.
+    assert m.counts.nonzero() == {"get": 4, "head": HINT_STRIDE, "put": 2}, m.counts
     counting2 = CountingStore(mem)
     with counting2.measure() as m2:
         await Dataset("d", counting2).write(b"z")
-    # The same shape: a cold writer moves the hint to the head it found while
-    # its data is written, so the hint never lags by more than one record.
-    assert m2.counts.nonzero() == {"get": 5, "head": 1, "put": 3}, m2.counts
+    # The same shape, plus the get of the head (record 3, inside the stride).
+    assert m2.counts.nonzero() == {"get": 5, "head": HINT_STRIDE, "put": 2}, m2.counts
 
 
-async def test_short_lived_writers_keep_the_hint_fresh() -> None:
+async def test_short_lived_writers_keep_the_hint_within_a_stride() -> None:
     mem = aiolode.MemoryStore()
-    for i in range(6):
+    for i in range(3 * HINT_STRIDE):
         await Dataset("d", mem).write(b"%d" % i)  # one write per object
         counting = CountingStore(mem)
         with counting.measure() as m:
             assert (await Dataset("d", counting).latest()).id == f"{i + 1:016d}-0000"
-        # Hint, its record and the next (concurrently), at most one more probe
-        # (after the very first commit there is no hint yet: get 1, head 2).
-        assert m.counts.total_calls <= 5, (i, m.counts)
+        # Hint; its record, the next and the stride after them (concurrently);
+        # the newest of them when it is not one of the two read: one round trip
+        # after the hint, never a search.
+        assert m.counts["get"] <= 4, (i, m.counts)
+        assert m.counts["head"] == HINT_STRIDE, (i, m.counts)
         assert m.counts["list"] == 0
 
 
@@ -136,13 +152,12 @@ async def test_first_write_of_new_dataset() -> None:
         await ds.write(b"y")
     # Concurrently: descriptor (missing), hint (missing), seq 1 (missing), the
     # low-water mark (missing); the flat layout's descriptor (missing: a new
-    # dataset); then the descriptor, data and record puts.
-    assert m.counts.nonzero() == {"get": 3, "head": 2, "put": 3}, m.counts
-    # The second write of the same object is warm: data put, record put (the
-    # hint put alongside the data).
+    # dataset); then the descriptor, data and record puts, and the first hint.
+    assert m.counts.nonzero() == {"get": 3, "head": 2, "put": 4}, m.counts
+    # The second write of the same object is warm: data put, record put.
     with counting.measure() as m:
         await ds.write(b"z")
-    assert m.counts.nonzero() == {"put": 3}, m.counts
+    assert m.counts.nonzero() == {"put": 2}, m.counts
 
 
 @pytest.mark.parametrize("n", [1, 1_000, 10_000])
@@ -151,9 +166,9 @@ async def test_latest_cost_independent_of_history(n: int) -> None:
     with counting.measure() as cold:
         snap = await ds.latest()
     assert snap.id == f"{n:016d}-0000"
-    # The hint, then the record it names and the next seq, concurrently: 3 gets
-    # in 2 round trips (the hint is a pointer, confirmed before use).
-    assert cold.counts.nonzero() == {"get": 3, "head": 1}, cold.counts
+    # The hint, then the record it names, the next seq and the stride after
+    # them, concurrently: 2 round trips (the hint is a pointer, checked before use).
+    assert cold.counts.nonzero() == {"get": 3, "head": HINT_STRIDE}, cold.counts
     with counting.measure() as warm:
         assert (await ds.latest()).id == snap.id
     assert warm.counts.nonzero() == {"get": 1}, warm.counts
@@ -174,8 +189,8 @@ async def test_latest_follows_a_stale_hint() -> None:
     with counting.measure() as m:
         assert (await ds.latest()).id == "0000000000000004-0000"
         assert (await ds.latest()).id == "0000000000000004-0000"
-    # hint (1), records 1 and 2, then 3, 4 and the missing 5; one warm probe.
-    assert m.counts.nonzero() == {"get": 7, "head": 1}, m.counts
+    # hint (1); records 1 and 2 and the stride after them; record 4; one warm probe.
+    assert m.counts.nonzero() == {"get": 5, "head": HINT_STRIDE}, m.counts
 
 
 @pytest.mark.parametrize("hint", [None, b"{not json", b'{"schema_name":"x","format_version":1}'])
@@ -199,8 +214,9 @@ async def test_snapshot_and_read_costs() -> None:
     counting, ds = await _history(50)
     with counting.measure() as m:
         s = await ds.snapshot("0000000000000025-0000")
-    # Cold: the head (hint, records 50 and 51) concurrently with record 25.
-    assert m.counts.nonzero() == {"get": 4, "head": 1}, m.counts
+    # Cold: the head (hint, records 50 and 51 and the stride after them)
+    # concurrently with record 25.
+    assert m.counts.nonzero() == {"get": 4, "head": HINT_STRIDE}, m.counts
     with counting.measure() as m:
         await ds.snapshot("0000000000000024-0000")
     assert m.counts.nonzero() == {"get": 1}, m.counts  # warm: its record only
@@ -219,10 +235,10 @@ async def test_read_cost() -> None:
     with counting.measure() as m:
         rows = await ds.read(s.id)
     assert len(rows) == 9
-    # Cold, so the head is read as the record is (a one-commit log has no hint
-    # yet: the hint get, a search of heads 1 and 2), then its 3 partition
-    # manifests (concurrently), then one get per file (concurrently).
-    assert m.counts.nonzero() == {"get": 2 + 3 + 3, "head": 2}, m.counts
+    # Cold, so the head is read as the record is (the hint, records 1 and 2 and
+    # the stride after them), then its 3 partition manifests (concurrently),
+    # then one get per file (concurrently).
+    assert m.counts.nonzero() == {"get": 3 + 3 + 3, "head": HINT_STRIDE}, m.counts
     with counting.measure() as m:
         assert len(await ds.read(s.id)) == 9
     assert m.counts.nonzero() == {"get": 3 + 3}, m.counts  # warm: the record is cached
@@ -235,7 +251,7 @@ async def test_snapshot_as_of_is_logarithmic() -> None:
     with counting.measure() as m:
         s = await ds.snapshot_as_of(when)
     assert s.id == f"{337:016d}-0000"
-    assert m.counts.total_calls <= 3 + 11, m.counts
+    assert m.counts.total_calls <= 3 + HINT_STRIDE + 11, m.counts
 
 
 async def test_snapshots_walk_never_lists() -> None:
@@ -243,5 +259,6 @@ async def test_snapshots_walk_never_lists() -> None:
     with counting.measure() as m:
         ids = [s.id async for s in ds.snapshots()]
     assert len(ids) == 30
-    # latest() (hint, records 30 and 31 concurrently), then records 1..29.
-    assert m.counts.nonzero() == {"get": 32, "head": 1}, m.counts
+    # latest() (hint, records 30 and 31 and the stride after them
+    # concurrently), then records 1..29.
+    assert m.counts.nonzero() == {"get": 32, "head": HINT_STRIDE}, m.counts

@@ -7,9 +7,14 @@ commit on the same parent, and history is linear. Records are the truth;
 everything else here is a shortcut that is checked before it is trusted:
 
 - the *hint* (``hint_key``) names a recent sequence number so a cold reader
-  does not search from the start; the record it names is read (with the next
-  one, concurrently) before anything builds on it, so a stale, damaged or
-  foreign hint costs a few requests, never a wrong answer;
+  does not search from the start. Writers move it once per
+  :data:`HINT_STRIDE` records (not on every commit: its put competes with the
+  commit's own puts), so it lags the head by at most that many; a cold reader
+  reads the record it names and checks the whole stride after it in one round
+  trip (a ``get`` of the next record, a ``head`` of each of the others) before
+  anything builds on it, so a stale, damaged or foreign hint costs a few
+  requests, never a wrong answer, and a record missing inside the stride is a
+  :class:`~aiolode.HistoryGapError`, not a shorter history;
 - the *low-water mark* (``<prefix>_lwm.json``) is the oldest record that is
   still retained once expired history has been collected; searches and walks
   start there.
@@ -94,6 +99,9 @@ R = TypeVar("R", bound=LogRecord)
 _CACHE_SIZE = 256
 #: Records fetched concurrently by a walk.
 _WALK_WINDOW = 16
+#: Writers move the hint once the log has grown this many records past it: a
+#: cold reader checks this many records after the hint in one round trip.
+HINT_STRIDE = 8
 #: A writer whose knowledge of the head is older than this re-reads it cold
 #: before committing (see ``docs/lifecycle.md``: the garbage collector only
 #: deletes records below the low-water mark after a grace period far longer).
@@ -436,19 +444,23 @@ class SequenceLog(Generic[R]):
         )
 
     def hint_due(self) -> int | None:
-        """The head's sequence if the hint lags it and no hint put is in flight.
+        """The head's sequence if the hint lags it by :data:`HINT_STRIDE` records
+        or more and no hint put is in flight (a warm writer then moves it
+        alongside its next data puts).
 
         Marks a hint put as in flight: the caller must then call :meth:`write_hint`.
         """
-        if self._hint_busy or self.head is None or self.head.seq <= self.hint_seq:
+        if self._hint_busy or self.head is None or self.head.seq - self.hint_seq < HINT_STRIDE:
             return None
         self._hint_busy = True
         return self.head.seq
 
     def hint_stale(self, committed: int) -> bool:
-        """Whether, after committing record ``committed``, the hint lags it by more
-        than one record (and no hint put is in flight); marks a put in flight if so."""
-        if self._hint_busy or self.hint_seq >= committed - 1:
+        """Whether, after committing record ``committed``, the hint lags it by
+        more than :data:`HINT_STRIDE` records, or there is none (the first
+        commit), and no hint put is in flight: a writer that may not write again
+        (short-lived) moves it now. Marks a put in flight if so."""
+        if self._hint_busy or (self.hint_seq > 0 and committed - self.hint_seq <= HINT_STRIDE):
             return False
         self._hint_busy = True
         return True
@@ -475,13 +487,18 @@ class SequenceLog(Generic[R]):
 
         Warm (head known, and read within ``max_age`` seconds when given): probe
         ``head + 1`` forward — one ``get`` when nothing is new. Cold: read the
-        hint (one ``get``), confirm the record it names while probing the next
-        two (two ``get`` and a ``head``, concurrently: a hole right after the
-        hint is a HistoryGapError, not a shorter history), then probe forward; without a usable hint,
-        read the low-water mark and gallop + bisect (O(log n) ``head`` calls).
+        hint (one ``get``), then in one round trip read the record it names and
+        the next one (two ``get``) and check the :data:`HINT_STRIDE` records
+        after them (a ``head`` each): the head is the last of that unbroken run
+        (one more ``get`` unless it is one of the two read). A record missing
+        inside the run while a later one exists is a HistoryGapError, not a
+        shorter history. Without a usable hint, or when the whole run exists,
+        gallop + bisect (O(log n) ``head`` calls) from the furthest record known.
 
         Raises
         ------
+        HistoryGapError
+            A record is missing below one that exists.
         FormatError
             A record is unreadable.
         StorageError
@@ -491,76 +508,59 @@ class SequenceLog(Generic[R]):
         fresh = self.refreshed_at is not None and (
             max_age is None or now - self.refreshed_at <= max_age
         )
-        probe = True
-        if not fresh:
+        if fresh:
+            while await self.fetch(self.head_seq + 1) is not None:
+                pass
+        else:
             hint = await self.read_hint()
-            confirmed = hint >= max(1, self.head_seq) and await self._confirm(hint)
-            if confirmed:
-                probe = self.head_seq != hint  # hint + 1 exists: keep probing forward
-            else:
-                if hint:
+            # From the hint, or from what this object knows if that is newer
+            # (the first commit writes the hint: no hint is an empty log, or a
+            # damaged hint, searched).
+            base = max(hint, self.head_seq)
+            if base == 0 or not await self._scan(base):
+                if hint == base:
                     self.hint_seq = 0  # it lied: writers will rewrite it
                 await self._search()
-                probe = False  # the search proved head + 1 absent
-        while probe:
-            if await self.fetch(self.head_seq + 1) is None:
-                break
         self.refreshed_at = now
         return self.head
 
-    async def _confirm(self, seq: int) -> bool:
-        """Read records ``seq`` and ``seq + 1`` concurrently; remember them if
-        ``seq`` exists (the hint told the truth). One round trip."""
-        found: dict[int, R | None] = {}
-        beyond: list[bool] = []
+    async def _scan(self, base: int) -> bool:
+        """Find the head from record ``base`` (the hint) in one round trip.
+
+        Reads records ``base`` and ``base + 1`` and checks the existence of the
+        :data:`HINT_STRIDE` records after them, concurrently; the head is the
+        newest that exists (a hole below it is left to the walks, which report
+        it: no writer builds on it). Returns False when none exists (the hint
+        lied: search instead); True once the head is known (searching on when
+        the whole stride exists).
+        """
+        last = base + 1 + HINT_STRIDE
+        present: dict[int, bool] = {}
 
         async def one(s: int) -> None:
-            found[s] = await self.read(s)
+            try:
+                present[s] = await self.fetch(s) is not None
+            except FormatError:
+                # Damaged below the head: the walks report it. Damaged at the
+                # head: read again below, and nothing builds on it.
+                present[s] = True
 
-        async def two_ahead() -> None:
-            beyond.append(await self.exists(seq + 2))
+        async def probe(s: int) -> None:
+            present[s] = await self.exists(s)
 
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(one, seq)
-                tg.start_soon(one, seq + 1)
-                # In the same round trip, one ``head``: a record two ahead while
-                # the next is missing is a hole right after the hint, which would
-                # otherwise hide every later record (an older state served as the
-                # newest, a watch waiting forever).
-                tg.start_soon(two_ahead)
+                tg.start_soon(one, base)
+                tg.start_soon(one, base + 1)
+                for s in range(base + 2, last + 1):
+                    tg.start_soon(probe, s)
         except BaseExceptionGroup as eg:
             reraise(eg)
-        base = found[seq]
-        nxt = found[seq + 1]
-        if base is not None and nxt is None and beyond[0]:
-            raise HistoryGapError(
-                f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(seq + 1)!r} is "
-                f"missing, yet record {seq + 2} exists; the history was damaged",
-                key=self.key(seq + 1),
-                sequence=seq + 1,
-                **self.spec.ctx(),
-            )
-        if base is None:
-            if nxt is not None:
-                if seq < await self.read_lwm():
-                    # Collected below the low-water mark: the hint is merely old.
-                    self.remember(nxt)
-                    return True
-                # The record after the one the hint names exists: a hole, not a
-                # lying hint. Searching from the start would stop at the hole and
-                # a writer would then fill it, rewriting history.
-                raise HistoryGapError(
-                    f"{self.spec.kind} {self.spec.owner_id!r}: record {self.key(seq)!r} is "
-                    f"missing, yet record {seq + 1} exists; the history was damaged",
-                    key=self.key(seq),
-                    sequence=seq,
-                    **self.spec.ctx(),
-                )
+        newest = max((s for s, there in present.items() if there), default=None)
+        if newest is None or await self.fetch(newest) is None:
             return False
-        self.remember(base)
-        if nxt is not None:
-            self.remember(nxt)
+        if newest == last:
+            await self._search()  # the hint lags more than a stride: gallop on
         return True
 
     async def _search(self) -> None:

@@ -1,12 +1,14 @@
 """Following a log: every record once, in order, from a durable cursor.
 
-A watcher waits at the first sequence it has not seen. While idle it spends at
-most one store request per ``poll_interval``: a ``get`` of that next record
-(which is absent until someone commits it), except that every 16th poll reads
-the hint instead, so that a record missing below the head (damage, or history
-collected below a low-water mark that moved past a lagging watcher) is noticed
-rather than waited on forever. A commit through the same store object in the
-same process wakes its watchers at once (:mod:`._notify`).
+A watcher waits at the first sequence it has not seen. While idle it spends on
+average at most one store request per ``poll_interval``: a ``get`` of that next
+record (which is absent until someone commits it); every 16th poll also checks,
+in the same round trip, whether the record after it exists (every 256th: what
+the hint names instead), and polls are spaced ``17/16 × poll_interval`` to pay
+for it. So a record missing below the head (damage, or history collected below
+a low-water mark that moved past a lagging watcher) is noticed rather than
+waited on forever. A commit through the same store object in the same process
+wakes its watchers at once (:mod:`._notify`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from .._concurrency import reraise
 from ..errors import HistoryGapError, TransientStorageError
 from . import _notify
 
@@ -27,8 +30,13 @@ __all__ = ["follow"]
 
 R = TypeVar("R", bound="LogRecord")
 
-#: One poll in this many reads the hint instead of the next record.
+#: One poll in this many also checks what lies beyond the next record.
+_CHECK_EVERY = 16
+#: One check in this many reads the hint (a low-water mark past the watcher).
 _HINT_EVERY = 16
+#: Polls are spaced this much more than ``poll_interval``: the checks' extra
+#: request is paid for, the idle rate stays one request per ``poll_interval``.
+_SPACING = (_CHECK_EVERY + 1) / _CHECK_EVERY
 
 
 async def follow(
@@ -61,8 +69,9 @@ async def follow(
         backoff: float | None = None
         try:
             try:
-                if polls % _HINT_EVERY == _HINT_EVERY - 1:
-                    rec = await _via_hint(log, seq)
+                if polls % _CHECK_EVERY == _CHECK_EVERY - 1:
+                    hint = (polls // _CHECK_EVERY) % _HINT_EVERY == _HINT_EVERY - 1
+                    rec = await _checked(log, seq, via_hint=hint)
                 else:
                     rec = await log.fetch(seq)
             except TransientStorageError:
@@ -74,7 +83,7 @@ async def follow(
                 failures = 0
                 if rec is None and seq >= log.lwm:
                     polls += 1
-                    with anyio.move_on_after(poll_interval):
+                    with anyio.move_on_after(poll_interval * _SPACING):
                         await event.wait()
         finally:
             _notify.forget(log.store, log.spec.prefix, event)
@@ -86,16 +95,35 @@ async def follow(
             seq += 1
 
 
-async def _via_hint(log: SequenceLog[R], seq: int) -> R | None:
-    """This poll reads the hint instead of record ``seq`` (one request while idle).
+async def _checked(log: SequenceLog[R], seq: int, *, via_hint: bool) -> R | None:
+    """Record ``seq``, and in the same round trip whether a later one exists
+    (record ``seq + 1``, or a hint at or past ``seq``).
 
-    A hint below ``seq`` means idle. A hint at or past ``seq`` means record
-    ``seq`` exists, unless it was collected below the low-water mark (then the
-    caller jumps there) or the history was damaged (a gap).
+    A later record while ``seq`` is missing means ``seq`` was collected below
+    the low-water mark (``None``: the caller jumps there) or the history was
+    damaged (a gap).
     """
-    hint = await log.read_hint()
-    if hint < seq:
-        return None
+    found: list[R | None] = []
+    beyond: list[bool] = []
+
+    async def record() -> None:
+        found.append(await log.fetch(seq))
+
+    async def later() -> None:
+        if via_hint:
+            beyond.append(await log.read_hint() >= seq)
+        else:
+            beyond.append(await log.exists(seq + 1))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(record)
+            tg.start_soon(later)
+    except BaseExceptionGroup as eg:
+        reraise(eg)
+    if found[0] is not None or not beyond[0]:
+        return found[0]
+    # Records are written in order: read again, it exists unless it is gone.
     rec = await log.fetch(seq)
     if rec is not None:
         return rec
@@ -103,7 +131,7 @@ async def _via_hint(log: SequenceLog[R], seq: int) -> R | None:
         return None  # the caller jumps to the low-water mark
     raise HistoryGapError(
         f"{log.spec.kind} {log.spec.owner_id!r}: record {log.key(seq)!r} is missing below "
-        f"the head ({hint}); the history was damaged",
+        f"a later one; the history was damaged",
         key=log.key(seq),
         sequence=seq,
         **log.spec.ctx(),
