@@ -49,6 +49,53 @@ async def test_cost_is_constant(memory: aiolode.MemoryStore) -> None:
     assert m.counts.total_calls <= 4, m.counts  # marker + its snapshot (+ descriptor)
 
 
+def _marker_of(ds: Dataset, key: str) -> str:
+    import hashlib
+
+    return (
+        f"{ds.layout.log_prefix(ds.id)}_keys/{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+    )
+
+
+@pytest.mark.parametrize("lost", ["k3", "k140", "k199"])
+async def test_a_lost_marker_is_not_a_new_key(memory: aiolode.MemoryStore, lost: str) -> None:
+    """Markers are a shortcut: the history indexes the keys too (the newest
+    checkpoint, then the records after it), so a retry whose marker was
+    deleted finds its snapshot, at a cost that does not grow with the history."""
+    ds = Dataset("k", memory)
+    first = {}
+    for i in range(200):
+        first[f"k{i}"] = await ds.write(b"%d" % i, idempotency_key=f"k{i}")
+    await memory.delete(_marker_of(ds, lost))
+    counting = CountingStore(memory)
+    fresh = Dataset("k", counting)
+    await fresh.latest()
+    with counting.measure() as m:
+        again = await fresh.write(b"again", idempotency_key=lost)
+    assert again.id == first[lost].id
+    # The marker (missing), the newest checkpoint (192), the records after it
+    # (8), the snapshot's record: never a walk of the 200 records.
+    assert m.counts.total_calls <= 1 + 1 + 8 + 1, m.counts
+    assert len([s async for s in ds.snapshots()]) == 200
+    # A new key costs the same lookup, then commits.
+    with counting.measure() as m:
+        new = await fresh.write(b"new", idempotency_key="brand-new")
+    assert new.id == "0000000000000201-0000"
+    assert m.counts.total_calls <= 1 + 8 + 3, m.counts
+
+
+async def test_a_lost_marker_of_an_expired_snapshot_commits_again(
+    memory: aiolode.MemoryStore,
+) -> None:
+    ds = Dataset("k", memory)
+    old = await ds.write(b"old", idempotency_key="k")
+    await ds.write(b"newer")
+    await ds.expire(snapshots=[old])
+    await memory.delete(_marker_of(ds, "k"))
+    again = await Dataset("k", memory).write(b"old", idempotency_key="k")
+    assert again.id != old.id  # the key expired with its snapshot
+
+
 async def test_concurrent_retries_commit_once(memory: aiolode.MemoryStore) -> None:
     results: list[aiolode.Snapshot] = []
 

@@ -442,7 +442,6 @@ async def test_a_marker_naming_no_snapshot_falls_back_to_a_search() -> None:
     assert [s.id async for s in aiolode.Dataset("d", store).snapshots()] == [first.id, other.id]
 
 
-@_bug("marker-deleted")
 async def test_a_retry_after_its_marker_was_deleted_is_not_written_twice() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store)

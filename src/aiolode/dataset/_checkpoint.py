@@ -90,6 +90,7 @@ def summary(m: Manifest) -> CheckpointSnapshot:
         compressor_options=m.compressor_options,
         operation=m.operation,
         partition_manifests=tuple(p.key for p in m.partition_manifests),
+        idempotency_key=m.idempotency_key,
     )
 
 

@@ -48,7 +48,7 @@ from ..store import Store
 from ..store._base import DEFAULT_CHUNK_SIZE
 from . import _lifecycle as lifecycle
 from . import _serve as serve
-from ._checkpoint import checkpoint_due, maybe_checkpoint
+from ._checkpoint import CHECKPOINT_INTERVAL, checkpoint_due, maybe_checkpoint, newest_checkpoint
 from ._commit import Committer, Incarnation, ManifestStatics, PendingSnapshot
 from ._compact import CompactReport, compact
 from ._config import UNSET, DatasetConfig, Options, descriptor_key
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
     from ..checksum import Checksum
     from ..codecs import Codec
     from ..compression import Compressor
-    from ..manifest._dataset import CommitRecord, DataFile, Manifest
+    from ..manifest._dataset import Checkpoint, CommitRecord, DataFile, Manifest
     from ..manifest._metadata import Metadata
     from ..schema import Schema, SchemaMode
     from ..types import ProgressCallback
@@ -224,6 +224,8 @@ class Dataset(HistoryOwner):
         # Resolved at the first write (or whatever needs the configuration).
         self._config: DatasetConfig | None = None
         self._spec: FileSpec | None = None
+        # The checkpoint whose key index idempotent writes consult (cached).
+        self._key_checkpoint: Checkpoint | None = None
         self._committer: Committer | None = None
         self._config_lock: anyio.Lock | None = None
         # The descriptor still to be recorded (a new dataset, or one written
@@ -810,19 +812,23 @@ class Dataset(HistoryOwner):
     async def _key_hit(self, key: str) -> Snapshot | None:
         """The retained snapshot a previous write with ``key`` committed, if any.
 
-        Cost: the marker ``get`` (+ the snapshot's record, usually cached);
-        after a crash between a commit and its marker update, the records
-        committed since the crashed write began.
+        Cost: the marker ``get`` (+ the snapshot's record, usually cached).
+        Without a usable marker (a new key, or one deleted or damaged), the
+        history's own index: the newest checkpoint (one ``get``, cached per
+        checkpoint) and the records after it (≤ 64, cached for a warm writer),
+        up to the head this object knows — the commit itself checks the
+        records committed since. After a crash between a commit and its marker
+        update, the records committed since the crashed write began.
         """
         mkey = self._marker_key(key)
         try:
             marker = decode(await self._store.get(mkey), KeyMarker, key=mkey)
         except ObjectNotFoundError:
-            return None
+            return await self._key_in_history(key)
         except FormatError:
-            marker = KeyMarker(dataset_id=self._id, key=key, after=0)  # damaged: look everywhere
+            return await self._key_in_history(key)  # a damaged marker: the index
         if marker.key != key or marker.dataset_id != self._id:
-            marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+            return await self._key_in_history(key)
         st = await self._state()
         if marker.snapshot_id is not None:
             try:
@@ -831,23 +837,52 @@ class Dataset(HistoryOwner):
                 return None  # expired, the key with it
             except (SnapshotNotFoundError, InvalidInputError):
                 # The marker names no snapshot of this history: it is damaged.
-                # Search everything retained (a damaged history raises there)
-                # rather than write a second time.
-                snap = None
-                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
-            if snap is not None:
-                if snap.manifest.idempotency_key == key:
-                    return snap
-                marker = KeyMarker(dataset_id=self._id, key=key, after=0)
+                return await self._key_in_history(key)
+            if snap.manifest.idempotency_key == key:
+                return snap
+            return await self._key_in_history(key)
         if st.head is None:
             return None
         first = max(marker.after + 1, st.expiry.below)
+        found = await self._key_in_records(key, first, st)
+        if found is not None:
+            await self._put_marker(key, marker.after, found.snapshot_id)
+            return await self._loaded(found)
+        return None
+
+    async def _key_in_history(self, key: str) -> Snapshot | None:
+        """The retained snapshot with ``key`` found without its marker: the
+        newest checkpoint's key index, then the records after it, up to the
+        head this object knows (never a walk of the whole history)."""
+        st = await self._state(fresh=False)
+        if st.head is None:
+            return None
+        cp = self._key_checkpoint
+        boundary = (st.head.seq // CHECKPOINT_INTERVAL) * CHECKPOINT_INTERVAL
+        if cp is None or cp.seq != boundary:
+            cp = await newest_checkpoint(self._store, self._log, st.head.seq)
+            self._key_checkpoint = cp
+        first = st.expiry.below
+        if cp is not None and cp.seq >= first:
+            for c in cp.snapshots:
+                if c.idempotency_key == key and not st.expired(c.snapshot_id):
+                    seq, idx = parse_dataset_snapshot_id(c.snapshot_id, dataset_id=self._id)
+                    rec = await self._log.fetch(seq)
+                    if rec is not None and idx < len(rec.snapshots):
+                        return await self._loaded(rec.snapshots[idx])
+            first = cp.seq + 1
+        found = await self._key_in_records(key, first, st)
+        return None if found is None else await self._loaded(found)
+
+    async def _key_in_records(self, key: str, first: int, st: HeadState) -> Manifest | None:
+        """The retained snapshot with ``key`` in records ``first`` to the head."""
+        if st.head is None:
+            return None
         async with aclosing(self._log.walk(first, st.head.seq)) as records:
             async for rec in records:
                 for m in rec.snapshots:
                     if m.idempotency_key == key and not st.expiry.covers(rec.seq, m.snapshot_id):
-                        await self._put_marker(key, marker.after, m.snapshot_id)
-                        return await self._loaded(m)
+                        return m
         return None
 
     async def _loaded(self, manifest: Manifest) -> Snapshot:

@@ -475,6 +475,9 @@ class CheckpointSnapshot:
     )
     operation: str = "append"
     partition_manifests: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    #: The write's idempotency key: checkpoints index the keys of retained
+    #: snapshots, so a retry finds its snapshot even without its key marker.
+    idempotency_key: str | None = None
 
 
 @attrs.frozen
