@@ -39,7 +39,6 @@ from ..errors import CodecNotStreamableError, InvalidInputError, ManifestFormatE
 from ..schema._core import Schema
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Self
 
     import pyarrow as pa
@@ -274,30 +273,6 @@ class Codec(abc.ABC):
         MissingDependencyError
             The codec (or Arrow input) needs pyarrow, which is not installed.
         """
-
-    def encode_deferred(
-        self,
-        records: Records,
-        *,
-        timestamp_field: str | None = None,
-        schema: Schema | None = None,
-        schema_mode: SchemaMode = "strict",
-    ) -> tuple[bytes, Callable[[], EncodedFile]] | None:
-        """Encode the bytes now and check the records later, or ``None``.
-
-        For codecs whose bytes do not depend on the checks (JSON Lines): the
-        bytes :meth:`encode` would write, and a function that runs the checks
-        and returns the :class:`EncodedFile` (with those bytes), so that a
-        writer can store the bytes while the checks run. The caller must not
-        commit the bytes before the function returned, and must discard them
-        when it raises. ``None`` (the default): use :meth:`encode`.
-
-        Raises
-        ------
-        SchemaViolationError, InvalidInputError
-            As :meth:`encode` (the returned function raises them too).
-        """
-        return None
 
     @abc.abstractmethod
     def open_encoder(

@@ -30,7 +30,7 @@ from ._tabular import pyarrow_module, records_to_table
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
 
     import pyarrow as pa
 
@@ -555,21 +555,17 @@ class _Batch:
         self.ts = ts
 
 
-def _check_batch(
-    batch: list[Any],
+def _encode_batch(
+    records: Records,
+    *,
     first: int,
     target: Schema | None,
     mode: SchemaMode,
     timestamp_field: str | None,
-) -> tuple[_Cols, Schema, TimestampRange | None]:
-    """Scan and check rows: their columns, the schema they write, their time range.
-
-    Raises
-    ------
-    SchemaViolationError
-        A value the codec cannot write, types that conflict, or a record that
-        does not fit ``target``.
-    """
+) -> _Batch:
+    """Check and encode records to newline-terminated lines (nothing is folded
+    into running totals: a rejected batch leaves no trace)."""
+    batch = _rows(records)
     cols = _scan_columns(batch, first)
     if cols is None:
         cols = _scan(batch, first)
@@ -583,21 +579,6 @@ def _check_batch(
     if timestamp_field is not None:
         ts = TimestampRange(timestamp_field)
         ts.add_records(batch)
-    return cols, schema, ts
-
-
-def _encode_batch(
-    records: Records,
-    *,
-    first: int,
-    target: Schema | None,
-    mode: SchemaMode,
-    timestamp_field: str | None,
-) -> _Batch:
-    """Check and encode records to newline-terminated lines (nothing is folded
-    into running totals: a rejected batch leaves no trace)."""
-    batch = _rows(records)
-    cols, schema, ts = _check_batch(batch, first, target, mode, timestamp_field)
     if not batch:
         return _Batch(b"", 0, cols, schema, ts)
     dumps, default, opts = _dumps, _default, _OPTS
@@ -792,37 +773,6 @@ class JSONL(Codec):
             max_timestamp=hi,
             schema=b.schema,
         )
-
-    def encode_deferred(
-        self,
-        records: Records,
-        *,
-        timestamp_field: str | None = None,
-        schema: Schema | None = None,
-        schema_mode: SchemaMode = "strict",
-    ) -> tuple[bytes, Callable[[], EncodedFile]] | None:
-        # docstring inherited
-        _check_mode(schema_mode)
-        check_encode_args(timestamp_field, schema)
-        batch = _rows(records)
-        body = _dump_lines(batch) if batch else None
-        if body is None:
-            return None  # the per-record path (and its error messages): encode()
-        stats = self.stats
-
-        def finish() -> EncodedFile:
-            cols, written, ts = _check_batch(batch, 0, schema, schema_mode, timestamp_field)
-            lo, hi = ts.result() if ts is not None else (None, None)
-            return EncodedFile(
-                data=body,
-                row_count=len(batch),
-                stats=_stats_of(cols, len(batch)) if stats else None,
-                min_timestamp=lo,
-                max_timestamp=hi,
-                schema=written,
-            )
-
-        return body, finish
 
     def open_encoder(
         self,

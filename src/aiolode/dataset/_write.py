@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from .._concurrency import bounded_map, collapse_group, reraise
+from .._concurrency import bounded_map, collapse_group
 from .._retry import Retry
 from ..checksum import Checksum
 from ..codecs import ACCEPTED, Codec, arrow_batches, arrow_table, describe, is_arrow
@@ -38,7 +38,7 @@ from ..store import Store
 from ._serve import CONTENT_TYPE_KEY, blob_metadata, check_content_type
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Callable
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     from anyio.streams.memory import MemoryObjectSendStream
 
@@ -327,26 +327,6 @@ def _encode_group(spec: FileSpec, records: Any) -> tuple[EncodedFile, bytes, str
     return ef, body, digest
 
 
-def _encode_deferred(
-    spec: FileSpec, records: Any
-) -> tuple[bytes, str | None, Callable[[], EncodedFile]] | None:
-    """The codec's bytes (compressed and hashed) now, its checks as a function
-    for later (see :meth:`~aiolode.codecs.Codec.encode_deferred`); ``None``: the
-    codec encodes and checks at once."""
-    assert spec.codec is not None
-    split = spec.codec.encode_deferred(
-        records,
-        timestamp_field=spec.timestamp_field,
-        schema=spec.schema,
-        schema_mode=spec.schema_mode,
-    )
-    if split is None:
-        return None
-    data, finish = split
-    body, digest = _finish_bytes(spec, data)
-    return body, digest, finish
-
-
 def check_records(records: object) -> Any:
     """Validate a ``write()`` records argument; materialise an iterable of mappings.
 
@@ -421,35 +401,13 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         if _is_table(recs) and recs.nbytes >= _PIPELINE_BYTES and streaming:
             ref, tail = await _pipelined_arrow(spec, partition, recs, written, schema)
             return ref, tail
-        deferred = await anyio.to_thread.run_sync(_encode_deferred, spec, recs)
-        if deferred is not None:
-            # The bytes go to the store while a worker thread checks the
-            # records; nothing commits them unless the checks pass (if they
-            # fail, the write fails and the file is deleted as any other).
-            body, digest, finish = deferred
-            key = spec.new_key(partition)
-            written.append(key)
-            done: list[EncodedFile] = []
-
-            async def check() -> None:
-                done.append(await anyio.to_thread.run_sync(finish))
-
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(check)
-                    await put_data(spec, key, body)
-            except BaseExceptionGroup as eg:
-                reraise(eg)
-            ef = done[0]
-            schema[0] = combine_schemas(spec, schema[0], ef.schema)
-        else:
-            ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
-            # Checked on the loop, between awaits: before this file is put, it
-            # joins the write's other files or the whole write fails.
-            schema[0] = combine_schemas(spec, schema[0], ef.schema)
-            key = spec.new_key(partition)
-            written.append(key)
-            await put_data(spec, key, body)
+        ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
+        # Checked on the loop, between awaits: before this file is put, it
+        # joins the write's other files or the whole write fails.
+        schema[0] = combine_schemas(spec, schema[0], ef.schema)
+        key = spec.new_key(partition)
+        written.append(key)
+        await put_data(spec, key, body)
         ref = FileRef(
             key=key,
             size=len(body),
