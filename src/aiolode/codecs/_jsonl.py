@@ -30,7 +30,7 @@ from ._tabular import pyarrow_module, records_to_table
 from ._timestamps import TimestampRange
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
 
     import pyarrow as pa
 
@@ -282,18 +282,27 @@ def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
     if set(map(type, batch)) != {dict}:
         return None
     cols: _Cols = {}
-    get = dict.get
-    for k in dict.fromkeys(chain.from_iterable(batch)):
+    head = tuple(batch[0])
+    pairs: Iterable[tuple[Any, Sequence[Any]]]
+    if all(map(head.__eq__, map(tuple, batch))):
+        # Every record has the same keys in the same order (the common case):
+        # one transposition gives every column.
+        pairs = zip(head, zip(*map(dict.values, batch), strict=True), strict=True)
+    else:
+        get = dict.get
+        keys = dict.fromkeys(chain.from_iterable(batch))
+        pairs = ((k, list(map(get, batch, repeat(k)))) for k in keys)
+    for k, values in pairs:
         if type(k) is not str or not _encodable(k):
             return None
-        c = _column(k, list(map(get, batch, repeat(k))), batch, first)
+        c = _column(k, values, batch, first)
         if c is None:
             return None
         cols[k] = c
     return cols
 
 
-def _column(k: str, values: list[Any], batch: list[Any], first: int) -> list[Any] | None:
+def _column(k: str, values: Sequence[Any], batch: list[Any], first: int) -> list[Any] | None:
     """One column's scan state (see :func:`_scan`); ``None``: let _scan decide."""
     types = set(map(type, values))
     present = values
