@@ -70,7 +70,7 @@ async def write_partition_manifests(
             dataset_id=spec.dataset_id, token=token, partition=values, files=group_files
         )
         # Keys are unique per write, so an "exists" after a transient error is
-        # our own earlier put: put_data's retry rules fit exactly.
+        # our own earlier put (put_unique's retry rule).
         await put_unique(spec.store, key, encode(doc), spec.retry)
         rows = [f.row_count for f in group_files]
         return PartitionRef(
