@@ -16,11 +16,13 @@ small put (800 bytes), sequential — the least any commit protocol does. Stores
 - S3 on the moto server (``aiolode.testing.moto_server``, one request at a time).
 
 Alongside each run a 1 ms ticker task measures the longest event-loop stall
-during the commits and, as the machine's own noise, during the floor's puts.
+during the commits and, as the machine's own noise, during the floor's puts;
+the longest garbage collection of the interpreter (``gc.callbacks``, either
+phase) is printed next to them, since a full collection stalls whatever runs.
 
 ``BENCH_SIZES=1000`` limits the batch sizes. ``--without-hint`` is a diagnosis,
 not a configuration: it stops writers from moving the log's ``latest`` hint
-(its put runs alongside every warm write's data put) to show what that costs.
+(its put runs alongside one warm write's data put in 8) to show what that costs.
 
 ``--profile`` prints a cProfile summary (cumulative, top 40) of 200 warm
 1,000-row commits on a ``MemoryStore`` (no latency) instead.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import os
 import pstats
 import statistics
@@ -84,8 +87,18 @@ class Ticker:
 
     def __init__(self) -> None:
         self.worst = {"commit": 0.0, "floor": 0.0}
+        #: The longest garbage collection of the interpreter, whatever the phase.
+        self.gc_worst = 0.0
+        self._gc_start = 0.0
         self.phase = "floor"
         self._stop = False
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_start)
 
     async def run(self) -> None:
         last = time.perf_counter()
@@ -99,6 +112,7 @@ class Ticker:
 
     def stop(self) -> None:
         self._stop = True
+        gc.callbacks.remove(self._gc)
 
 
 async def paired(store: aiolode.Store, batch: list[dict[str, Any]], n: int) -> dict[str, float]:
@@ -129,6 +143,7 @@ async def paired(store: aiolode.Store, batch: list[dict[str, Any]], n: int) -> d
         "floor": med(floor),
         "stall": ticker.worst["commit"],
         "floor_stall": ticker.worst["floor"],
+        "gc": ticker.gc_worst,
     }
 
 
@@ -174,9 +189,9 @@ async def table(
 ) -> None:
     print(
         "| store | rows | commit ms | floor ms | floor / commit | "
-        "longest loop stall ms: commit / floor |"
+        "longest loop stall ms: commit / floor | longest gc pause ms |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for label, make in stores:
         for size in sizes:
             batch = rows(size)
@@ -194,7 +209,8 @@ async def table(
                 f"| {med([x['floor'] for x in results]) * 1e3:.2f} "
                 f"| {med(ratios):.2f}x ({spread(ratios)}) "
                 f"| {max(x['stall'] for x in results) * 1e3:.1f} "
-                f"/ {max(x['floor_stall'] for x in results) * 1e3:.1f} |"
+                f"/ {max(x['floor_stall'] for x in results) * 1e3:.1f} "
+                f"| {max(x['gc'] for x in results) * 1e3:.1f} |"
             )
             sys.stdout.flush()
 
