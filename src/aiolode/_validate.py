@@ -33,7 +33,7 @@ def check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
     Raises
     ------
     InvalidInputError
-        Anything else, naming ``name``.
+        Anything else, naming ``name`` (an int too large for a float too).
     """
     if (
         not isinstance(value, int | float)
@@ -45,7 +45,12 @@ def check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
         raise InvalidInputError(
             f"{name} must be a finite number >= {minimum}, not {safe_repr(value)}"
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond 1.8e308
+        raise InvalidInputError(
+            f"{name} must be a finite number >= {minimum}, not an int too large for a float"
+        ) from None
 
 
 def safe_repr(value: object, limit: int = 200) -> str:

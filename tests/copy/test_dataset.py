@@ -521,7 +521,42 @@ async def test_arguments_are_checked(memory: aiolode.MemoryStore) -> None:
         await aiolode.copy_dataset(src, memory, dst_id="x", progress=3)  # type: ignore[arg-type]
     with pytest.raises(aiolode.DatasetNotFoundError):
         await aiolode.copy_dataset(aiolode.Dataset("nope", memory), memory, dst_id="x")
+    # Found by the hostile sweep: each refusal called repr() on the argument.
+    for kw in ({"src": _Hostile()}, {"dst_store": _Hostile()}, {"snapshots": _Hostile()}):
+        args: dict[str, Any] = {"src": src, "dst_store": memory, "dst_id": "x", **kw}
+        with pytest.raises(aiolode.InvalidInputError, match=next(iter(kw))):
+            await aiolode.copy_dataset(**args)
+    with pytest.raises(aiolode.InvalidInputError, match="progress"):
+        await aiolode.copy_dataset(src, memory, dst_id="x", progress=_Hostile())  # type: ignore[arg-type]
     assert [k async for k in _keys(memory) if "/x/" in k or k.startswith("datasets/x")] == []
+
+
+class _Hostile:
+    """An argument whose ``repr`` raises: an error message must not need it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("hostile __repr__")
+
+
+async def test_a_huge_concurrency_is_a_limit_not_a_task_count(
+    memory: aiolode.MemoryStore,
+) -> None:
+    # Found by the hostile sweep: the copy started ``concurrency`` worker tasks
+    # per window whatever the window held; concurrency=2**63 filled 23 GiB of
+    # memory before the OOM killer stopped it. Workers now start with the jobs.
+    src = events(memory)
+    await write_events(src, 0, 3)
+    tasks: list[int] = []
+
+    def count(p: aiolode.CopyProgress) -> None:
+        tasks.append(len(anyio.get_running_tasks()))
+
+    async with aiolode.MemoryStore() as dst:
+        report = await aiolode.copy_dataset(src, dst, progress=count, concurrency=100_000)
+        assert report.records == 3
+        await assert_same_dataset(src, events(dst))
+    assert tasks
+    assert max(tasks) < 50
 
 
 async def test_dropped_source_is_not_found(memory: aiolode.MemoryStore) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 import aiolode
@@ -200,7 +201,40 @@ async def test_arguments_are_checked(memory: aiolode.MemoryStore) -> None:
         await aiolode.copy_volume(src, memory, dst_id="")
     with pytest.raises(aiolode.InvalidInputError):
         await aiolode.copy_volume(src, memory, dst_id="x", concurrency=-1)
+    # Found by the hostile sweep: each refusal called repr() on the argument.
+    with pytest.raises(aiolode.InvalidInputError, match="src"):
+        await aiolode.copy_volume(_Hostile(), memory)  # type: ignore[arg-type]
+    with pytest.raises(aiolode.InvalidInputError, match="dst_store"):
+        await aiolode.copy_volume(src, _Hostile())  # type: ignore[arg-type]
+    with pytest.raises(aiolode.InvalidInputError, match="progress"):
+        await aiolode.copy_volume(src, memory, dst_id="x", progress=_Hostile())  # type: ignore[arg-type]
     async with aiolode.MemoryStore() as dst:
         # Opened with another length than the volume records.
         with pytest.raises(aiolode.InvalidInputError, match="total_length"):
             await aiolode.copy_volume(aiolode.Volume("disk", memory, 10), dst)
+
+
+class _Hostile:
+    """An argument whose ``repr`` raises: an error message must not need it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("hostile __repr__")
+
+
+async def test_a_huge_concurrency_is_a_limit_not_a_task_count(
+    memory: aiolode.MemoryStore,
+) -> None:
+    # Found by the hostile sweep (with copy_dataset): one worker task per unit
+    # of ``concurrency`` per window, whatever the window held.
+    src = _volume(memory)
+    await _commit_blocks(src, 0, 3)
+    tasks: list[int] = []
+
+    def count(p: aiolode.CopyProgress) -> None:
+        tasks.append(len(anyio.get_running_tasks()))
+
+    async with aiolode.MemoryStore() as dst:
+        report = await aiolode.copy_volume(src, dst, progress=count, concurrency=100_000)
+    assert report.records == 3
+    assert tasks
+    assert max(tasks) < 50

@@ -122,6 +122,20 @@ async def test_artifact_arguments_are_checked(memory: aiolode.MemoryStore) -> No
                 await ing.emit_artifact(name, data, content_type=ctype)
     with pytest.raises(aiolode.InvalidInputError):
         ArtifactRef.from_record({"name": "x"})
+    good = ArtifactRef("d.artifacts", "0000000000000001-0000", "a", "image/png", 3)
+    assert ArtifactRef.from_record(good.to_record()) == good
+    # Found by the hostile sweep: only the ids and the name were checked, so a
+    # mapping with a str size or no content type came back as a reference.
+    for bad_field in (
+        {"size": "3"},
+        {"size": -1},
+        {"size": True},
+        {"size": 3.0},
+        {"content_type": None},
+        {"content_type": b"image/png"},
+    ):
+        with pytest.raises(aiolode.InvalidInputError):
+            ArtifactRef.from_record({**good.to_record(), **bad_field})
     with_codec = aiolode.Dataset("coded", memory, codec=aiolode.JSONL())
     async with Ingestor(ds, run=Run("r2"), artifacts=with_codec) as ing2:
         with pytest.raises(aiolode.InvalidInputError, match="raw"):

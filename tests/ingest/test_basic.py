@@ -295,6 +295,73 @@ def test_policy_and_run_validation() -> None:
     assert Buffered(on_full="drop_oldest").describe()["on_full"] == "drop_oldest"
 
 
+class _Hostile:
+    """An argument whose ``repr`` raises: an error message must not need it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("hostile __repr__")
+
+
+_HUGE = 10**400  # an int no float holds
+_EAST = timezone(timedelta(hours=5))
+
+
+async def test_hostile_arguments_are_refused_typed(memory: aiolode.MemoryStore) -> None:
+    # Found by the hostile sweep (tests/harness/test_hostile_api.py): every
+    # refusal of the ingestor, its policies and Run called repr() on the
+    # argument (a hostile __repr__ replaced the InvalidInputError), an int too
+    # large for a float escaped as OverflowError, and so did an event time out
+    # of range once in UTC.
+    ds = aiolode.quarry_dataset("q", memory)
+    for kw in ("dataset", "policy", "run", "time_field", "resume", "artifacts", "on_drop"):
+        args: dict[str, Any] = {"dataset": ds, kw: _Hostile()}
+        with pytest.raises(aiolode.InvalidInputError, match=kw):
+            Ingestor(**args)
+    for make in (
+        lambda: Ingestor(ds, close_timeout=_HUGE),
+        lambda: Strict(max_delay=_HUGE),
+        lambda: Buffered(flush_interval=_HUGE),
+        lambda: Buffered(on_full=_Hostile()),  # type: ignore[arg-type]
+        lambda: Buffered(on_full=["block"]),  # type: ignore[arg-type]
+        lambda: Run(_Hostile()),  # type: ignore[arg-type]
+        *(
+            (lambda f=f: Run("r", **{f: _Hostile()}))
+            for f in ("job_id", "parent_run_id", "source", "category")
+        ),
+        lambda: Run.new(category=[_Hostile()]),
+        lambda: aiolode.IngestStats(dropped_by_reason=3),  # type: ignore[arg-type]
+        lambda: aiolode.IngestStats(flushes=object()),  # type: ignore[arg-type]
+        lambda: aiolode.quarry_dataset("q", memory, layout=aiolode.quarry_layout()),
+    ):
+        with pytest.raises(aiolode.InvalidInputError):
+            make()
+    run = Run("r", source="s", category="c")
+    async with Ingestor(ds, run=run, time_field="ts") as ing:
+        for when in (
+            datetime(1, 1, 1, tzinfo=_EAST),  # before year 1 in UTC
+            datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+            "0001-01-01T00:00:00+05:00",
+        ):
+            with pytest.raises(aiolode.InvalidInputError, match="between years 1 and 9999"):
+                await ing.emit({"a": 1}, event_time=when)
+            with pytest.raises(aiolode.InvalidInputError, match="between years 1 and 9999"):
+                await ing.emit({"a": 1, "ts": when})
+        with pytest.raises(aiolode.InvalidInputError, match="timezone-aware"):
+            await ing.emit({"a": 1}, event_time=_Naive(2026, 1, 1, tzinfo=UTC))
+        with pytest.raises(aiolode.InvalidInputError):
+            await ing.aclose(deadline=_HUGE)
+        with pytest.raises(aiolode.InvalidInputError):
+            await run_progress(ds, _Hostile())  # type: ignore[arg-type]
+    assert ing.stats.emitted == 0
+
+
+class _Naive(datetime):
+    """An aware-looking datetime whose tzinfo says it has no offset (naive, really)."""
+
+    def utcoffset(self) -> None:
+        return None
+
+
 async def test_drops_are_counted_logged_rate_limited_and_reported_in_metadata(
     memory: aiolode.MemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,6 +9,7 @@ bypasses it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -646,3 +647,70 @@ async def test_file_abort_of_a_missing_temp_is_done(tmp_path: Path) -> None:
         gone = ".aiolode-tmp-00000000000000ff"
         await store.abort_upload(PendingUpload(f"no/such/dir/{gone}", gone, _now()))
         await store.abort_upload(PendingUpload(gone, gone, _now()))
+
+
+# ============================================================ arguments, every kind
+class _Hostile:
+    """An argument whose ``repr`` raises: an error message must not need it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("hostile __repr__")
+
+
+_EAST = timezone(timedelta(hours=5))
+_WEST = timezone(timedelta(hours=-5))
+
+
+@pytest.mark.parametrize(
+    "older_than",
+    [
+        _Hostile(),
+        [_Hostile()],
+        datetime(2026, 1, 1),  # naive
+        datetime(1, 1, 1, tzinfo=_EAST),  # before year 1 in UTC
+        datetime(9999, 12, 31, 23, tzinfo=_WEST),  # after year 9999 in UTC
+    ],
+    ids=["bad-repr", "list-of-bad-repr", "naive", "before-year-1", "after-year-9999"],
+)
+async def test_a_bad_cutoff_is_refused_typed(store: Store, older_than: object) -> None:
+    # Found by the hostile sweep: the refusal called repr() on the argument, and
+    # a cutoff out of range once in UTC raised a bare OverflowError.
+    with pytest.raises(InvalidInputError, match="older_than"):
+        store.abandoned_uploads(older_than=older_than)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "upload_id", "error"),
+    [
+        (None, None, InvalidKeyError),
+        (_Hostile(), ".aiolode-tmp-00000000000000ff", InvalidKeyError),
+        ("", "", InvalidKeyError),
+        ("../.aiolode-tmp-00000000000000ff", ".aiolode-tmp-00000000000000ff", InvalidKeyError),
+        ("/.aiolode-tmp-00000000000000ff", ".aiolode-tmp-00000000000000ff", InvalidKeyError),
+        ("a/.aiolode-tmp-00000000000000ff", None, InvalidInputError),
+        ("a/.aiolode-tmp-00000000000000ff", _Hostile(), InvalidInputError),
+        ("a/.aiolode-tmp-00000000000000ff", "", InvalidInputError),
+    ],
+)
+async def test_a_malformed_pending_upload_is_refused_typed(
+    store: Store, key: object, upload_id: object, error: type[Exception]
+) -> None:
+    # Found by the hostile sweep: PendingUpload is a plain value anyone can
+    # build; FileStore called str methods on its key (AttributeError) and S3
+    # sent it on. Every store now checks the key and the upload id first.
+    with pytest.raises(error):
+        await store.abort_upload(PendingUpload(key, upload_id, _now()))  # type: ignore[arg-type]
+
+
+async def test_a_malformed_pending_upload_touches_nothing_beside_the_root(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    bait = tmp_path / ".aiolode-tmp-00000000000000ff"
+    bait.write_bytes(b"beside the root")
+    async with FileStore(root) as store:
+        for key in (bait.name, f"../{bait.name}", f"a/../../{bait.name}", str(bait)):
+            with contextlib.suppress(InvalidInputError):
+                await store.abort_upload(PendingUpload(key, bait.name, _now()))
+    assert bait.read_bytes() == b"beside the root"

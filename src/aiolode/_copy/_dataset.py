@@ -10,7 +10,7 @@ import attrs
 from .._concurrency import bounded_map
 from .._history import retrying
 from .._retry import Retry
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..dataset import Dataset
 from ..dataset._checkpoint import CHECKPOINT_INTERVAL, checkpoint_key
 from ..dataset._config import descriptor_key
@@ -200,7 +200,7 @@ class _DatasetCopy(HistoryCopy[CommitRecord]):
             last = min(seq, last)
         if first > last:
             raise InvalidInputError(
-                f"snapshots={self.snapshots!r}: the first snapshot comes after the last",
+                f"snapshots={safe_repr(self.snapshots)}: the first snapshot comes after the last",
                 dataset_id=self.src_id,
             )
         return first, last
@@ -398,7 +398,7 @@ def _check_range(snapshots: object) -> tuple[object, object] | None:
         return snapshots
     raise InvalidInputError(
         "snapshots must be None or a (first, last) tuple of snapshot ids, Snapshots or None, "
-        f"not {snapshots!r}"
+        f"not {safe_repr(snapshots)}"
     )
 
 
@@ -510,9 +510,9 @@ async def copy_dataset(
     multipart buffer).
     """
     if not isinstance(src, Dataset):
-        raise InvalidInputError(f"src must be an aiolode Dataset, not {src!r}")
+        raise InvalidInputError(f"src must be an aiolode Dataset, not {safe_repr(src)}")
     if not isinstance(dst_store, Store):
-        raise InvalidInputError(f"dst_store must be an aiolode Store, not {dst_store!r}")
+        raise InvalidInputError(f"dst_store must be an aiolode Store, not {safe_repr(dst_store)}")
     target = validate_dataset_id(src.id if dst_id is None else dst_id)
     if dst_store is src.store and target == src.id:
         raise InvalidInputError(

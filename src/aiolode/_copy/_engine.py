@@ -371,7 +371,12 @@ class HistoryCopy(abc.ABC, Generic[R]):
         return [f for f in got if f is not None]
 
     async def _copy_objects(self, window: list[Fetched[R]]) -> None:
-        """Run the window's object jobs through ``concurrency`` workers."""
+        """Run the window's object jobs through at most ``concurrency`` workers.
+
+        A worker is started per job until there are ``concurrency`` of them, so
+        a window of few objects starts few tasks whatever ``concurrency`` says
+        (``concurrency=2**63`` is a limit, not 2**63 tasks).
+        """
         send, recv = anyio.create_memory_object_stream[ObjectJob](self.concurrency)
 
         async def worker(jobs: ObjectReceiveStream[ObjectJob]) -> None:
@@ -381,11 +386,12 @@ class HistoryCopy(abc.ABC, Generic[R]):
 
         try:
             async with anyio.create_task_group() as tg:
-                async with recv:
-                    for _ in range(self.concurrency):
-                        tg.start_soon(worker, recv.clone())
-                async with send, aclosing(self.jobs(window)) as jobs:
+                workers = 0
+                async with recv, send, aclosing(self.jobs(window)) as jobs:
                     async for job in jobs:
+                        if workers < self.concurrency:
+                            tg.start_soon(worker, recv.clone())
+                            workers += 1
                         await send.send(job)
         except BaseExceptionGroup as eg:
             reraise(eg)

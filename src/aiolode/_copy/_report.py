@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, final
 import anyio
 import attrs
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def check_progress(progress: object) -> CopyProgressCallback | None:
     """
     if progress is None or callable(progress):
         return progress
-    raise InvalidInputError(f"progress must be a callable or None, not {progress!r}")
+    raise InvalidInputError(f"progress must be a callable or None, not {safe_repr(progress)}")
 
 
 @attrs.define

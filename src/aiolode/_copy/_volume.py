@@ -10,7 +10,7 @@ import attrs
 
 from .._history import retrying
 from .._retry import Retry
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..checksum import SHA256, compute_checksum, verify_object
 from ..errors import (
     AiolodeError,
@@ -416,9 +416,9 @@ async def copy_volume(
     block (up to 8 MiB) or one 1 MiB chunk.
     """
     if not isinstance(src, Volume):
-        raise InvalidInputError(f"src must be an aiolode Volume, not {src!r}")
+        raise InvalidInputError(f"src must be an aiolode Volume, not {safe_repr(src)}")
     if not isinstance(dst_store, Store):
-        raise InvalidInputError(f"dst_store must be an aiolode Store, not {dst_store!r}")
+        raise InvalidInputError(f"dst_store must be an aiolode Store, not {safe_repr(dst_store)}")
     target = validate_history_id(src.id if dst_id is None else dst_id, "volume")
     if dst_store is src.store and target == src.id:
         raise InvalidInputError(

@@ -64,7 +64,8 @@ class ArtifactRef:
         Raises
         ------
         InvalidInputError
-            ``value`` is not such a mapping.
+            ``value`` is not such a mapping: a key is missing, an id, the name
+            or the content type is not a str, or the size not an int >= 0.
         """
         try:
             ref = cls(
@@ -76,7 +77,13 @@ class ArtifactRef:
             )
         except (KeyError, TypeError):
             raise InvalidInputError(f"not an artifact reference: {safe_repr(value)}") from None
-        if not all(isinstance(v, str) for v in (ref.dataset_id, ref.snapshot_id, ref.name)):
+        texts = (ref.dataset_id, ref.snapshot_id, ref.name, ref.content_type)
+        if (
+            not all(isinstance(v, str) for v in texts)
+            or not isinstance(ref.size, int)
+            or isinstance(ref.size, bool)
+            or ref.size < 0
+        ):
             raise InvalidInputError(f"not an artifact reference: {safe_repr(value)}")
         return ref
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, final
 import anyio
 import anyio.lowlevel
 
-from .._validate import check_int, check_number
+from .._validate import check_int, check_number, safe_repr
 from ..codecs import JSONL
 from ..dataset import Dataset
 from ..errors import InvalidInputError, UnsupportedOperationError
@@ -143,23 +143,27 @@ class Ingestor:
         max_artifact_uploads: int = 4,
     ) -> None:
         if not isinstance(dataset, Dataset):
-            raise InvalidInputError(f"dataset must be an aiolode.Dataset, not {dataset!r}")
+            raise InvalidInputError(f"dataset must be an aiolode.Dataset, not {safe_repr(dataset)}")
         if policy is None:
             policy = Strict()
         if not isinstance(policy, Strict | Buffered):
-            raise InvalidInputError(f"policy must be Strict or Buffered, not {policy!r}")
+            raise InvalidInputError(f"policy must be Strict or Buffered, not {safe_repr(policy)}")
         if run is None:
             run = Run.new()
         if not isinstance(run, Run):
-            raise InvalidInputError(f"run must be an aiolode.Run, not {run!r}")
+            raise InvalidInputError(f"run must be an aiolode.Run, not {safe_repr(run)}")
         if time_field is not None and (not isinstance(time_field, str) or not time_field):
-            raise InvalidInputError(f"time_field must be a field name or None, not {time_field!r}")
+            raise InvalidInputError(
+                f"time_field must be a field name or None, not {safe_repr(time_field)}"
+            )
         if not isinstance(resume, bool):
-            raise InvalidInputError(f"resume must be a bool, not {resume!r}")
+            raise InvalidInputError(f"resume must be a bool, not {safe_repr(resume)}")
         if artifacts is not None and not isinstance(artifacts, Dataset):
-            raise InvalidInputError(f"artifacts must be an aiolode.Dataset, not {artifacts!r}")
+            raise InvalidInputError(
+                f"artifacts must be an aiolode.Dataset, not {safe_repr(artifacts)}"
+            )
         if on_drop is not None and not callable(on_drop):
-            raise InvalidInputError(f"on_drop must be callable, not {on_drop!r}")
+            raise InvalidInputError(f"on_drop must be callable, not {safe_repr(on_drop)}")
         self._close_timeout = check_number("close_timeout", close_timeout)
         check_int("max_artifact_uploads", max_artifact_uploads)
         self._ds = dataset

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..codecs import JSONL
 from ..dataset import Dataset
+from ..errors import InvalidInputError
 from ..layout import HiveLayout
 
 if TYPE_CHECKING:
@@ -59,7 +60,13 @@ def quarry_dataset(id: str, store: Store, *, codec: Codec | None = None, **optio
     Raises
     ------
     InvalidKeyError, InvalidInputError
-        As for :class:`~aiolode.Dataset`.
+        As for :class:`~aiolode.Dataset`; ``layout`` is given (the layout is
+        Quarry's).
     """
+    if "layout" in options:
+        raise InvalidInputError(
+            "quarry_dataset() sets the layout (quarry_layout()); use aiolode.Dataset "
+            "for another layout"
+        )
     options.setdefault("schema_mode", "add_columns")
     return Dataset(id, store, codec=codec or JSONL(), layout=quarry_layout(), **options)

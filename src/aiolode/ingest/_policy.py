@@ -11,7 +11,7 @@ from typing import Any, Literal, final
 
 import attrs
 
-from .._validate import check_int, check_number
+from .._validate import check_int, check_number, safe_repr
 from ..errors import InvalidInputError
 
 __all__ = ("Buffered", "OnFull", "Policy", "Strict")
@@ -36,8 +36,11 @@ def _seconds(_: object, attr: attrs.Attribute[float], value: float) -> None:
 
 
 def _on_full(_: object, attr: attrs.Attribute[str], value: object) -> None:
-    if value not in _ON_FULL:
-        raise InvalidInputError(f"on_full must be one of {', '.join(_ON_FULL)}, not {value!r}")
+    # A str first: ``in`` would hand a hostile object's ``__eq__`` the comparison.
+    if not isinstance(value, str) or value not in _ON_FULL:
+        raise InvalidInputError(
+            f"on_full must be one of {', '.join(_ON_FULL)}, not {safe_repr(value)}"
+        )
 
 
 @final

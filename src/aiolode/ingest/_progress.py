@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
+from .._validate import safe_repr
 from ..errors import DatasetNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ async def run_progress(ds: Dataset, run_id: str) -> RunProgress:
         The store failed or a record is unreadable.
     """
     if not isinstance(run_id, str) or not run_id:
-        raise InvalidInputError(f"run_id must be a non-empty str, not {run_id!r}")
+        raise InvalidInputError(f"run_id must be a non-empty str, not {safe_repr(run_id)}")
     layout = await configured_layout(ds)
     snapshots = rows = last_seq = 0
     attempts: set[int] = set()
@@ -198,7 +199,7 @@ async def run_records(ds: Dataset, run_id: str) -> AsyncGenerator[dict[str, Any]
         As for :meth:`~aiolode.Dataset.iter_records`.
     """
     if not isinstance(run_id, str) or not run_id:
-        raise InvalidInputError(f"run_id must be a non-empty str, not {run_id!r}")
+        raise InvalidInputError(f"run_id must be a non-empty str, not {safe_repr(run_id)}")
     layout = await configured_layout(ds)
     try:
         async with aclosing(ds.snapshots(where=_where(layout, run_id))) as snaps:

@@ -133,22 +133,43 @@ def estimate_size(record: Mapping[str, Any], *, strict_json: bool) -> int:
         return len(safe_repr(record, limit=1 << 20)) + 1
 
 
+def _utc_day(value: datetime, what: str) -> str:
+    """The UTC day of an aware datetime.
+
+    Raises
+    ------
+    InvalidInputError
+        The moment is outside years 1 to 9999 in UTC, or its tzinfo answers
+        ``utcoffset()`` with something that is not a timedelta of less than a day.
+    """
+    try:
+        return value.astimezone(UTC).date().isoformat()
+    except (OverflowError, TypeError, ValueError):
+        raise InvalidInputError(
+            f"{what} must be a time between years 1 and 9999 in UTC, not {safe_repr(value)}"
+        ) from None
+
+
 def _as_day(value: object, what: str) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidInputError(f"{what} must be timezone-aware, not {value!r}")
-        return value.astimezone(UTC).date().isoformat()
+        try:
+            naive = value.utcoffset() is None
+        except (TypeError, ValueError):
+            naive = False  # a tzinfo answering nonsense: refused below
+        if naive:
+            raise InvalidInputError(f"{what} must be timezone-aware, not {safe_repr(value)}")
+        return _utc_day(value, what)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidInputError(f"{what} is not an ISO 8601 time: {value!r}") from None
+            raise InvalidInputError(f"{what} is not an ISO 8601 time: {safe_repr(value)}") from None
         if parsed.tzinfo is None:
             # A bare date (or naive time) names its own day; nothing to convert.
             return parsed.date().isoformat()
-        return parsed.astimezone(UTC).date().isoformat()
+        return _utc_day(parsed, what)
     raise InvalidInputError(
         f"{what} must be an aware datetime, a date or an ISO 8601 string, not {safe_repr(value)}"
     )

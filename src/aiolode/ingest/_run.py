@@ -8,7 +8,7 @@ from typing import Any, final
 
 import attrs
 
-from .._validate import check_int
+from .._validate import check_int, safe_repr
 from ..errors import InvalidInputError
 
 __all__ = ("Run",)
@@ -28,7 +28,7 @@ def _check_id(name: str, value: object, *, optional: bool) -> None:
     ):
         raise InvalidInputError(
             f"{name} must be a non-empty printable str of at most {_MAX_ID} characters "
-            f"without surrounding spaces{' (or None)' if optional else ''}, not {value!r}"
+            f"without surrounding spaces{' (or None)' if optional else ''}, not {safe_repr(value)}"
         )
 
 

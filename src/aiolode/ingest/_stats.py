@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
 
+from .._validate import safe_repr
+from ..errors import InvalidInputError
+
 if TYPE_CHECKING:
     import logging
 
@@ -39,6 +42,8 @@ MAX_EVENT_TYPES_IN_METADATA = 64
 
 
 def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"counts must be a mapping, not {safe_repr(value)}")
     return dict(value)
 
 
@@ -115,6 +120,11 @@ class IngestStats:
     in_doubt_batches
         Batch keys whose outcome was unknown at close (look them up in the
         snapshots' ``metadata["ingest"]["batch"]``).
+
+    Raises
+    ------
+    InvalidInputError
+        ``dropped_by_reason`` or ``flushes`` is not a mapping.
     """
 
     emitted: int = 0

@@ -88,15 +88,24 @@ def check_cutoff(older_than: object) -> datetime:
     Raises
     ------
     InvalidInputError
-        ``older_than`` is not a timezone-aware :class:`~datetime.datetime`.
+        ``older_than`` is not a timezone-aware :class:`~datetime.datetime`, or
+        not a moment of years 1 to 9999 in UTC.
     """
-    if (
-        not isinstance(older_than, datetime)
-        or older_than.tzinfo is None
-        or older_than.utcoffset() is None
-    ):
-        raise InvalidInputError(f"older_than must be a timezone-aware datetime, not {older_than!r}")
-    return older_than.astimezone(UTC)
+    what = "older_than must be a timezone-aware datetime"
+    if not isinstance(older_than, datetime):
+        raise InvalidInputError(f"{what}, not {safe_repr(older_than)}")
+    try:
+        offset = older_than.utcoffset()
+        utc = None if offset is None else older_than.astimezone(UTC)
+    except (OverflowError, TypeError, ValueError):
+        # Out of range once in UTC (year 1 east of UTC), or a tzinfo whose
+        # utcoffset() is not a timedelta of less than a day.
+        raise InvalidInputError(
+            f"{what} between years 1 and 9999 in UTC, not {safe_repr(older_than)}"
+        ) from None
+    if utc is None:
+        raise InvalidInputError(f"{what}, not {safe_repr(older_than)}")
+    return utc
 
 
 async def _with_progress(
@@ -278,14 +287,24 @@ class Store(abc.ABC):
         Raises
         ------
         InvalidInputError
-            ``upload`` is not a :class:`~aiolode.PendingUpload`, or not one this
-            kind of store produces (FileStore checks the temp file's name).
+            ``upload`` is not a :class:`~aiolode.PendingUpload`, its ``key`` is
+            not a valid key (:class:`~aiolode.InvalidKeyError`) or its
+            ``upload_id`` not a non-empty str, or it is not one this kind of
+            store produces (FileStore checks the temp file's name).
         StorageError
             The backend failed.
         """
         if not isinstance(upload, PendingUpload):
             raise InvalidInputError(
                 f"upload must be an aiolode.PendingUpload, not {type(upload).__name__}"
+            )
+        # A PendingUpload is a plain value anyone can build: what reaches the
+        # backend (a path to unlink, an S3 key) is checked like any other key.
+        validate_key(upload.key)
+        if not isinstance(upload.upload_id, str) or not upload.upload_id:
+            raise InvalidInputError(
+                f"upload.upload_id must be a non-empty str, not {safe_repr(upload.upload_id)}",
+                key=upload.key,
             )
         await self._abort_upload(upload)
 
