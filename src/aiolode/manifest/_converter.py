@@ -20,7 +20,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from .._sealed import SEAL_KEY, digest_of, seal, verdict
-from ..errors import ManifestFormatError, UnsupportedFormatVersionError
+from ..errors import InvalidInputError, ManifestFormatError, UnsupportedFormatVersionError
 from ._metadata import Metadata, decode_metadata, encode_metadata
 
 if TYPE_CHECKING:
@@ -140,6 +140,13 @@ def _field_of(exc: BaseException) -> str | None:
     return path.removeprefix("$.").removeprefix("$") or None
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The first error at the bottom of cattrs' nested validation groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
     """Parse JSON bytes into the model ``cls`` (any registered version of its schema).
 
@@ -202,9 +209,15 @@ def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
     try:
         obj = converter.structure(body, target)
     except (ClassValidationError, ForbiddenExtraKeysError, TypeError, ValueError, KeyError) as exc:
+        # A model's own check (an InvalidInputError naming its field) is raised
+        # by the constructor cattrs calls: the path ends at the object, the
+        # error names the field within it.
         field = _field_of(exc)
+        leaf = _leaf(exc)
+        if isinstance(leaf, InvalidInputError) and leaf.field:
+            field = f"{field}.{leaf.field}" if field else leaf.field
         raise ManifestFormatError(
-            f"manifest {key!r} is invalid" + (f" at {field}" if field else "") + f": {exc}",
+            f"manifest {key!r} is invalid" + (f" at {field}" if field else "") + f": {leaf}",
             key=key,
             field=field,
         ) from exc
