@@ -1,6 +1,7 @@
 """The manifest models' own checks: a caller building one by hand gets
 InvalidInputError naming the model, the field and the value; a stored document
-with the same bad value still decodes to ManifestFormatError naming its path."""
+with the same bad value still decodes to ManifestFormatError naming its path;
+and an unsealed document may only hold the members its format defines."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import aiolode
 from aiolode.manifest import ColumnStats, DataFile, FileRef, Manifest, decode, encode
 from aiolode.manifest._dataset import (
     CommitRecord,
+    KeyMarker,
     PartitionManifest,
     PartitionRef,
     RowSource,
 )
+from aiolode.testing import seal_document
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -222,3 +225,27 @@ def test_a_bad_operation_in_a_stored_record_is_a_manifest_format_error() -> None
     with pytest.raises(aiolode.ManifestFormatError) as info:
         decode(json.dumps(doc), CommitRecord, key="k")
     assert info.value.field == "snapshots[0].operation"
+
+
+@pytest.mark.parametrize("flip", ["~digust", "~Digest", "|digest", "~diges", "seal"])
+def test_a_document_whose_seal_name_was_damaged_is_not_read_as_unsealed(flip: str) -> None:
+    """A bit flip in the name ``~digest`` left no seal to check, and the
+    renamed member was ignored: the damage went unseen (verify missed it)."""
+    for doc, cls in (
+        (KeyMarker("d", "k", 3), KeyMarker),
+        (CommitRecord("d", 1, "t", NOW, snapshots=[_manifest()]), CommitRecord),
+    ):
+        raw = encode(doc)
+        damaged = raw.replace(b'"~digest"', json.dumps(flip).encode())
+        with pytest.raises(aiolode.ManifestFormatError, match="has no seal") as info:
+            decode(damaged, cls, key="k")
+        assert info.value.field == flip
+
+
+def test_an_unsealed_document_with_only_its_own_members_reads() -> None:
+    marker = KeyMarker("d", "k", 3)
+    assert decode(json.dumps(_unsealed(encode(marker))), KeyMarker) == marker
+    # A sealed document may carry members this version does not know.
+    doc = _unsealed(encode(marker))
+    doc["future"] = 1
+    assert decode(seal_document(doc), KeyMarker) == marker

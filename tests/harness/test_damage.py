@@ -343,6 +343,28 @@ async def test_a_damaged_field_name_is_not_a_missing_field() -> None:
     assert not (await fresh.verify()).ok  # today: ok
 
 
+async def test_a_damaged_seal_name_is_detected() -> None:
+    """Found by the matrix: a bit flip in the seal's own name (``~digest``)
+    left a document with no seal to check and one unknown member, read as a
+    document written before seals: verify (and readers) saw nothing."""
+    store = aiolode.MemoryStore()
+    ds = aiolode.Dataset("d", store, codec=aiolode.JSONL())
+    snaps = [await ds.write([{"x": i}], idempotency_key=f"k{i}") for i in range(3)]
+    for key in (_log(2), _marker("d", "k1")):
+        pristine = await store.get(key)
+        assert pristine.count(b'"~digest"') == 1
+        await store.put(key, pristine.replace(b'"~digest"', b'"~digust"'), mode="overwrite")
+        fresh = aiolode.Dataset("d", store)
+        report = await fresh.verify()
+        assert [p.key for p in report.problems] == [key], report.problems
+        assert report.problems[0].kind is aiolode.ProblemKind.INVALID_RECORD
+        if key == _log(2):
+            with pytest.raises(aiolode.ManifestFormatError, match="has no seal"):
+                await fresh.snapshot(snaps[1].id)
+        await store.put(key, pristine, mode="overwrite")
+    assert (await aiolode.Dataset("d", store).verify()).ok
+
+
 async def test_readers_refuse_a_record_verify_rejects() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store)
