@@ -223,8 +223,8 @@ class Manifest:
     compressor_options: Mapping[str, Any] = attrs.field(
         factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
     )
-    min_timestamp: Any = attrs.field(default=None, validator=F.json_scalar)
-    max_timestamp: Any = attrs.field(default=None, validator=F.json_scalar)
+    min_timestamp: str | None = attrs.field(default=None, validator=F.opt_str)
+    max_timestamp: str | None = attrs.field(default=None, validator=F.opt_str)
     partition_manifests: tuple[PartitionRef, ...] = attrs.field(
         factory=tuple, converter=F.to_tuple, validator=F.tuple_of(PartitionRef)
     )
