@@ -85,26 +85,28 @@ def opt_str(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
 
 
 def _is_count(value: object) -> bool:
-    if type(value) is int:
-        return value >= 0
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+# Each check starts with the exact-type test a decoded value passes.
 def count(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     """An ``int >= 0`` (not a bool)."""
-    if not _is_count(value):
+    if not (type(value) is int and value >= 0) and not _is_count(value):
         _bad(inst, attr, value, "an int >= 0")
 
 
 def opt_count(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     """``None`` or an ``int >= 0`` (not a bool)."""
-    if value is not None and not _is_count(value):
+    if value is not None and not (type(value) is int and value >= 0) and not _is_count(value):
         _bad(inst, attr, value, "None or an int >= 0")
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def json_scalar(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     """``None``, a bool, an int, a float or a str (what a JSON scalar decodes to)."""
-    if value is not None and not isinstance(value, str | int | float):
+    if type(value) not in _SCALARS and not isinstance(value, str | int | float):
         _bad(inst, attr, value, "a JSON scalar (str, int, float, bool or None)")
 
 
