@@ -1684,70 +1684,17 @@ def _short(value: Any) -> str:
 #: tests/harness/test_damage.py (and listed in docs/reliability.md). When one is
 #: fixed, its test flips and its entry here goes: the matrix then holds the line.
 KNOWN_BUGS: dict[str, str] = {
-    "head-search-gap": (
-        "a commit record deleted right after the one the _latest hint names hides every later "
-        "record: latest()/snapshots()/files()/read() serve the state at the hint (an expired "
-        "snapshot is readable again) and watch() waits forever instead of HistoryGapError"
-    ),
-    "pmanifest-unbound": (
-        "a partition manifest of another snapshot of the same dataset swapped in (same "
-        "partition, same counts) is served: read() returns the other snapshot's rows"
-    ),
-    "record-unknown-fields": (
-        "a stored document (commit record, partition manifest, checkpoint, volume root) whose "
-        "field name is damaged is accepted with the field defaulted (cattrs "
-        "forbid_extra_keys=False): a renamed 'partition_manifests' makes read() return []"
-    ),
-    "record-fields-unchecked": (
-        "readers serve a commit record that verify rejects (INVALID_RECORD or BROKEN_CHAIN): "
-        "a parent_id that is not the previous snapshot, an unknown operation or codec name, "
-        "a created_at that goes backwards"
-    ),
-    "record-no-digest": (
-        "commit records, partition manifests and volume roots carry no digest: a bit flip "
-        "that keeps them valid (metadata, stats, commit_token, file keys, checksums, "
-        "created_at) is served silently and verify cannot see it"
-    ),
-    "marker-deleted": (
-        "an idempotency marker deleted by hand makes a retry with its key write a second "
-        "snapshot: the marker is the only index of keys (a search of the whole history on "
-        "every fresh key would make each keyed write O(history))"
-    ),
     "arrow-inplace-crash": (
         "an Arrow IPC data file damaged in place (no checksum, or verify=False) read "
         "through to_arrow_dataset().to_table() can crash the process (SIGSEGV/SIGABRT "
         "inside pyarrow's IPC scan, which does not validate buffers; intermittent): "
         "those calls are skipped for damaged Arrow data files, counted as skipped_crashing"
     ),
-    "checkpoint-keyerror": (
-        "a checkpoint whose file entry names a snapshot it does not list makes files() and "
-        "to_arrow_dataset() raise a bare KeyError (dataset/_files.py)"
-    ),
 }
 
 
 def known_bug(f: Finding) -> str | None:
     """The known bug a finding belongs to (a key of :data:`KNOWN_BUGS`), if any."""
-    kind = f.role.split(":")[0]
-    damage = f.damage.split("@")[0]
-    if kind == "checkpoint" and f.outcome == "untyped" and "KeyError" in f.detail:
-        return "checkpoint-keyerror"
-    if kind == "marker" and damage == "delete" and f.call.startswith("write(idempotency_key"):
-        return "marker-deleted"
-    if f.role == "record:last-append" and damage == "delete":
-        return "head-search-gap"
-    if kind == "pmanifest" and damage == "swap-sibling" and f.outcome in ("wrong", "verify-missed"):
-        return "pmanifest-unbound"
-    documents = ("record", "pmanifest", "checkpoint", "root", "descriptor", "lwm", "marker")
-    if damage == "bitflip" and kind in documents and f.outcome in ("wrong", "verify-missed"):
-        if f.change.startswith(("renamed:", "added:")):
-            return "record-unknown-fields"
-        if f.change.startswith("value:"):
-            if f.outcome == "wrong" and (
-                "invalid_record" in f.verify_saw or "broken_chain" in f.verify_saw
-            ):
-                return "record-fields-unchecked"
-            return "record-no-digest"
     return None
 
 

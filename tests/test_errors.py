@@ -99,6 +99,7 @@ def test_specific_attributes_pickle() -> None:
         ),
         (errors.ManifestFormatError("m", field="files[0].size"), {"field": "files[0].size"}),
         (errors.SchemaViolationError("s", field="ts"), {"field": "ts"}),
+        (errors.InvalidInputError("i", field="size"), {"field": "size"}),
     ]
     for err, attrs in cases:
         back = pickle.loads(pickle.dumps(err))
@@ -116,3 +117,44 @@ def test_chaining_is_preserved_when_raised() -> None:
     with pytest.raises(errors.ObjectNotFoundError) as ei:
         fail()
     assert isinstance(ei.value.__cause__, OSError)
+
+
+class _HugeLen:
+    def __len__(self) -> int:
+        return 2**62
+
+    def __iter__(self) -> object:
+        return iter(())
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "bad"),
+    [
+        (errors.RangeMissingError, "missing", 5),
+        (errors.RangeMissingError, "missing", [(0, "5")]),
+        (errors.RangeMissingError, "missing", [(0, 1, 2)]),
+        (errors.RangeMissingError, "missing", "(0, 5)"),
+        (errors.OverlappingBlocksError, "ranges", {(0, 1): 2}),
+        (errors.OverlappingBlocksError, "ranges", [(True, 1)]),
+        (errors.SnapshotConflictError, "conflicting", 5),
+        (errors.SnapshotConflictError, "conflicting", "abc"),
+        (errors.SnapshotConflictError, "conflicting", [None]),
+    ],
+)
+def test_structured_attributes_are_checked(
+    cls: type[errors.AiolodeError], name: str, bad: object
+) -> None:
+    """A structured attribute of the wrong type is InvalidInputError naming it
+    (it was a bare TypeError, or a MemoryError for an iterable lying about its
+    length), whatever the error being built."""
+    with pytest.raises(errors.InvalidInputError) as info:
+        cls("m", **{name: bad})  # type: ignore[arg-type]
+    assert info.value.field == name
+    assert f"{cls.__name__}.{name} must be a list of" in str(info.value)
+
+
+def test_structured_attributes_take_any_iterable() -> None:
+    assert errors.RangeMissingError("m", missing=iter([[0, 5]])).missing == [(0, 5)]
+    assert errors.OverlappingBlocksError("m", ranges=_HugeLen()).ranges == []  # type: ignore[arg-type]
+    assert errors.SnapshotConflictError("m", conflicting=("a",)).conflicting == ["a"]
+    assert errors.SnapshotConflictError("m").conflicting == []

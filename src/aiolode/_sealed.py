@@ -8,7 +8,10 @@ canonical). :func:`verdict` checks it, byte for byte, without re-serialising:
 a bit flipped anywhere in a stored document — one that still parses, with a
 plausible value — is detected, whether or not the dataset checksums its data.
 Documents written before seals existed (or by hand) have none and are read as
-they are; their fields are still validated.
+they are; their fields are still validated, and they may hold only the members
+their format version defines: a bit flip in the seal's own name (``~digust``)
+leaves a document with no seal to check, and the decoder refuses it for that
+unknown member (``manifest/_converter.py``).
 """
 
 from __future__ import annotations

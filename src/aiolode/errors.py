@@ -41,7 +41,9 @@ from::
 
 Every error carries structured attributes (``key``, ``dataset_id``,
 ``snapshot_id`` … whatever applies; ``None`` otherwise) and pickles with them,
-so errors cross process boundaries intact. Backend errors are chained with
+so errors cross process boundaries intact. The list attributes (``missing``,
+``ranges``, ``conflicting``) are checked when an error is built: anything but
+an iterable of the right items is :class:`InvalidInputError` naming it. Backend errors are chained with
 ``raise ... from exc``; the chain is not pickled (Python never pickles it).
 
 ``NotFoundError`` subclasses :class:`LookupError` rather than :class:`KeyError`
@@ -50,6 +52,7 @@ because ``str(KeyError(msg))`` quotes the message.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = (
@@ -92,6 +95,59 @@ __all__ = (
 
 Range = tuple[int, int]
 """An ``(offset, length)`` byte range."""
+
+
+def _repr(value: object, limit: int = 200) -> str:
+    # _validate.safe_repr, which this bottom module cannot import: shortened,
+    # and never raising (a hostile __repr__ must not replace the error).
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    text = text.encode("utf-8", "backslashreplace").decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _items(owner: str, name: str, value: object, what: str) -> list[Any]:
+    """The items of a structured attribute given as an iterable (``None``: none)."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | bytearray | memoryview | Mapping) or not isinstance(
+        value, Iterable
+    ):
+        raise InvalidInputError(
+            f"{owner}.{name} must be a list of {what}, not {_repr(value)}", field=name
+        )
+    # Through iter(): list() of the object itself trusts its __len__.
+    return list(iter(value))
+
+
+def _ranges(owner: str, name: str, value: object) -> list[Range]:
+    out = []
+    for item in _items(owner, name, value, "(offset, length) pairs"):
+        if (
+            not isinstance(item, tuple | list)
+            or len(item) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+        ):
+            raise InvalidInputError(
+                f"{owner}.{name} must be a list of (offset, length) pairs of ints, "
+                f"not {_repr(value)} (holds {_repr(item)})",
+                field=name,
+            )
+        out.append((int(item[0]), int(item[1])))
+    return out
+
+
+def _strs(owner: str, name: str, value: object) -> list[str]:
+    out = _items(owner, name, value, "str")
+    for item in out:
+        if not isinstance(item, str):
+            raise InvalidInputError(
+                f"{owner}.{name} must be a list of str, not {_repr(value)} (holds {_repr(item)})",
+                field=name,
+            )
+    return out
 
 
 def _rebuild(cls: type[AiolodeError], message: str, state: dict[str, Any]) -> AiolodeError:
@@ -191,7 +247,7 @@ class RangeMissingError(NotFoundError):
 
     def __init__(self, message: str = "", *, missing: list[Range] | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.missing = list(missing or [])
+        self.missing = _ranges(type(self).__name__, "missing", missing)
 
 
 # ---------------------------------------------------------------------- conflict
@@ -233,12 +289,19 @@ class SnapshotConflictError(ConflictError):
         self, message: str = "", *, conflicting: list[str] | None = None, **kw: Any
     ) -> None:
         super().__init__(message, **kw)
-        self.conflicting = list(conflicting or [])
+        self.conflicting = _strs(type(self).__name__, "conflicting", conflicting)
 
 
 # ------------------------------------------------------------------ invalid input
 class InvalidInputError(AiolodeError, ValueError):
-    """The caller passed an argument that can never succeed."""
+    """The caller passed an argument that can never succeed (``.field`` names the
+    argument or model field, when one is to blame)."""
+
+    field: str | None
+
+    def __init__(self, message: str = "", *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.field = field
 
 
 class InvalidKeyError(InvalidInputError):
@@ -252,22 +315,10 @@ class InvalidRangeError(InvalidInputError):
 class SchemaViolationError(InvalidInputError):
     """Records do not fit the codec or schema (``.field`` names the culprit)."""
 
-    field: str | None
-
-    def __init__(self, message: str = "", *, field: str | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.field = field
-
 
 class ConfigMismatchError(InvalidInputError):
     """Options given to open a dataset contradict the configuration it recorded
     at its first write (``.field`` names the option)."""
-
-    field: str | None
-
-    def __init__(self, message: str = "", *, field: str | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.field = field
 
 
 class OverlappingBlocksError(InvalidInputError):
@@ -277,7 +328,7 @@ class OverlappingBlocksError(InvalidInputError):
 
     def __init__(self, message: str = "", *, ranges: list[Range] | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.ranges = list(ranges or [])
+        self.ranges = _ranges(type(self).__name__, "ranges", ranges)
 
 
 # -------------------------------------------------------------------- unsupported

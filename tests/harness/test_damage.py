@@ -22,10 +22,13 @@ import random
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 import pytest
 
 import aiolode
+from aiolode._history._log import HINT_SCHEMA, encode_pointer
+from aiolode.testing import FaultInjectingStore, Hook, Rule
 from harness import damage
 
 if TYPE_CHECKING:
@@ -311,6 +314,29 @@ async def test_a_gap_after_the_hint_is_not_a_shorter_history() -> None:
         [s async for s in fresh.snapshots()]  # today: [snapshot 1]
 
 
+async def test_commits_racing_the_hint_check_are_not_a_gap() -> None:
+    """Was confirm-race: a cold head read checked records hint, hint + 1 and
+    hint + 2 concurrently, and two commits landing in between made a healthy
+    history a HistoryGapError (tests/dataset/test_concurrency.py flaked)."""
+    store = aiolode.MemoryStore()
+    await aiolode.Dataset("d", store).write(b"1")
+    await aiolode.Dataset("d", store).write(b"2")
+    # The hint names the head, as the last writer leaves it.
+    await store.put(
+        "datasets/d/_log/_latest.json", encode_pointer(HINT_SCHEMA, "d", 2), mode="overwrite"
+    )
+
+    async def rivals(_: object) -> None:
+        await anyio.sleep(0.05)  # the concurrent get of record 3 has answered: absent
+        w = aiolode.Dataset("d", store)
+        await w.write(b"3")
+        await w.write(b"4")
+
+    racing = FaultInjectingStore(store, [Rule("head", _log(4), nth=1, action=Hook(rivals))])
+    assert (await aiolode.Dataset("d", racing).latest()).id.startswith(f"{4:016d}")
+    assert (await aiolode.Dataset("d", store).verify()).ok
+
+
 async def test_a_partition_manifest_of_another_snapshot_is_refused() -> None:
     store = aiolode.MemoryStore()
     ds = aiolode.Dataset("d", store, codec=aiolode.JSONL(), layout=aiolode.HiveLayout("p"))
@@ -341,6 +367,28 @@ async def test_a_damaged_field_name_is_not_a_missing_field() -> None:
     with pytest.raises(aiolode.FormatError):
         await fresh.read(snap.id)  # today: [] for a snapshot of 2 rows
     assert not (await fresh.verify()).ok  # today: ok
+
+
+async def test_a_damaged_seal_name_is_detected() -> None:
+    """Found by the matrix: a bit flip in the seal's own name (``~digest``)
+    left a document with no seal to check and one unknown member, read as a
+    document written before seals: verify (and readers) saw nothing."""
+    store = aiolode.MemoryStore()
+    ds = aiolode.Dataset("d", store, codec=aiolode.JSONL())
+    snaps = [await ds.write([{"x": i}], idempotency_key=f"k{i}") for i in range(3)]
+    for key in (_log(2), _marker("d", "k1")):
+        pristine = await store.get(key)
+        assert pristine.count(b'"~digest"') == 1
+        await store.put(key, pristine.replace(b'"~digest"', b'"~digust"'), mode="overwrite")
+        fresh = aiolode.Dataset("d", store)
+        report = await fresh.verify()
+        assert [p.key for p in report.problems] == [key], report.problems
+        assert report.problems[0].kind is aiolode.ProblemKind.INVALID_RECORD
+        if key == _log(2):
+            with pytest.raises(aiolode.ManifestFormatError, match="has no seal"):
+                await fresh.snapshot(snaps[1].id)
+        await store.put(key, pristine, mode="overwrite")
+    assert (await aiolode.Dataset("d", store).verify()).ok
 
 
 async def test_readers_refuse_a_record_verify_rejects() -> None:

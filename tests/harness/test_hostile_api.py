@@ -1730,12 +1730,6 @@ async def test_hostile_sweep(group: str) -> None:
     await _sweep(names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG model-constructors: FileRef/Manifest/DataFile and three structured "
-    "errors, constructed directly with a wrong argument type, raise a plain "
-    "ValueError/TypeError/AssertionError/RecursionError instead of InvalidInputError",
-)
 @pytest.mark.parametrize("name", MODEL_CONSTRUCTORS)
 async def test_hostile_model_constructors(name: str) -> None:
     await _sweep([name])

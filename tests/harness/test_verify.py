@@ -688,3 +688,40 @@ def test_verify_imports_nothing_it_checks() -> None:
         for m, deps in verify_modules.items()
     }
     assert bad == {m: [] for m in verify_modules}
+
+
+def test_report_types_check_their_fields() -> None:
+    """Problem and VerifyReport built by hand: a wrong type is InvalidInputError
+    naming the field (``str(Problem(5, ...))`` was a bare AttributeError)."""
+    p = Problem(ProblemKind.MISSING_OBJECT, "gone", key="k")
+    assert str(p) == "missing_object: gone"
+    for kw in ({"kind": "missing_object"}, {"message": None}, {"key": 5}, {"snapshot_id": b"s"}):
+        with pytest.raises(aiolode.InvalidInputError, match=rf"Problem\.{next(iter(kw))}"):
+            Problem(**{"kind": ProblemKind.MISSING_OBJECT, "message": "m", **kw})
+    good: dict[str, Any] = {
+        "target": "dataset",
+        "id": "d",
+        "head": None,
+        "snapshot_id": None,
+        "records_checked": 0,
+        "snapshots_checked": 0,
+        "objects_checked": 0,
+        "bytes_checked": 0,
+        "problems": [p],
+        "orphans": ["k"],
+        "orphan_bytes": 1,
+    }
+    report = VerifyReport(**good)
+    assert report.problems == (p,)
+    assert report.orphans == ("k",)
+    assert not report.ok
+    for name, bad in (
+        ("target", "table"),
+        ("records_checked", -1),
+        ("problems", ["missing"]),
+        ("orphans", "k"),
+        ("orphan_bytes", None),
+    ):
+        with pytest.raises(aiolode.InvalidInputError, match=rf"VerifyReport\.{name}") as info:
+            VerifyReport(**{**good, name: bad})
+        assert info.value.field == name

@@ -16,11 +16,12 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from .._sealed import SEAL_KEY, digest_of, seal, verdict
-from ..errors import ManifestFormatError, UnsupportedFormatVersionError
+from ..errors import InvalidInputError, ManifestFormatError, UnsupportedFormatVersionError
 from ._metadata import Metadata, decode_metadata, encode_metadata
 
 if TYPE_CHECKING:
@@ -140,6 +141,40 @@ def _field_of(exc: BaseException) -> str | None:
     return path.removeprefix("$.").removeprefix("$") or None
 
 
+_FIELDS: dict[type[Any], frozenset[str]] = {}
+
+
+def _check_unsealed(body: dict[str, Any], target: type[Any], key: str | None) -> None:
+    """An unsealed document may hold only the members its version defines.
+
+    Documents without a seal were written by an aiolode older than seals, whose
+    members are all known here. Any other member means the document *was*
+    sealed and its seal's own name was damaged (``"~digest"`` with a bit
+    flipped): without this check, the damage would turn it into an unsealed
+    document and go unseen. Sealed documents may carry members this version
+    does not know (their seal vouches for them).
+    """
+    known = _FIELDS.get(target)
+    if known is None:
+        known = _FIELDS[target] = frozenset(a.name for a in attrs.fields(target))
+    unknown = body.keys() - known
+    if unknown:
+        name = min(unknown)
+        raise ManifestFormatError(
+            f"manifest {key!r} has no seal and a member its format does not define "
+            f"({name[:100]!r}): it is damaged (a sealed document whose seal was altered?)",
+            key=key,
+            field=name[:100],
+        )
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first error at the bottom of cattrs' nested validation groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
     """Parse JSON bytes into the model ``cls`` (any registered version of its schema).
 
@@ -164,6 +199,7 @@ def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
         raise ManifestFormatError(f"manifest {key!r} is not valid JSON: {exc}", key=key) from exc
     if not isinstance(doc, dict):
         raise ManifestFormatError(f"manifest {key!r} is not a JSON object", key=key)
+    unsealed = sealed is None and SEAL_KEY not in doc
     if SEAL_KEY in doc:
         digest = doc.pop(SEAL_KEY)
         # Sealed but no longer canonical (reformatted): check it the slow way.
@@ -199,12 +235,20 @@ def decode(data: bytes | str, cls: type[T], *, key: str | None = None) -> T:
         version += 1
     target = _BY_VERSION[(schema, version)]
     body = {k: v for k, v in doc.items() if k not in ("schema_name", "format_version")}
+    if unsealed:
+        _check_unsealed(body, target, key)
     try:
         obj = converter.structure(body, target)
     except (ClassValidationError, ForbiddenExtraKeysError, TypeError, ValueError, KeyError) as exc:
+        # A model's own check (an InvalidInputError naming its field) is raised
+        # by the constructor cattrs calls: the path ends at the object, the
+        # error names the field within it.
         field = _field_of(exc)
+        leaf = _leaf(exc)
+        if isinstance(leaf, InvalidInputError) and leaf.field:
+            field = f"{field}.{leaf.field}" if field else leaf.field
         raise ManifestFormatError(
-            f"manifest {key!r} is invalid" + (f" at {field}" if field else "") + f": {exc}",
+            f"manifest {key!r} is invalid" + (f" at {field}" if field else "") + f": {leaf}",
             key=key,
             field=field,
         ) from exc

@@ -15,16 +15,15 @@ partition, so a reader filtering by partition reads only matching ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from .._keys import validate_key
-from .._validate import safe_repr
+from . import _fields as F
 from ._converter import converter, register, register_migration
-from ._metadata import FrozenDict, Metadata, as_metadata, escape_legacy_metadata, freeze
+from ._metadata import FrozenDict, Metadata, as_metadata, escape_legacy_metadata
 
 __all__ = [
     "COMMIT_SCHEMA",
@@ -55,59 +54,17 @@ MANIFEST_SCHEMA = "aiolode.dataset.manifest"
 COMMIT_SCHEMA = "aiolode.dataset.commit"
 PARTITION_SCHEMA = "aiolode.dataset.partition"
 
-
-def _key(_: object, attr: attrs.Attribute[Any], value: object) -> None:
-    # A stored key that is empty, absolute, or escaping must never be read.
-    validate_key(value)
-
-
-def _size(_: object, attr: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attr.name} must be an int >= 0, not {safe_repr(value)}")
-
-
-def _opt_count(_: object, attr: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise ValueError(f"{attr.name} must be None or an int >= 0, not {safe_repr(value)}")
-
-
-def _frozen_str_map(value: Mapping[str, Any]) -> FrozenDict:
-    out = freeze(value)
-    assert isinstance(out, FrozenDict)
-    return out
-
-
-def _opt_frozen(value: Mapping[str, Any] | None) -> FrozenDict | None:
-    return None if value is None else _frozen_str_map(value)
-
-
-def _files(value: Iterable[FileRef]) -> tuple[FileRef, ...]:
-    return tuple(value)
-
-
-def _refs(value: Iterable[PartitionRef]) -> tuple[PartitionRef, ...]:
-    return tuple(value)
-
-
-def _manifests(value: Iterable[Manifest]) -> tuple[Manifest, ...]:
-    return tuple(value)
-
-
-def _strs(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
-def _ops(value: Iterable[LogOp]) -> tuple[LogOp, ...]:
-    return tuple(value)
+#: What a snapshot's manifest may record as its ``operation``.
+OPERATIONS = ("append", "compact", "rewrite")
 
 
 @attrs.frozen
 class ColumnStats:
     """Per-file statistics of one column (JSON scalars; ``None`` when unknown)."""
 
-    min: Any = None
-    max: Any = None
-    null_count: int | None = None
+    min: Any = attrs.field(default=None, validator=F.json_scalar)
+    max: Any = attrs.field(default=None, validator=F.json_scalar)
+    null_count: int | None = attrs.field(default=None, validator=F.opt_count)
 
 
 @attrs.frozen
@@ -126,13 +83,9 @@ class RowSource:
         of the compacted file expires).
     """
 
-    snapshot_id: str
-    rows: int = attrs.field(validator=_size)
-    key: str | None = None
-
-
-def _sources(value: Iterable[RowSource]) -> tuple[RowSource, ...]:
-    return tuple(value)
+    snapshot_id: str = attrs.field(validator=F.str_)
+    rows: int = attrs.field(validator=F.count)
+    key: str | None = attrs.field(default=None, validator=F.opt_key)
 
 
 @attrs.frozen
@@ -159,13 +112,19 @@ class FileRef:
         for a file a write produced.
     """
 
-    key: str = attrs.field(validator=_key)
-    size: int = attrs.field(validator=_size)
-    checksum: str | None = None
-    row_count: int | None = attrs.field(default=None, validator=_opt_count)
-    partition: Mapping[str, str] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
-    stats: Mapping[str, ColumnStats] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
-    sources: tuple[RowSource, ...] = attrs.field(factory=tuple, converter=_sources)
+    key: str = attrs.field(validator=F.key)
+    size: int = attrs.field(validator=F.count)
+    checksum: str | None = attrs.field(default=None, validator=F.opt_str)
+    row_count: int | None = attrs.field(default=None, validator=F.opt_count)
+    partition: Mapping[str, str] = attrs.field(
+        factory=FrozenDict, converter=F.to_str_map, validator=F.str_map
+    )
+    stats: Mapping[str, ColumnStats] = attrs.field(
+        factory=FrozenDict, converter=F.to_frozen_map, validator=F.map_of(ColumnStats)
+    )
+    sources: tuple[RowSource, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(RowSource)
+    )
 
 
 @attrs.frozen
@@ -183,11 +142,11 @@ class PartitionRef:
         snapshot totals need no extra read.
     """
 
-    partition: Mapping[str, str] = attrs.field(converter=_frozen_str_map)
-    key: str = attrs.field(validator=_key)
-    file_count: int = attrs.field(validator=_size)
-    row_count: int | None = attrs.field(validator=_opt_count)
-    size: int = attrs.field(validator=_size)
+    partition: Mapping[str, str] = attrs.field(converter=F.to_str_map, validator=F.str_map)
+    key: str = attrs.field(validator=F.key)
+    file_count: int = attrs.field(validator=F.count)
+    row_count: int | None = attrs.field(validator=F.opt_count)
+    size: int = attrs.field(validator=F.count)
 
 
 @attrs.frozen
@@ -198,10 +157,10 @@ class PartitionManifest:
     it is trusted only when a committed record's :class:`PartitionRef` names it.
     """
 
-    dataset_id: str
-    token: str
-    partition: Mapping[str, str] = attrs.field(converter=_frozen_str_map)
-    files: tuple[FileRef, ...] = attrs.field(converter=_files)
+    dataset_id: str = attrs.field(validator=F.str_)
+    token: str = attrs.field(validator=F.str_)
+    partition: Mapping[str, str] = attrs.field(converter=F.to_str_map, validator=F.str_map)
+    files: tuple[FileRef, ...] = attrs.field(converter=F.to_tuple, validator=F.tuple_of(FileRef))
 
 
 @attrs.frozen
@@ -247,27 +206,33 @@ class Manifest:
         snapshot instead of committing again.
     """
 
-    dataset_id: str
-    snapshot_id: str
-    parent_id: str | None
-    created_at: datetime
+    dataset_id: str = attrs.field(validator=F.str_)
+    snapshot_id: str = attrs.field(validator=F.str_)
+    parent_id: str | None = attrs.field(validator=F.opt_str)
+    created_at: datetime = attrs.field(validator=F.aware)
     metadata: Metadata = attrs.field(converter=as_metadata)
-    files: tuple[FileRef, ...] = attrs.field(converter=_files)
-    row_count: int | None = attrs.field(validator=_opt_count)
-    codec: str | None
-    compressor: str | None
-    layout: Mapping[str, Any] = attrs.field(converter=_frozen_str_map)
-    commit_token: str
-    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
-    compressor_options: Mapping[str, Any] = attrs.field(
-        factory=FrozenDict, converter=_frozen_str_map
+    files: tuple[FileRef, ...] = attrs.field(converter=F.to_tuple, validator=F.tuple_of(FileRef))
+    row_count: int | None = attrs.field(validator=F.opt_count)
+    codec: str | None = attrs.field(validator=F.opt_str)
+    compressor: str | None = attrs.field(validator=F.opt_str)
+    layout: Mapping[str, Any] = attrs.field(converter=F.to_json_map, validator=F.json_map)
+    commit_token: str = attrs.field(validator=F.str_)
+    codec_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
     )
-    min_timestamp: Any = None
-    max_timestamp: Any = None
-    partition_manifests: tuple[PartitionRef, ...] = attrs.field(factory=tuple, converter=_refs)
-    operation: str = "append"
-    replaces: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
-    idempotency_key: str | None = None
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
+    )
+    min_timestamp: str | None = attrs.field(default=None, validator=F.opt_str)
+    max_timestamp: str | None = attrs.field(default=None, validator=F.opt_str)
+    partition_manifests: tuple[PartitionRef, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(PartitionRef)
+    )
+    operation: str = attrs.field(default="append", validator=F.one_of(*OPERATIONS))
+    replaces: tuple[str, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(str)
+    )
+    idempotency_key: str | None = attrs.field(default=None, validator=F.opt_str)
 
     @property
     def files_loaded(self) -> bool:
@@ -311,15 +276,17 @@ class DataFile:
         The dataset it belongs to.
     """
 
-    file: FileRef
-    snapshot_id: str
-    codec: str | None
-    compressor: str | None
-    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
-    compressor_options: Mapping[str, Any] = attrs.field(
-        factory=FrozenDict, converter=_frozen_str_map
+    file: FileRef = attrs.field(validator=F.is_a(FileRef))
+    snapshot_id: str = attrs.field(validator=F.str_)
+    codec: str | None = attrs.field(validator=F.opt_str)
+    compressor: str | None = attrs.field(validator=F.opt_str)
+    codec_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
     )
-    dataset_id: str | None = None
+    compressor_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
+    )
+    dataset_id: str | None = attrs.field(default=None, validator=F.opt_str)
 
     @property
     def key(self) -> str:
@@ -361,7 +328,9 @@ class ExpiryState:
     """
 
     below: int = 1
-    ids: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    ids: tuple[str, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(str)
+    )
 
     def covers(self, seq: int, snapshot_id: str) -> bool:
         """Whether the snapshot ``snapshot_id`` (in record ``seq``) is expired."""
@@ -385,7 +354,9 @@ class LogOp:
     """
 
     kind: str
-    snapshot_ids: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    snapshot_ids: tuple[str, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(str)
+    )
     fence: datetime | None = None
 
 
@@ -439,16 +410,24 @@ class CommitRecord:
     seq: int
     token: str
     created_at: datetime
-    snapshots: tuple[Manifest, ...] = attrs.field(converter=_manifests)
-    ops: tuple[LogOp, ...] = attrs.field(factory=tuple, converter=_ops)
-    compactions: tuple[Manifest, ...] = attrs.field(factory=tuple, converter=_manifests)
+    snapshots: tuple[Manifest, ...] = attrs.field(
+        converter=F.to_tuple, validator=F.tuple_of(Manifest)
+    )
+    ops: tuple[LogOp, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(LogOp)
+    )
+    compactions: tuple[Manifest, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(Manifest)
+    )
     expiry: ExpiryState | None = None
     expiry_seq: int = 0
     gc_fence: datetime | None = None
     dropped: bool = False
     tip: str | None = None
     incarnation: str = ""
-    schema: Mapping[str, Any] | None = attrs.field(default=None, converter=_opt_frozen)
+    schema: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=F.to_opt_json_map, validator=F.opt_json_map
+    )
     schema_seq: int = 0
 
     def snapshot_ids(self) -> list[str]:
@@ -469,15 +448,19 @@ class CheckpointSnapshot:
     created_at: datetime
     codec: str | None
     compressor: str | None
-    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    codec_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
+    )
     compressor_options: Mapping[str, Any] = attrs.field(
-        factory=FrozenDict, converter=_frozen_str_map
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
     )
     operation: str = "append"
-    partition_manifests: tuple[str, ...] = attrs.field(factory=tuple, converter=_strs)
+    partition_manifests: tuple[str, ...] = attrs.field(
+        factory=tuple, converter=F.to_tuple, validator=F.tuple_of(str)
+    )
     #: The write's idempotency key: checkpoints index the keys of retained
     #: snapshots, so a retry finds its snapshot even without its key marker.
-    idempotency_key: str | None = None
+    idempotency_key: str | None = attrs.field(default=None, validator=F.opt_str)
 
 
 @attrs.frozen
@@ -488,14 +471,6 @@ class CheckpointFile:
     snapshot_id: str
     file: FileRef
     live: bool = True
-
-
-def _cp_snaps(value: Iterable[CheckpointSnapshot]) -> tuple[CheckpointSnapshot, ...]:
-    return tuple(value)
-
-
-def _cp_files(value: Iterable[CheckpointFile]) -> tuple[CheckpointFile, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -515,8 +490,12 @@ class Checkpoint:
     created_at: datetime
     tip: str | None
     expiry: ExpiryState
-    snapshots: tuple[CheckpointSnapshot, ...] = attrs.field(converter=_cp_snaps)
-    files: tuple[CheckpointFile, ...] = attrs.field(converter=_cp_files)
+    snapshots: tuple[CheckpointSnapshot, ...] = attrs.field(
+        converter=F.to_tuple, validator=F.tuple_of(CheckpointSnapshot)
+    )
+    files: tuple[CheckpointFile, ...] = attrs.field(
+        converter=F.to_tuple, validator=F.tuple_of(CheckpointFile)
+    )
 
 
 @attrs.frozen
@@ -570,10 +549,12 @@ class DatasetDescriptor:
     codec: str | None
     compressor: str | None
     checksum: str | None
-    layout: Mapping[str, Any] = attrs.field(converter=_frozen_str_map)
-    codec_options: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=_frozen_str_map)
+    layout: Mapping[str, Any] = attrs.field(converter=F.to_json_map, validator=F.json_map)
+    codec_options: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
+    )
     compressor_options: Mapping[str, Any] = attrs.field(
-        factory=FrozenDict, converter=_frozen_str_map
+        factory=FrozenDict, converter=F.to_json_map, validator=F.json_map
     )
     timestamp_field: str | None = None
     first_seq: int = 1

@@ -29,10 +29,12 @@ import datetime as dt
 import decimal
 import json
 import math
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from .._validate import safe_repr
 from ..errors import InvalidInputError
 
 __all__ = [
@@ -128,12 +130,20 @@ class Metadata(FrozenDict):
 
 
 def as_metadata(value: Any) -> Metadata:
-    """Model converter: an already checked mapping as :class:`Metadata` (frozen)."""
+    """Model converter: ``value`` as :class:`Metadata`.
+
+    Metadata a decode or :func:`check_metadata` built passes as it is; anything
+    else (a model built by hand) is checked like caller metadata, without the
+    size limit (which is a dataset's option, not a property of the model).
+
+    Raises
+    ------
+    InvalidInputError
+        See :func:`check_metadata`.
+    """
     if isinstance(value, Metadata):
         return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"metadata must be a mapping, not {type(value).__name__}")
-    return Metadata({k: freeze(v) for k, v in value.items()})
+    return check_metadata(value, max_bytes=sys.maxsize)
 
 
 def _hashable(value: Any) -> Any:
@@ -160,7 +170,7 @@ def freeze(value: Any) -> Any:
 
 # ------------------------------------------------------------------- encoding
 def _fail(path: str, why: str) -> NoReturn:
-    raise InvalidInputError(f"metadata{path} {why}")
+    raise InvalidInputError(f"metadata{path} {why}", field="metadata")
 
 
 def _encode(value: Any, path: str, depth: int, active: set[int]) -> Any:
@@ -208,7 +218,7 @@ def _encode(value: Any, path: str, depth: int, active: set[int]) -> Any:
                 for k, v in value.items():
                     if not isinstance(k, str):
                         # json.dumps would turn 1 into "1": readers would see other keys.
-                        _fail(path, f"has a non-str key {k!r} (JSON keys are strings)")
+                        _fail(path, f"has a non-str key {safe_repr(k)} (JSON keys are strings)")
                     sub = f"{path}[{k!r}]" if len(path) < 200 else path
                     out[_encode(k, path, depth + 1, active)] = _encode(v, sub, depth + 1, active)
                 if len(out) == 1 and next(iter(out)).startswith("$"):
@@ -332,7 +342,8 @@ def check_metadata(metadata: object, *, max_bytes: int = DEFAULT_MAX_METADATA_BY
         return Metadata()
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(
-            f"metadata must be a mapping or None, not {type(metadata).__name__}"
+            f"metadata must be a mapping or None, not {type(metadata).__name__}",
+            field="metadata",
         )
     encoded = encode_metadata(metadata)
     text = json.dumps(encoded, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

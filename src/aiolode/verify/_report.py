@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, final
 
 import attrs
 
+from ..manifest import _fields as F
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -51,10 +53,10 @@ class Problem:
         The snapshot whose record is wrong or which references the object.
     """
 
-    kind: ProblemKind
-    message: str
-    key: str | None = None
-    snapshot_id: str | None = None
+    kind: ProblemKind = attrs.field(validator=F.is_a(ProblemKind))
+    message: str = attrs.field(validator=F.str_)
+    key: str | None = attrs.field(default=None, validator=F.opt_str)
+    snapshot_id: str | None = attrs.field(default=None, validator=F.opt_str)
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.message}"
@@ -93,17 +95,17 @@ class VerifyReport:
         Their total size.
     """
 
-    target: str
-    id: str
-    head: str | None
-    snapshot_id: str | None
-    records_checked: int
-    snapshots_checked: int
-    objects_checked: int
-    bytes_checked: int
-    problems: tuple[Problem, ...]
-    orphans: tuple[str, ...]
-    orphan_bytes: int
+    target: str = attrs.field(validator=F.one_of("dataset", "volume"))
+    id: str = attrs.field(validator=F.str_)
+    head: str | None = attrs.field(validator=F.opt_str)
+    snapshot_id: str | None = attrs.field(validator=F.opt_str)
+    records_checked: int = attrs.field(validator=F.count)
+    snapshots_checked: int = attrs.field(validator=F.count)
+    objects_checked: int = attrs.field(validator=F.count)
+    bytes_checked: int = attrs.field(validator=F.count)
+    problems: tuple[Problem, ...] = attrs.field(converter=F.to_tuple, validator=F.tuple_of(Problem))
+    orphans: tuple[str, ...] = attrs.field(converter=F.to_tuple, validator=F.tuple_of(str))
+    orphan_bytes: int = attrs.field(validator=F.count)
 
     @property
     def ok(self) -> bool:
