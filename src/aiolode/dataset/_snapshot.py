@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, final
 
 import attrs
 
+from ..manifest import _fields as F
 from ..manifest._dataset import Manifest
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class Snapshot:
         The full manifest (files, codec, layout, statistics...).
     """
 
-    manifest: Manifest
+    manifest: Manifest = attrs.field(validator=F.is_a(Manifest))
 
     @property
     def id(self) -> str:

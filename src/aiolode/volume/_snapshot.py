@@ -7,7 +7,8 @@ from typing import final
 
 import attrs
 
-from ..manifest._metadata import Metadata
+from ..manifest import _fields as F
+from ..manifest._metadata import Metadata, as_metadata
 from ..manifest._volume import SegmentRef, VolumeRoot
 from ._blocks import BlockRef, Run, coalesce, complement, seal_block
 
@@ -42,15 +43,17 @@ class VolumeSnapshot:
         Number of committed blocks.
     """
 
-    id: str
-    parent_id: str | None
-    created_at: datetime
-    metadata: Metadata
-    volume_id: str
-    total_length: int
-    committed_bytes: int
-    block_count: int
-    _runs: tuple[Run, ...] = attrs.field(repr=False, alias="runs")
+    id: str = attrs.field(validator=F.str_)
+    parent_id: str | None = attrs.field(validator=F.opt_str)
+    created_at: datetime = attrs.field(validator=F.aware)
+    metadata: Metadata = attrs.field(converter=as_metadata)
+    volume_id: str = attrs.field(validator=F.str_)
+    total_length: int = attrs.field(validator=F.count)
+    committed_bytes: int = attrs.field(validator=F.count)
+    block_count: int = attrs.field(validator=F.count)
+    _runs: tuple[Run, ...] = attrs.field(
+        repr=False, alias="runs", converter=F.to_tuple, validator=F.tuple_of(Run)
+    )
 
     @property
     def is_complete(self) -> bool:
