@@ -39,12 +39,12 @@ from ..manifest._dataset import CommitRecord, ExpiryState, FileRef, Manifest, Pa
 from ..manifest._ids import dataset_snapshot_id, parse_dataset_snapshot_id
 from ..manifest._metadata import Metadata
 from ..schema import Schema, SchemaMode, merge
+from ._log import CommitLog
 from ._state import dropped_error, schema_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ._log import CommitLog
 
 __all__ = ["Committer", "Incarnation", "ManifestStatics", "PendingSnapshot", "record_base"]
 
@@ -173,23 +173,16 @@ def record_base(
     }
 
 
+@attrs.define(eq=False)
 class Committer:
     """Commits pending snapshots of one dataset; one per Dataset object."""
 
-    def __init__(
-        self,
-        log: CommitLog,
-        *,
-        partitioned: bool,
-        statics: ManifestStatics,
-        life: Incarnation,
-    ) -> None:
-        self.log = log
-        self.life = life
-        self.partitioned = partitioned
-        self.statics = statics
-        self._pending: deque[PendingSnapshot] = deque()
-        self._lock: anyio.Lock | None = None
+    log: CommitLog
+    partitioned: bool = attrs.field(kw_only=True)
+    statics: ManifestStatics = attrs.field(kw_only=True)
+    life: Incarnation = attrs.field(kw_only=True)
+    _pending: deque[PendingSnapshot] = attrs.field(init=False, factory=deque)
+    _lock: anyio.Lock | None = attrs.field(init=False, default=None)
 
     # ------------------------------------------------------------------ submit
     async def submit(self, entry: PendingSnapshot) -> Manifest:
