@@ -6,6 +6,11 @@ the date, so the report is one reproducible artefact::
 
     ./dev bench            # full run (what docs/benchmarks.md holds)
     ./dev bench --quick    # smoke run, small sizes, written to stdout only
+    ./dev bench --only commit_path --update   # re-run some scripts in place
+
+``--update`` replaces only the sections of the scripts it ran in the existing
+docs/benchmarks.md and lists them, with their date, under the header: the
+other sections keep the date of the full run they came from.
 """
 
 from __future__ import annotations
@@ -62,15 +67,34 @@ def _machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem}"
 
 
+def _updated(doc: str, scripts: list[Path], sections: list[str]) -> str:
+    """``doc`` with the sections of ``scripts`` replaced by ``sections``."""
+    head, *parts = doc.split("\n## bench_")
+    by_name = {"bench_" + p.split("\n", 1)[0]: "## bench_" + p for p in parts}
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for script, section in zip(scripts, sections, strict=True):
+        by_name[script.name] = section
+        head = head.rstrip("\n") + f"\n- Re-run alone on {when}: `{script.name}`\n"
+    return head + "\n" + "\n".join(v.rstrip("\n") + "\n" for _, v in sorted(by_name.items()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes; do not write the doc")
-    parser.add_argument("--only", help="run only scripts whose name contains this")
+    parser.add_argument(
+        "--only", help="run only scripts whose name contains one of these (comma-separated)"
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only these scripts' sections in docs/benchmarks.md",
+    )
     args = parser.parse_args()
 
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
     if args.only:
-        scripts = [s for s in scripts if args.only in s.name]
+        wanted = args.only.split(",")
+        scripts = [s for s in scripts if any(w in s.name for w in wanted)]
     sections: list[str] = []
     failed: list[str] = []
     for script in scripts:
@@ -106,6 +130,8 @@ def main() -> int:
         "",
     ]
     doc = "\n".join(header) + "\n" + "\n".join(sections)
+    if args.update and not args.quick:
+        doc = _updated((ROOT / "docs" / "benchmarks.md").read_text(), scripts, sections)
     if not args.quick:
         (ROOT / "docs" / "benchmarks.md").write_text(doc)
         print(f"wrote docs/benchmarks.md ({len(scripts)} scripts)", file=sys.stderr)
