@@ -237,8 +237,12 @@ async def test_read_cost() -> None:
     assert len(rows) == 9
     # Cold, so the head is read as the record is (the hint, records 1 and 2 and
     # the stride after them), then its 3 partition manifests (concurrently),
-    # then one get per file (concurrently).
-    assert m.counts.nonzero() == {"get": 3 + 3 + 3, "head": HINT_STRIDE}, m.counts
+    # then one get per file (concurrently). The head read and the snapshot's
+    # record read run concurrently: record 1 is read by both unless one lands
+    # in the cache before the other starts (scheduling decides).
+    assert m.counts["head"] == HINT_STRIDE, m.counts
+    assert m.counts["get"] in (3 + 3 + 3, 3 + 3 + 3 + 1), m.counts
+    assert m.counts.total_calls == m.counts["get"] + m.counts["head"], m.counts
     with counting.measure() as m:
         assert len(await ds.read(s.id)) == 9
     assert m.counts.nonzero() == {"get": 3 + 3}, m.counts  # warm: the record is cached
