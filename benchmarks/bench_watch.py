@@ -318,8 +318,9 @@ async def main_async(args: argparse.Namespace) -> None:
         "Latency = when the watcher received a snapshot − when the writer's `write()` "
         "returned (time.monotonic, one machine); p99 of few samples is their maximum. "
         "Each new record costs a watcher its `get` plus the partition manifests of its "
-        "snapshots; an idle watcher makes one `get` per poll_interval (of the next "
-        "record; every 16th poll reads the `latest` hint instead)."
+        "snapshots; an idle watcher makes one `get` per poll of the next record; every "
+        "16th poll also checks the record after it (every 256th: the `latest` hint) in "
+        "the same round trip, and polls are spaced 17/16 x poll_interval to pay for it."
     )
     with ExitStack() as stack:
         for kind in args.stores.split(","):
