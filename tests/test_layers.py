@@ -46,6 +46,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_keys",
             "_options",
             "_sealed",
+            "_text",
         }
     ),
     frozenset({"store"}),
@@ -58,8 +59,10 @@ LAYERS: tuple[frozenset[str], ...] = (
 
 #: Sibling imports inside one layer that the contract allows (importer, imported).
 SIBLINGS: frozenset[tuple[str, str]] = frozenset(
-    # L0: the error tree (and the value types) are what every bottom module speaks.
-    {(m, "errors") for m in LAYERS[0] - {"errors"}}
+    # L0: the error tree (and the value types) are what every bottom module speaks,
+    # and error messages are written with _text.
+    {(m, "_text") for m in LAYERS[0] - {"_text"}}
+    | {(m, "errors") for m in LAYERS[0] - {"errors", "_text"}}
     | {(m, "types") for m in LAYERS[0] - {"errors", "types"}}
     # ... and the shared argument checks.
     | {(m, "_validate") for m in LAYERS[0] - {"errors", "types", "_validate"}}

@@ -3,6 +3,7 @@ but the error tree)."""
 
 from __future__ import annotations
 
+from ._text import safe_repr
 from .errors import InvalidInputError
 
 __all__ = ("check_int", "check_number", "safe_repr")
@@ -51,14 +52,3 @@ def check_number(name: str, value: object, *, minimum: float = 0.0) -> float:
         raise InvalidInputError(
             f"{name} must be a finite number >= {minimum}, not an int too large for a float"
         ) from None
-
-
-def safe_repr(value: object, limit: int = 200) -> str:
-    """``repr(value)`` for error messages: shortened, and never raising (a hostile
-    ``__repr__`` must not replace the error being reported)."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} object>"
-    text = text.encode("utf-8", "backslashreplace").decode()
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -55,6 +55,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._text import safe_repr
+
 __all__ = (
     "AiolodeError",
     "ChecksumMismatchError",
@@ -97,17 +99,6 @@ Range = tuple[int, int]
 """An ``(offset, length)`` byte range."""
 
 
-def _repr(value: object, limit: int = 200) -> str:
-    # _validate.safe_repr, which this bottom module cannot import: shortened,
-    # and never raising (a hostile __repr__ must not replace the error).
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} object>"
-    text = text.encode("utf-8", "backslashreplace").decode()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _items(owner: str, name: str, value: object, what: str) -> list[Any]:
     """The items of a structured attribute given as an iterable (``None``: none)."""
     if value is None:
@@ -116,7 +107,7 @@ def _items(owner: str, name: str, value: object, what: str) -> list[Any]:
         value, Iterable
     ):
         raise InvalidInputError(
-            f"{owner}.{name} must be a list of {what}, not {_repr(value)}", field=name
+            f"{owner}.{name} must be a list of {what}, not {safe_repr(value)}", field=name
         )
     # Through iter(): list() of the object itself trusts its __len__.
     return list(iter(value))
@@ -132,7 +123,7 @@ def _ranges(owner: str, name: str, value: object) -> list[Range]:
         ):
             raise InvalidInputError(
                 f"{owner}.{name} must be a list of (offset, length) pairs of ints, "
-                f"not {_repr(value)} (holds {_repr(item)})",
+                f"not {safe_repr(value)} (holds {safe_repr(item)})",
                 field=name,
             )
         out.append((int(item[0]), int(item[1])))
@@ -144,7 +135,7 @@ def _strs(owner: str, name: str, value: object) -> list[str]:
     for item in out:
         if not isinstance(item, str):
             raise InvalidInputError(
-                f"{owner}.{name} must be a list of str, not {_repr(value)} (holds {_repr(item)})",
+                f"{owner}.{name} must be a list of str, not {safe_repr(value)} (holds {safe_repr(item)})",
                 field=name,
             )
     return out

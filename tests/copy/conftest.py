@@ -107,3 +107,10 @@ async def assert_same_dataset(
                 assert await dst.store.get(copied) == await src.store.get(f.key)
     report = await aiolode.verify_dataset(dst.store, dst.id)
     assert report.ok, report.problems
+
+
+class Hostile:
+    """An argument whose ``repr`` raises: an error message must not need it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("hostile __repr__")

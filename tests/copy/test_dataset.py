@@ -22,7 +22,7 @@ from aiolode.testing import (
     seal_document,
 )
 
-from .conftest import assert_same_dataset, events, history, rows_by_snapshot, write_events
+from .conftest import Hostile, assert_same_dataset, events, history, rows_by_snapshot, write_events
 
 if TYPE_CHECKING:
     from aiolode.testing import Call
@@ -522,20 +522,13 @@ async def test_arguments_are_checked(memory: aiolode.MemoryStore) -> None:
     with pytest.raises(aiolode.DatasetNotFoundError):
         await aiolode.copy_dataset(aiolode.Dataset("nope", memory), memory, dst_id="x")
     # Found by the hostile sweep: each refusal called repr() on the argument.
-    for kw in ({"src": _Hostile()}, {"dst_store": _Hostile()}, {"snapshots": _Hostile()}):
+    for kw in ({"src": Hostile()}, {"dst_store": Hostile()}, {"snapshots": Hostile()}):
         args: dict[str, Any] = {"src": src, "dst_store": memory, "dst_id": "x", **kw}
         with pytest.raises(aiolode.InvalidInputError, match=next(iter(kw))):
             await aiolode.copy_dataset(**args)
     with pytest.raises(aiolode.InvalidInputError, match="progress"):
-        await aiolode.copy_dataset(src, memory, dst_id="x", progress=_Hostile())  # type: ignore[arg-type]
+        await aiolode.copy_dataset(src, memory, dst_id="x", progress=Hostile())  # type: ignore[arg-type]
     assert [k async for k in _keys(memory) if "/x/" in k or k.startswith("datasets/x")] == []
-
-
-class _Hostile:
-    """An argument whose ``repr`` raises: an error message must not need it."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("hostile __repr__")
 
 
 async def test_a_huge_concurrency_is_a_limit_not_a_task_count(

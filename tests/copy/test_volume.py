@@ -11,6 +11,8 @@ import pytest
 import aiolode
 from aiolode.testing import CountingStore
 
+from .conftest import Hostile
+
 if TYPE_CHECKING:
     from aiolode.volume import VolumeSnapshot
 
@@ -203,22 +205,15 @@ async def test_arguments_are_checked(memory: aiolode.MemoryStore) -> None:
         await aiolode.copy_volume(src, memory, dst_id="x", concurrency=-1)
     # Found by the hostile sweep: each refusal called repr() on the argument.
     with pytest.raises(aiolode.InvalidInputError, match="src"):
-        await aiolode.copy_volume(_Hostile(), memory)  # type: ignore[arg-type]
+        await aiolode.copy_volume(Hostile(), memory)  # type: ignore[arg-type]
     with pytest.raises(aiolode.InvalidInputError, match="dst_store"):
-        await aiolode.copy_volume(src, _Hostile())  # type: ignore[arg-type]
+        await aiolode.copy_volume(src, Hostile())  # type: ignore[arg-type]
     with pytest.raises(aiolode.InvalidInputError, match="progress"):
-        await aiolode.copy_volume(src, memory, dst_id="x", progress=_Hostile())  # type: ignore[arg-type]
+        await aiolode.copy_volume(src, memory, dst_id="x", progress=Hostile())  # type: ignore[arg-type]
     async with aiolode.MemoryStore() as dst:
         # Opened with another length than the volume records.
         with pytest.raises(aiolode.InvalidInputError, match="total_length"):
             await aiolode.copy_volume(aiolode.Volume("disk", memory, 10), dst)
-
-
-class _Hostile:
-    """An argument whose ``repr`` raises: an error message must not need it."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("hostile __repr__")
 
 
 async def test_a_huge_concurrency_is_a_limit_not_a_task_count(
