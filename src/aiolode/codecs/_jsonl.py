@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import date, datetime, time
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, final
 
 import orjson
@@ -283,12 +286,15 @@ def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
         return None
     cols: _Cols = {}
     head = tuple(batch[0])
-    pairs: Iterable[tuple[Any, Sequence[Any]]]
-    if all(map(head.__eq__, map(tuple, batch))):
-        # Every record has the same keys in the same order (the common case):
-        # one transposition gives every column.
-        pairs = zip(head, zip(*map(dict.values, batch), strict=True), strict=True)
-    else:
+    width = len(head)
+    pairs: Iterable[tuple[Any, Sequence[Any]]] | None = None
+    if width > 1 and all(map(width.__eq__, map(len, batch))):
+        # Every record has as many keys as the first (the common case): if each
+        # holds all of the first's, they have the same keys and one
+        # transposition by key gives every column (whatever their order).
+        with suppress(KeyError):
+            pairs = zip(head, zip(*map(itemgetter(*head), batch), strict=True), strict=True)
+    if pairs is None:
         get = dict.get
         keys = dict.fromkeys(chain.from_iterable(batch))
         pairs = ((k, list(map(get, batch, repeat(k)))) for k in keys)
@@ -531,24 +537,30 @@ def _dump_lines(batch: list[Any]) -> bytes | None:
 
     Serialising a list costs a fraction of serialising each record apart (the
     per-call overhead dominates small records). Each record is an object, so the
-    array's elements are separated by ``},{``; when the text splits there into
-    exactly as many pieces as records, none is inside a record (in a string or
-    a nested list of objects) and every one is a separator: joining the pieces
+    array's elements are separated by ``},{``; when the text holds exactly one
+    fewer of them than there are records, none is inside a record (in a string
+    or a nested list of objects) and every one is a separator: replacing them
     with ``}\\n{`` gives byte for byte the lines one call per record would.
+    One regular-expression substitution replaces and counts in a single C-level
+    pass (a third of ``split`` + ``join``).
     """
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     for start in range(0, len(batch), _SLICE):
         part = batch[start : start + _SLICE]
         try:
             data = _dumps(part, default=_default, option=_OPTS)
         except (TypeError, ValueError):
             return None  # the per-record path finds and names the culprit
-        pieces = data[1:-1].split(b"},{")
-        if len(pieces) != len(part):
+        lines, seps = _SEPARATOR_SUB(b"}\n{", data)
+        if seps != len(part) - 1:
             return None
-        pieces[-1] += b"\n"
-        out.append(b"}\n{".join(pieces))
-    return out[0] if len(out) == 1 else b"".join(out)
+        view = memoryview(lines)
+        out += (view[1:-1], b"\n")
+    return b"".join(out)
+
+
+#: ``},{`` between two objects of a serialised array (see :func:`_dump_lines`).
+_SEPARATOR_SUB = re.compile(rb"\},\{").subn
 
 
 class _Batch:

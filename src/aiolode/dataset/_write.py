@@ -116,8 +116,9 @@ class Prepared:
     schema: Schema | None = None
 
 
-async def put_data(spec: FileSpec, key: str, body: bytes) -> None:
-    """Put of a data file, retrying transient errors.
+async def put_data(spec: FileSpec, key: str, body: bytes, *, tried: int = 0) -> None:
+    """Put of a data file, retrying transient errors (``tried``: attempts that
+    failed already, transiently).
 
     A plain (overwrite) put: data-file keys are fresh uuid4s, so no other
     object can live there, and a retry after a transient error rewrites the
@@ -125,8 +126,10 @@ async def put_data(spec: FileSpec, key: str, body: bytes) -> None:
     conditional put here would only make the store look the key up first
     (3-5 % of a 1,000-row JSON Lines commit on SeaweedFS).
     """
-    attempt = 0
+    attempt = tried
     while True:
+        if attempt:
+            await anyio.sleep(spec.retry.delay(attempt))
         attempt += 1
         try:
             await spec.store.put(key, body, mode="overwrite")
@@ -134,7 +137,48 @@ async def put_data(spec: FileSpec, key: str, body: bytes) -> None:
         except TransientStorageError:
             if attempt >= spec.retry.attempts:
                 raise
-            await anyio.sleep(spec.retry.delay(attempt))
+
+
+async def encode_and_put(
+    spec: FileSpec, key: str, records: Any, written: list[str]
+) -> tuple[EncodedFile, bytes, str | None]:
+    """Encode ``records`` into one file and put it as ``key`` (see :func:`put_data`).
+
+    The encoding and the first attempt of the put run in one worker thread on
+    stores that can (``Store._put_produced``): one hand-off between the loop and
+    a thread instead of two, ~0.5 ms of a 1,000-row commit on S3
+    (docs/commit-path.md). ``key`` joins ``written`` once its put may have
+    landed; a refused batch writes nothing.
+
+    Raises
+    ------
+    SchemaViolationError
+        A record does not fit the codec (nothing was written).
+    StorageError
+        The put failed (after retrying transient errors).
+    """
+    made: list[tuple[EncodedFile, bytes, str | None]] = []
+
+    def produce() -> bytes:
+        made.append(_encode_group(spec, records))
+        return made[0][1]
+
+    try:
+        await spec.store._put_produced(key, produce, "overwrite")
+    except TransientStorageError:
+        if not made:
+            raise
+        written.append(key)
+        if spec.retry.attempts <= 1:
+            raise
+        await put_data(spec, key, made[0][1], tried=1)
+    except BaseException:
+        if made:
+            written.append(key)
+        raise
+    else:
+        written.append(key)
+    return made[0]
 
 
 async def delete_quietly(store: Store, keys: Iterable[str]) -> None:
@@ -399,13 +443,18 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         if _is_table(recs) and recs.nbytes >= _PIPELINE_BYTES and streaming:
             ref, tail = await _pipelined_arrow(spec, partition, recs, written, schema)
             return ref, tail
-        ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
-        # Checked on the loop, between awaits: before this file is put, it
-        # joins the write's other files or the whole write fails.
-        schema[0] = combine_schemas(spec, schema[0], ef.schema)
         key = spec.new_key(partition)
-        written.append(key)
-        await put_data(spec, key, body)
+        if len(groups) == 1:
+            # One file (the unpartitioned hot path): its schema is the write's.
+            ef, body, digest = await encode_and_put(spec, key, recs, written)
+            schema[0] = ef.schema
+        else:
+            ef, body, digest = await anyio.to_thread.run_sync(_encode_group, spec, recs)
+            # Checked on the loop, between awaits: before this file is put, it
+            # joins the write's other files or the whole write fails.
+            schema[0] = combine_schemas(spec, schema[0], ef.schema)
+            written.append(key)
+            await put_data(spec, key, body)
         ref = FileRef(
             key=key,
             size=len(body),
@@ -417,7 +466,10 @@ async def prepare_records(spec: FileSpec, records: Any) -> Prepared:
         return ref, ef
 
     try:
-        results: list[Any] = await bounded_map(one, groups, limit=_PUT_CONCURRENCY)
+        if len(groups) == 1:  # no task group for one file
+            results: list[Any] = [await one(groups[0])]
+        else:
+            results = await bounded_map(one, groups, limit=_PUT_CONCURRENCY)
     except BaseException:
         await delete_quietly(spec.store, written)
         raise

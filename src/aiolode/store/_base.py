@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, final
 
 import anyio.lowlevel
+import anyio.to_thread
 import attrs
 
 from .._keys import validate_key, validate_prefix, validate_range
@@ -549,6 +550,26 @@ class Store(abc.ABC):
         await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ adapter interface
+    async def _put_produced(
+        self, key: str, produce: Callable[[], bytes], mode: PutMode
+    ) -> ObjectInfo:
+        """``put(key, produce(), mode=mode)`` with ``produce`` run off the event loop.
+
+        For writers whose bytes come out of CPU work (encoding, compressing,
+        hashing). This default runs ``produce`` in a worker thread, then
+        :meth:`put` (so wrappers see an ordinary put). A store whose writes run
+        in worker threads anyway overrides it to do both in one thread: one
+        hand-off between the loop and a thread instead of two.
+
+        The key and mode are checked first, as by :meth:`put`. Exceptions of
+        ``produce`` propagate unchanged and nothing is written; the caller keeps
+        the bytes ``produce`` made if it needs them again (a retried put).
+        """
+        validate_key(key)
+        mode = check_mode(mode)
+        body = await anyio.to_thread.run_sync(produce)
+        return await self.put(key, body, mode=mode)
+
     @abc.abstractmethod
     async def _put_bytes(
         self, key: str, data: bytes | bytearray | memoryview, mode: PutMode

@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from .._keys import validate_key
 from .._validate import check_int, safe_repr
 from ..errors import (
     AiolodeError,
@@ -33,7 +34,7 @@ from ..errors import (
     StorageError,
 )
 from ..types import PendingUpload
-from ._base import ArrowFilesystem, Store
+from ._base import ArrowFilesystem, Store, check_mode
 from ._posix import PosixTree, close_quietly, is_temp_name, split_key
 
 if TYPE_CHECKING:
@@ -260,6 +261,32 @@ class FileStore(Store):
         split_key(key)  # FileStore's own key rules, before any I/O
         tree = await self._ready()
         return await self._io(key, "put", tree.put_bytes, key, data, mode)
+
+    async def _put_produced(
+        self, key: str, produce: Callable[[], bytes], mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        validate_key(key)
+        mode = check_mode(mode)
+        split_key(key)
+        tree = await self._ready()
+        failed: list[BaseException] = []
+        box = [produce]  # emptied by the thread: an idle one keeps its last job
+        del produce
+
+        def run() -> ObjectInfo | None:
+            try:
+                body = box.pop()()
+            except BaseException as exc:  # re-raised below, outside the OSError mapping
+                failed.append(exc)
+                return None
+            return tree.put_bytes(key, body, mode)
+
+        info = await self._io(key, "put", run)
+        if failed:
+            raise failed[0]
+        assert info is not None
+        return info
 
     async def _put_stream(
         self, key: str, chunks: AsyncIterator[bytes], mode: PutMode

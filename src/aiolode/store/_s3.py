@@ -21,7 +21,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .._concurrency import collapse_group
-from .._keys import validate_prefix
+from .._keys import validate_key, validate_prefix
 from .._validate import safe_repr
 from ..errors import (
     AiolodeError,
@@ -38,7 +38,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..types import IfMatch, ObjectInfo, PendingUpload, PutMode
-from ._base import ArrowFilesystem, Store
+from ._base import ArrowFilesystem, Store, check_mode
 from ._s3_transport import (
     _SESSION_LOCK,
     AioTransport,
@@ -49,7 +49,7 @@ from ._s3_transport import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
 __all__ = ["PastEnd", "S3Store", "map_s3_errors"]
 
@@ -541,6 +541,26 @@ class S3Store(Store):
         resp = await self._call(
             "put_object", key, mode, Key=self._full(key), Body=body, **_condition(mode)
         )
+        return _info(key, len(body), resp["ETag"])
+
+    async def _put_produced(
+        self, key: str, produce: Callable[[], bytes], mode: PutMode
+    ) -> ObjectInfo:
+        # docstring inherited
+        validate_key(key)
+        mode = check_mode(mode)
+        transport = await self._ensure_open()
+        if not isinstance(transport, ThreadTransport):
+            return await super()._put_produced(key, produce, mode)
+        # botocore is synchronous here: the bytes are made and sent by one
+        # worker thread (one hand-off to the loop, not two).
+        body, resp, exc = await transport.produce_then_put(
+            produce, Bucket=self.bucket, Key=self._full(key), **_condition(mode)
+        )
+        if exc is not None:
+            with map_s3_errors(key=key, bucket=self.bucket, mode=mode):
+                raise exc
+        assert resp is not None
         return _info(key, len(body), resp["ETag"])
 
     async def _put_stream(

@@ -162,6 +162,42 @@ class ThreadTransport(S3Transport):
         result: dict[str, Any] = await self._run(run)
         return result
 
+    async def produce_then_put(
+        self, produce: Callable[[], bytes], **kwargs: Any
+    ) -> tuple[bytes, dict[str, Any] | None, BaseException | None]:
+        """In one worker thread, ``body = produce()`` then ``put_object(Body=body, **kwargs)``.
+
+        Returns ``(body, response, None)``, or ``(body, None, error)`` when the
+        request failed (the caller maps ``error``, as :meth:`call`'s are).
+
+        Raises
+        ------
+        Exception
+            Whatever ``produce`` raised, unchanged (nothing was sent).
+        """
+        put = self._client.put_object
+        failed: list[BaseException] = []
+        # Emptied by the thread, as in call(): an idle worker thread keeps its
+        # last job, which must not pin the records and their bytes.
+        box = [produce]
+        del produce
+
+        def run() -> tuple[bytes, dict[str, Any] | None, BaseException | None]:
+            try:
+                body = box.pop()()
+            except BaseException as exc:  # re-raised on the loop, outside any mapping
+                failed.append(exc)
+                return b"", None, None
+            try:
+                return body, put(Body=body, **kwargs), None
+            except Exception as exc:
+                return body, None, exc
+
+        out: tuple[bytes, dict[str, Any] | None, BaseException | None] = await self._run(run)
+        if failed:
+            raise failed[0]
+        return out
+
     async def read(self, body: Any, amt: int | None = None) -> bytes:
         # docstring inherited
         data: bytes = await self._run(functools.partial(body.read, amt))
