@@ -42,11 +42,13 @@ def _producer(data: bytes, seen: list[str] | None = None) -> Callable[[], bytes]
 async def test_writes_what_produce_made(store: aiolode.Store) -> None:
     seen: list[str] = []
     info = await store._put_produced("p/a.bin", _producer(b"x" * 1000, seen), "overwrite")
-    assert info.key == "p/a.bin" and info.size == 1000
+    assert info.key == "p/a.bin"
+    assert info.size == 1000
     assert await store.get("p/a.bin") == b"x" * 1000
     assert (await store.head("p/a.bin")).etag == info.etag
     # Made off the event loop, whatever the store.
-    assert seen and seen[0] != threading.main_thread().name
+    assert seen
+    assert seen[0] != threading.main_thread().name
 
 
 async def test_honours_the_mode(store: aiolode.Store) -> None:
@@ -99,15 +101,18 @@ async def test_thread_does_not_pin_the_job(store: aiolode.Store) -> None:
     class Payload:
         pass
 
-    payload = Payload()
-    ref = weakref.ref(payload)
+    def make() -> tuple[Callable[[], bytes], weakref.ref[Payload]]:
+        payload = Payload()
 
-    def produce() -> bytes:
-        assert payload is not None
-        return b"y" * 10
+        def produce() -> bytes:
+            assert payload is not None
+            return b"y" * 10
 
+        return produce, weakref.ref(payload)
+
+    produce, ref = make()
     await store._put_produced("p/pin", produce, "overwrite")
-    del produce, payload
+    del produce
     gc.collect()
     assert ref() is None
 
