@@ -216,6 +216,8 @@ class Dataset(HistoryOwner):
             )
         self._schema_mode: SchemaMode = schema_mode
         self._schema_from: tuple[str, Schema] | None = None
+        # (spec, recorded schema, the spec records are written with): reused while both hold.
+        self._last_record_spec: tuple[FileSpec, Schema | None, FileSpec] | None = None
         self._store = store
         self._retry = _check_retry(retry)
         self._layout_given = layout is not UNSET
@@ -605,9 +607,13 @@ class Dataset(HistoryOwner):
 
     async def _record_spec(self, spec: FileSpec) -> FileSpec:
         """``spec`` with the schema records must fit (the one recorded now)."""
-        return attrs.evolve(
-            spec, schema=await self._recorded_schema(), schema_mode=self._schema_mode
-        )
+        schema = await self._recorded_schema()
+        last = self._last_record_spec
+        if last is not None and last[0] is spec and last[1] is schema:
+            return last[2]  # the usual warm write: nothing changed since the last
+        evolved = attrs.evolve(spec, schema=schema, schema_mode=self._schema_mode)
+        self._last_record_spec = (spec, schema, evolved)
+        return evolved
 
     async def _recorded_schema(self) -> Schema | None:
         head = self._log.head if self._log.warm else await self._log.refresh()

@@ -394,6 +394,8 @@ def check_records(records: object) -> Any:
         )
     if not isinstance(records, Iterable):
         raise InvalidInputError(f"write() takes {ACCEPTED}, not {describe(records)}")
+    if type(records) is list or type(records) is tuple:
+        return list(records)  # exactly a list or tuple: no __len__ or __iter__ of a caller's
     return [r for r in records]  # noqa: C416 - list() would trust a lying __len__
 
 
