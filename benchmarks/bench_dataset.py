@@ -99,14 +99,15 @@ async def _aiolode_commits(store: aiolode.Store, name: str, rows: list[Any], n: 
 
 
 async def _raw_floor(store: aiolode.Store, rows: list[Any], n: int) -> float:
-    """The floor of any commit protocol: a data put then one small put, sequential."""
+    """The floor of any commit protocol, sequential: a plain data put (its key is
+    fresh) then one small create-only put (the commit point)."""
     import json
 
     body = "".join(json.dumps(r) + "\n" for r in rows).encode()
     t0 = time.perf_counter()
     for i in range(n):
-        await store.put(f"floor/{i}.jsonl", body)
-        await store.put(f"floor/{i}.json", b"{}" * 400)
+        await store.put(f"floor/{i}.jsonl", body, mode="overwrite")
+        await store.put(f"floor/{i}.json", b"{}" * 400, mode="create")
     return time.perf_counter() - t0
 
 
