@@ -179,3 +179,61 @@ def test_large_batch_stats_and_bytes() -> None:
         "bool",
         "string",
     ]
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+class _Int(int):
+    __slots__ = ()
+
+
+#: A value and ones that are equal to it (or look alike) but differ in type or sign.
+_LOOKALIKES = st.sampled_from(
+    [
+        ("a", [_Str("a"), "b", "", None, 1, datetime(2024, 1, 1)]),
+        (1, [_Int(1), True, 1.0, 2, 2**63, None, "1"]),
+        (0, [False, -0.0, 0.0, -(2**63) - 1, None]),
+        (True, [1, _Int(1), False, None, 1.0]),
+        (2**63 - 1, [2**63, -(2**63), 0, None]),
+        (0.0, [-0.0, 0, float("nan"), None]),
+    ]
+)
+
+
+@st.composite
+def _near_constant(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Columns of one repeated value with a few look-alikes at drawn places."""
+    n = draw(st.integers(1, 40))
+    columns = {}
+    for name in ("a", "b", "c"):
+        value, others = draw(_LOOKALIKES)
+        column = [value] * n
+        for i in draw(st.lists(st.integers(0, n - 1), max_size=3)):
+            column[i] = draw(st.sampled_from(others))
+        columns[name] = column
+    return [{k: c[i] for k, c in columns.items()} for i in range(n)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=_near_constant(), slice_rows=st.sampled_from([3, 2048]))
+def test_constant_columns_scan_like_rows(batch: list[Any], slice_rows: int) -> None:
+    # A constant column's min and max are its first value only when every
+    # value has its exact type: a str subclass, True among 1s, 1.0 among 1s
+    # or -0.0 among 0.0s takes the general path and gives the row-wise answer.
+    with pytest.MonkeyPatch.context() as mp:
+        assert _same(_row_wise(batch), _fast(batch, mp, slice_rows))
+
+
+def test_constant_column_stats_are_its_value() -> None:
+    rows = [{"s": "x", "i": 7, "b": False, "v": i} for i in range(50)]
+    s = JSONL().encode(rows).stats
+    assert s is not None
+    assert [(s[k].min, s[k].max) for k in ("s", "i", "b")] == [("x", "x"), (7, 7), (False, False)]
+    assert type(s["b"].min) is bool
+    rows[30]["i"] = _Int(7)  # equal, but not an exact int: still an int64 column
+    rows[40]["s"] = _Str("x")
+    s = JSONL().encode(rows).stats
+    assert s is not None
+    assert (s["i"].min, s["s"].max) == (7, "x")
