@@ -237,3 +237,42 @@ def test_constant_column_stats_are_its_value() -> None:
     s = JSONL().encode(rows).stats
     assert s is not None
     assert (s["i"].min, s["s"].max) == (7, "x")
+
+
+def _built(cols: Any) -> Any:
+    # The schema as built before the cache: one to_field per column.
+    return _jsonl.Schema(
+        tuple(
+            _jsonl.to_field(k, c[1] if c[0] == _jsonl._NESTED else _jsonl._KIND_TYPES[c[0]])
+            for k, c in cols.items()
+        )
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=_HOSTILE | _near_constant(), size=st.sampled_from([1, 2, 512]))
+def test_cached_schemas_are_the_built_ones(batch: list[Any], size: int) -> None:
+    # Whatever the cache holds (even when it is cleared while full), a layout's
+    # schema and each column's Field are the ones to_field builds.
+    try:
+        cols = _jsonl._scan(batch, 0)
+    except SchemaViolationError:
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_CACHE_SIZE", size)
+        for _ in range(2):
+            assert _jsonl._schema_of(cols) == _built(cols)
+            for k, c in cols.items():
+                assert _jsonl._field_of(k, c) == _built({k: c}).fields[0]
+
+
+def test_str_subclass_names_are_kept_not_cached() -> None:
+    # (orjson refuses such keys when writing; the scan and the schema keep them.)
+    cols = _jsonl._scan([{_Str("a"): 1, "b": "x"}, {"a": 2, "b": "y"}], 0)
+    first = _jsonl._schema_of(cols)
+    assert first == _jsonl.Schema((_jsonl.to_field("a", "int64"), _jsonl.to_field("b", "string")))
+    assert type(first.fields[0].name) is _Str
+    again = _jsonl._schema_of(_jsonl._scan([{"a": 1, "b": "x"}], 0))
+    assert again == first
+    assert type(again.fields[0].name) is str
+    assert type(_jsonl._schema_of(cols).fields[0].name) is _Str

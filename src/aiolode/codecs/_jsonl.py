@@ -419,9 +419,47 @@ def _check_fold(into: _Cols, new: _Cols) -> None:
 
 
 def _schema_of(cols: _Cols) -> Schema:
-    return Schema(
-        tuple(to_field(k, c[1] if c[0] == _NESTED else _KIND_TYPES[c[0]]) for k, c in cols.items())
-    )
+    """The schema the scan infers (one Schema object per column layout, cached)."""
+    key = tuple(zip(cols, map(_KIND_OF, cols.values()), strict=True))
+    schema = _SCHEMAS.get(key) if _cacheable(key) else None
+    if schema is None:
+        schema = Schema(tuple(_field_of(k, c) for k, c in cols.items()))
+        if _cacheable(key):
+            if len(_SCHEMAS) >= _CACHE_SIZE:
+                _SCHEMAS.clear()
+            _SCHEMAS[key] = schema
+    return schema
+
+
+def _field_of(k: str, c: list[Any]) -> Field:
+    """The inferred Field of a column's scan state (cached for scalar columns)."""
+    kind = c[0]
+    if kind == _NESTED or type(k) is not str:
+        return to_field(k, c[1] if kind == _NESTED else _KIND_TYPES[kind])
+    key = (k, kind)
+    f = _FIELDS.get(key)
+    if f is None:
+        f = to_field(k, _KIND_TYPES[kind])
+        if len(_FIELDS) >= _CACHE_SIZE:
+            _FIELDS.clear()
+        _FIELDS[key] = f
+    return f
+
+
+def _cacheable(key: tuple[tuple[str, int], ...]) -> bool:
+    # Exact str names (a subclass is kept as given) and no nested column (its
+    # Field depends on more than the kind).
+    return all(type(k) is str and kind != _NESTED for k, kind in key)
+
+
+#: Field (~1.7 us) and Schema construction validate every argument; a writer
+#: sees the same columns batch after batch, and both are immutable: the ones
+#: already built are reused, by column name(s) and kind(s). Bounded: cleared
+#: when full.
+_FIELDS: dict[tuple[str, int], Field] = {}
+_SCHEMAS: dict[tuple[tuple[str, int], ...], Schema] = {}
+_CACHE_SIZE = 512
+_KIND_OF = itemgetter(0)
 
 
 def _stats_of(cols: _Cols, rows: int) -> dict[str, ColumnStats]:
@@ -455,7 +493,7 @@ def _fit(batch: list[Any], cols: _Cols, rows: int, merged: Schema, first: int) -
             )
         if c is None or c[0] == _NULL:
             continue
-        have = to_field(f.name, c[1] if c[0] == _NESTED else _KIND_TYPES[c[0]])
+        have = _field_of(f.name, c)
         if have.type == f.type and have.children == f.children:
             continue
         if c[0] == _INT and f.type in _INT_RANGES:
