@@ -17,8 +17,59 @@ from aiolode.codecs import _jsonl
 
 from .strategies import json_records
 
+
+class _PosingMeta(type):
+    """A metaclass whose classes hash and compare equal to ``str``: in a set of
+    types, such a class hides as ``str``."""
+
+    def __eq__(cls, other: object) -> bool:
+        return other is str or type.__eq__(cls, other)
+
+    def __hash__(cls) -> int:
+        return hash(str)
+
+
+class _Backwards(str, metaclass=_PosingMeta):
+    """A str posing as plain ``str`` whose order is reversed."""
+
+    def __lt__(self, other: object) -> bool:
+        return str.__gt__(self, other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return str.__lt__(self, other)  # type: ignore[operator]
+
+
+class _UnhashableMeta(type):
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(cls, other: object) -> bool:
+        return type.__eq__(cls, other)
+
+
+class _Unhashable(str, metaclass=_UnhashableMeta):
+    """A str whose class cannot be put in a set."""
+
+
+class _DictMeta(type):
+    def __eq__(cls, other: object) -> bool:
+        return other is dict or type.__eq__(cls, other)
+
+    def __hash__(cls) -> int:
+        return hash(dict)
+
+
+class _PosingDict(dict[str, Any], metaclass=_DictMeta):
+    """A dict posing as plain ``dict`` whose items lie."""
+
+    def __getitem__(self, key: str) -> Any:
+        return "lie"
+
+
 _VALUES = st.sampled_from(
     [
+        _Backwards("m"),
+        _Backwards("b"),
+        _Unhashable("q"),
         None,
         0,
         -0.0,
@@ -276,3 +327,26 @@ def test_str_subclass_names_are_kept_not_cached() -> None:
     assert again == first
     assert type(again.fields[0].name) is str
     assert type(_jsonl._schema_of(cols).fields[0].name) is _Str
+
+
+@pytest.mark.parametrize("cls", [_Backwards, _Unhashable])
+def test_types_posing_as_str_take_the_exact_scan(cls: type[str]) -> None:
+    """A metaclass can make a class hash and compare equal to ``str`` (or refuse
+    hashing): the column scan tells types apart by identity, so such values get
+    the row-wise scan's answer, not reversed statistics or a TypeError."""
+    batch: list[Any] = [{"a": "m"}] + [{"a": cls(x)} for x in "zbqa"] * 4
+    with pytest.MonkeyPatch.context() as mp:
+        assert _same(_row_wise(batch), _fast(batch, mp))
+        fast = JSONL().encode(batch)
+        mp.setattr(_jsonl, "_COLUMNS_FROM", 10**9)  # the row-wise scan only
+        exact = JSONL().encode(batch)
+    assert fast.stats == exact.stats
+    assert fast.data == exact.data
+
+
+def test_records_posing_as_dict_take_the_exact_scan() -> None:
+    batch: list[Any] = [{"a": "x"}] + [_PosingDict(a="q") for _ in range(10)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_COLUMNS_FROM", 1)
+        assert _jsonl._scan_columns(batch, 3) is None
+        assert _same(_row_wise(batch), _fast(batch, mp))

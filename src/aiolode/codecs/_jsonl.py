@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import date, datetime, time
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, final
 
 import orjson
@@ -252,6 +252,8 @@ _SLICE = 2048
 #: Value types the column-wise scan handles with C-level min/max.
 _NUMBERS = frozenset({int, float})
 _TEXTS = frozenset({str, datetime})
+#: The value types the column scan handles itself (others: the per-value scan).
+_PLAIN = (str, int, float, bool, _NoneType, datetime)
 
 
 def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
@@ -282,7 +284,7 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
 
 
 def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
-    if set(map(type, batch)) != {dict}:
+    if not all(map(is_, map(type, batch), repeat(dict))):  # by identity: see _exact_types
         return None
     n = len(batch)
     cols: _Cols = {}
@@ -310,6 +312,31 @@ def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
     return cols
 
 
+def _exact_types(values: Sequence[Any]) -> set[type] | None:
+    """The types of ``values`` when all are plain types of :data:`_PLAIN`, else ``None``.
+
+    Compared by identity: a set of types hashes and compares them, and a
+    metaclass can make a type hash and compare equal to ``str`` (it would hide
+    in the set as ``str``, its instances' own ``__lt__`` then deciding min and
+    max) or refuse to be hashed. ``None`` sends the column to the exact
+    per-value scan. The usual column of one type costs one identity pass.
+    """
+    t = type(values[0])
+    if all(map(is_, map(type, values), repeat(t))):
+        kinds: Iterable[type] = (t,)
+    else:
+        try:
+            kinds = set(map(type, values))
+        except TypeError:  # an unhashable type: not a plain one
+            return None
+        # Every value's type is one of these, by identity (none merged away)?
+        if sum(sum(map(is_, map(type, values), repeat(k))) for k in kinds) != len(values):
+            return None
+    if not all(any(map(is_, repeat(k), _PLAIN)) for k in kinds):
+        return None
+    return set(kinds)
+
+
 def _column(k: str, values: Sequence[Any], batch: list[Any], first: int) -> list[Any] | None:
     """One column's scan state (see :func:`_scan`); ``None``: let _scan decide.
 
@@ -320,7 +347,9 @@ def _column(k: str, values: Sequence[Any], batch: list[Any], first: int) -> list
     are one object) instead of two comparison passes. Those comparisons run no
     user code, and equal values of those types are indistinguishable.
     """
-    types = set(map(type, values))
+    types = _exact_types(values)
+    if types is None:
+        return _scan([{k: v} for v in values], first)[k]
     present = values
     if _NoneType in types:
         types.discard(_NoneType)
