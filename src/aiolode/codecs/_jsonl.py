@@ -347,6 +347,21 @@ def _column(k: str, values: Sequence[Any], batch: list[Any], first: int) -> list
     are one object) instead of two comparison passes. Those comparisons run no
     user code, and equal values of those types are indistinguishable.
     """
+    value = values[0]
+    t = type(value)
+    if (t is str or t is int or t is bool) and all(map(is_, values, repeat(value))):
+        # One object throughout (a field the producer fills the same way in
+        # every record): one identity pass tells its type and its statistics.
+        if t is int and not _INT64_MIN <= value <= _INT64_MAX:
+            return None
+        return [
+            _STR if t is str else _INT if t is int else _BOOL,
+            None,
+            value,
+            value,
+            len(values),
+            first,
+        ]
     types = _exact_types(values)
     if types is None:
         return _scan([{k: v} for v in values], first)[k]
