@@ -86,6 +86,9 @@ class PendingSnapshot:
     error: BaseException | None = None
     #: True when the commit may have happened (data files must be kept).
     outcome_unknown: bool = False
+    #: Resolved (``result`` or ``error`` is final); ``done`` is made only for a
+    #: writer that must wait for another's batch to resolve its entry.
+    finished: bool = False
     done: anyio.Event | None = None
 
     def partitions(self) -> set[tuple[tuple[str, str], ...]]:
@@ -203,9 +206,10 @@ class Committer:
             have committed).
         """
         if self._lock is None:
-            self._lock = anyio.Lock()
+            # No yield to the loop on an uncontended acquire: the commit path
+            # has enough (the thread hand-offs); a waiter still queues fairly.
+            self._lock = anyio.Lock(fast_acquire=True)
         lock = self._lock
-        entry.done = anyio.Event()
         self._pending.append(entry)
         try:
             while not entry.claimed:
@@ -227,7 +231,10 @@ class Committer:
                 self._withdraw(entry)
                 raise
             # Claimed: the commit is under way; the caller must learn its truth.
-        if not entry.done.is_set():
+        if not entry.finished:
+            # Claimed by a batch still running (this writer was cancelled while
+            # waiting for the lock): its outcome is coming.
+            entry.done = anyio.Event()
             with anyio.CancelScope(shield=True):
                 await entry.done.wait()
         if entry.error is not None:
@@ -264,8 +271,9 @@ class Committer:
         entry.result = result
         entry.error = error
         entry.outcome_unknown = unknown
-        assert entry.done is not None
-        entry.done.set()
+        entry.finished = True
+        if entry.done is not None:
+            entry.done.set()
 
     # ------------------------------------------------------------------- batch
     async def _run_batch(self, batch: list[PendingSnapshot]) -> CommitRecord | None:
@@ -299,7 +307,7 @@ class Committer:
         return None
 
     def _fail(self, e: PendingSnapshot, err: AiolodeError | None, *, unknown: bool) -> None:
-        if e.done is not None and not e.done.is_set():
+        if not e.finished:
             self._finish(
                 e,
                 error=err
@@ -393,7 +401,7 @@ class Committer:
         (``self.life`` is this writer's incarnation).
         """
         if self._lock is None:
-            self._lock = anyio.Lock()
+            self._lock = anyio.Lock(fast_acquire=True)
         token = uuid.uuid4().hex
         async with self._lock:
             with anyio.CancelScope(shield=True):
