@@ -185,3 +185,16 @@ async def test_dataset_write_retries_a_failed_data_put(
         snap = await ds.write(rows)
         assert await ds.read(snap) == rows
         assert client.puts - puts == 3  # the failed data put, its retry, the record
+
+
+async def test_which_stores_put_in_threads(store: aiolode.Store) -> None:
+    """Only stores whose writes run in worker threads say so (the commit record
+    is then encoded in the thread that sends it); wrappers never do, so their
+    own put (faults, counts, latency) sees every write."""
+    await store.exists("warm")  # S3 opens its transport lazily
+    expected = isinstance(store, aiolode.FileStore) or (
+        isinstance(store, aiolode.S3Store) and isinstance(store._transport, ThreadTransport)
+    )
+    assert store._puts_in_threads() is expected
+    wrapped = aiolode.testing.CountingStore(store)
+    assert wrapped._puts_in_threads() is False

@@ -30,6 +30,7 @@ validated, what ids it carries — comes in through :class:`LogSpec`.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import OrderedDict
@@ -800,7 +801,14 @@ class SequenceLog(Generic[R]):
         """Put ``draft`` at ``seq`` and find out who owns the slot."""
         key = self.key(seq)
         try:
-            await self.store.put(key, encode(draft.record), mode="create")
+            if self.store._puts_in_threads():
+                # Encoded in the thread that sends it (~0.2-0.4 ms of a 1,000-row
+                # JSONL commit on SeaweedFS, interleaved A/B; docs/commit-path.md).
+                await self.store._put_produced(
+                    key, functools.partial(encode, draft.record), "create"
+                )
+            else:
+                await self.store.put(key, encode(draft.record), mode="create")
         except ObjectExistsError:
             return await self._read_back(seq, None)
         except (PermissionDeniedError, InvalidInputError, UnsupportedError) as exc:

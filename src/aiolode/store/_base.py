@@ -550,6 +550,13 @@ class Store(abc.ABC):
         await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ adapter interface
+    def _puts_in_threads(self) -> bool:
+        """Whether this store's writes run in worker threads, so that
+        :meth:`_put_produced` makes and sends the bytes in one of them: then even
+        small CPU work before a put (encoding a commit record) is better done
+        there than on the loop (one hand-off, a warm thread)."""
+        return False
+
     async def _put_produced(
         self, key: str, produce: Callable[[], bytes], mode: PutMode
     ) -> ObjectInfo:

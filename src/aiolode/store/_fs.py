@@ -262,6 +262,10 @@ class FileStore(Store):
         tree = await self._ready()
         return await self._io(key, "put", tree.put_bytes, key, data, mode)
 
+    def _puts_in_threads(self) -> bool:
+        # docstring inherited
+        return True
+
     async def _put_produced(
         self, key: str, produce: Callable[[], bytes], mode: PutMode
     ) -> ObjectInfo:

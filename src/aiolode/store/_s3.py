@@ -543,6 +543,10 @@ class S3Store(Store):
         )
         return _info(key, len(body), resp["ETag"])
 
+    def _puts_in_threads(self) -> bool:
+        # docstring inherited
+        return isinstance(self._transport, ThreadTransport)
+
     async def _put_produced(
         self, key: str, produce: Callable[[], bytes], mode: PutMode
     ) -> ObjectInfo:
