@@ -290,7 +290,8 @@ class Committer:
             current, schema = await self._check_schemas(current, None if genesis else head)
             if not current:
                 return None
-            return Draft(self._build(current, head, seq, token, schema))
+            batch = current  # the entries this draft commits, whatever later rebases do
+            return Draft(build=lambda: self._build(batch, head, seq, token, schema))
 
         try:
             outcome = await self.log.append(prepare, token=token)
