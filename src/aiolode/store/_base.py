@@ -12,7 +12,7 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self, final
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, final
 
 import anyio.lowlevel
 import anyio.to_thread
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ArrowFilesystem",
+    "ProduceJob",
     "Store",
     "check_cutoff",
     "check_mode",
@@ -132,6 +133,49 @@ async def _with_progress(
 async def _as_aiter(chunks: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
     async for c in chunks:
         yield c
+
+
+_T = TypeVar("_T")
+
+
+class ProduceJob(Generic[_T]):
+    """A worker-thread job: ``send(produce())``, for :meth:`Store._put_produced`.
+
+    ``produce`` waits in a box the job empties (an idle worker thread keeps its
+    last job, which must not pin the caller's records and bytes). What
+    ``produce`` raises is kept apart and re-raised, unchanged, by
+    :meth:`outcome` on the loop, outside whatever error mapping the store puts
+    around the thread call; nothing is sent then.
+    """
+
+    __slots__ = ("_box", "_error", "_send")
+
+    def __init__(self, produce: Callable[[], bytes], send: Callable[[bytes], _T]) -> None:
+        self._box = [produce]
+        self._send = send
+        self._error: BaseException | None = None
+
+    def __call__(self) -> _T | None:
+        try:
+            body = self._box.pop()()
+        except BaseException as exc:
+            self._error = exc
+            return None
+        return self._send(body)
+
+    def outcome(self, out: _T | None) -> _T:
+        """What ``send`` returned, given the job's return value.
+
+        Raises
+        ------
+        BaseException
+            Whatever ``produce`` raised.
+        """
+        error, self._error = self._error, None  # the thread may keep the job
+        if error is not None:
+            raise error
+        assert out is not None
+        return out
 
 
 class Store(abc.ABC):

@@ -34,7 +34,7 @@ from ..errors import (
     StorageError,
 )
 from ..types import PendingUpload
-from ._base import ArrowFilesystem, Store, check_mode
+from ._base import ArrowFilesystem, ProduceJob, Store, check_mode
 from ._posix import PosixTree, close_quietly, is_temp_name, split_key
 
 if TYPE_CHECKING:
@@ -274,23 +274,9 @@ class FileStore(Store):
         mode = check_mode(mode)
         split_key(key)
         tree = await self._ready()
-        failed: list[BaseException] = []
-        box = [produce]  # emptied by the thread: an idle one keeps its last job
+        job = ProduceJob(produce, lambda body: tree.put_bytes(key, body, mode))
         del produce
-
-        def run() -> ObjectInfo | None:
-            try:
-                body = box.pop()()
-            except BaseException as exc:  # re-raised below, outside the OSError mapping
-                failed.append(exc)
-                return None
-            return tree.put_bytes(key, body, mode)
-
-        info = await self._io(key, "put", run)
-        if failed:
-            raise failed[0]
-        assert info is not None
-        return info
+        return job.outcome(await self._io(key, "put", job))
 
     async def _put_stream(
         self, key: str, chunks: AsyncIterator[bytes], mode: PutMode

@@ -25,6 +25,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ..errors import InvalidInputError, UnsupportedError
+from ._base import ProduceJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -176,27 +177,18 @@ class ThreadTransport(S3Transport):
             Whatever ``produce`` raised, unchanged (nothing was sent).
         """
         put = self._client.put_object
-        failed: list[BaseException] = []
-        # Emptied by the thread, as in call(): an idle worker thread keeps its
-        # last job, which must not pin the records and their bytes.
-        box = [produce]
-        del produce
 
-        def run() -> tuple[bytes, dict[str, Any] | None, BaseException | None]:
-            try:
-                body = box.pop()()
-            except BaseException as exc:  # re-raised on the loop, outside any mapping
-                failed.append(exc)
-                return b"", None, None
+        def send(body: bytes) -> tuple[bytes, dict[str, Any] | None, BaseException | None]:
             try:
                 return body, put(Body=body, **kwargs), None
             except Exception as exc:
                 return body, None, exc
 
-        out: tuple[bytes, dict[str, Any] | None, BaseException | None] = await self._run(run)
-        if failed:
-            raise failed[0]
-        return out
+        # The job empties its box, as call() does: an idle worker thread keeps
+        # its last job, which must not pin the records and their bytes.
+        job = ProduceJob(produce, send)
+        del produce
+        return job.outcome(await self._run(job))
 
     async def read(self, body: Any, amt: int | None = None) -> bytes:
         # docstring inherited
