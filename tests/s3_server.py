@@ -26,6 +26,20 @@ if TYPE_CHECKING:
 
     from aiolode import S3Store
 
+
+def slow_down(operation: str) -> Exception:
+    """The ``ClientError`` an overloaded S3 answers ``operation`` with (503 SlowDown)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
+            "ResponseMetadata": {"HTTPStatusCode": 503},
+        },
+        operation,
+    )
+
+
 _FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

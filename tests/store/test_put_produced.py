@@ -23,6 +23,7 @@ from aiolode import (
     TransientStorageError,
 )
 from aiolode.store._s3_transport import ThreadTransport
+from tests.s3_server import slow_down
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -126,17 +127,9 @@ class _FailingPuts:
         self.puts = 0
 
     def put_object(self, **kw: Any) -> Any:
-        from botocore.exceptions import ClientError
-
         self.puts += 1
         if self.puts <= self.fail:
-            raise ClientError(
-                {
-                    "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
-                    "ResponseMetadata": {"HTTPStatusCode": 503},
-                },
-                "PutObject",
-            )
+            raise slow_down("PutObject")
         return self._client.put_object(**kw)
 
     def __getattr__(self, name: str) -> Any:

@@ -26,6 +26,7 @@ from aiolode import (
 from aiolode.store import Store
 from aiolode.store._s3 import map_s3_errors
 from aiolode.testing.store_suite import StoreConformance
+from tests.s3_server import slow_down
 
 pytestmark = pytest.mark.s3
 
@@ -232,17 +233,9 @@ class _FailingPartsClient:
         return self._client.head_object(**kw)
 
     def upload_part(self, **kw: Any) -> Any:
-        from botocore.exceptions import ClientError
-
         self.part_calls += 1
         if self.part_calls == 2:
-            raise ClientError(
-                {
-                    "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
-                    "ResponseMetadata": {"HTTPStatusCode": 503},
-                },
-                "UploadPart",
-            )
+            raise slow_down("UploadPart")
         return self._client.upload_part(**kw)
 
     def __getattr__(self, name: str) -> Any:
