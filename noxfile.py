@@ -33,7 +33,7 @@ def tests_s3(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check (ASYNC, TC, B, UP, …)."""
     session.install("ruff")
-    targets = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py"]
+    targets = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py", "hatch_build.py"]
     session.run("ruff", "format", "--check", *targets)
     session.run("ruff", "check", *targets)
 

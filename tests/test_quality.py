@@ -28,7 +28,7 @@ def _run(*args: str) -> None:
     assert proc.returncode == 0, f"{' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
 
 
-TARGETS = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py"]
+TARGETS = ["src", "tests", "examples", "benchmarks", "harness", "noxfile.py", "hatch_build.py"]
 
 
 def test_ruff_check() -> None:

@@ -1,11 +1,15 @@
 """JSONL's fast paths (column-wise scan, one orjson call per batch) are exact:
 the same scan state, the same bytes and the same first error as the row-wise
-scan and one ``dumps`` per record, whatever the records hold."""
+scan and one ``dumps`` per record, whatever the records hold.
+
+Every test runs twice: with the C fast paths (``_jsonl_speedups``) and with the
+Python code alone.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -16,6 +20,20 @@ from aiolode import JSONL, SchemaViolationError
 from aiolode.codecs import _jsonl
 
 from .strategies import json_records
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="module", autouse=True, params=["C", "Python"])
+def _speedups(request: pytest.FixtureRequest) -> Iterator[None]:
+    saved = _jsonl._fast_scan, _jsonl._fast_lines
+    if request.param == "Python":
+        _jsonl._fast_scan = _jsonl._fast_lines = None
+    try:
+        yield
+    finally:
+        _jsonl._fast_scan, _jsonl._fast_lines = saved
 
 
 class _PosingMeta(type):
