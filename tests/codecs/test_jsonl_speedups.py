@@ -8,6 +8,7 @@ as the Python code does, or not at all (``None``: the Python code runs).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from datetime import UTC, datetime
@@ -204,6 +205,47 @@ def test_scan_runs_no_user_code() -> None:
     assert calls == []
 
 
+def test_scan_owns_its_answer_before_allocating_it() -> None:
+    # Building the result may start a garbage collection, whose finalizers may
+    # empty the batch: the keys, mins and maxes must be owned before that (they
+    # were borrowed: freed objects, and a corrupted or crashed answer).
+    batch = [{f"k{j}" * 3: f"value-{i}-{j}" * 5 for j in range(3)} for i in range(4)]
+    expected = _python_scan(batch, 0)
+    fired: list[int] = []
+    junk: list[str] = []
+
+    class Bomb:
+        def __del__(self) -> None:
+            fired.append(1)
+            for rec in batch:
+                rec.clear()
+            junk.extend("X" * 75 + str(i) for i in range(1000))  # reuse freed memory
+
+    threshold = gc.get_threshold()
+    gc.disable()
+    try:
+        bomb = Bomb()
+        bomb.self = bomb  # type: ignore[attr-defined]
+        del bomb
+        keep = [[] for _ in range(500)] + [{} for _ in range(500)]  # drain free lists
+        gc.set_threshold(1)
+        gc.enable()
+        fast = speedups.scan(batch, 0)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.enable()
+    del keep
+    assert fired  # the finalizer did run inside the scan
+    assert fast is not None
+    assert fast == expected
+
+
+@pytest.mark.parametrize("first", [2**63 - 1, 2**63 - 2, 2**63, 2**70, -1])
+def test_scan_leaves_huge_record_numbers_to_python(first: int) -> None:
+    # first + i must not overflow C's integers (a wrong index, or an error).
+    assert speedups.scan([{"a": None}, {"a": 1}], first) is None
+
+
 def test_scan_refuses_non_lists() -> None:
     rows = [{"a": 1}, {"a": 2}]
     assert speedups.scan(tuple(rows), 0) is None
@@ -265,6 +307,7 @@ def test_lines_of_one_record_and_of_separators_in_values() -> None:
     assert speedups.lines(b'[{"a":1},{"a":2}]', 2) == b'{"a":1}\n{"a":2}\n'
     assert speedups.lines(b'[{"a":"},{"}]', 1) is None  # one inside a value
     assert speedups.lines(b"[]", 0) is None
+    assert speedups.lines(b'[{"a":1}]', -(2**63)) is None  # n - 1 must not overflow
 
 
 @settings(max_examples=200, deadline=None)
