@@ -8,9 +8,11 @@ as the Python code does, or not at all (``None``: the Python code runs).
 
 from __future__ import annotations
 
-import gc
+import json
 import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,39 +207,54 @@ def test_scan_runs_no_user_code() -> None:
     assert calls == []
 
 
+_FINALIZER_EMPTIES_BATCH = """
+import gc, json
+from aiolode.codecs._jsonl_speedups import scan
+
+batch = [{f"k{j}" * 3: f"value-{i}-{j}" * 5 for j in range(3)} for i in range(4)]
+fired = []
+junk = []
+
+class Bomb:
+    def __del__(self):
+        fired.append(1)
+        for rec in batch:
+            rec.clear()
+        junk.extend("X" * 75 + str(i) for i in range(1000))  # reuse freed memory
+
+gc.disable()
+bomb = Bomb()
+bomb.self = bomb
+del bomb
+keep = [[] for _ in range(500)] + [{} for _ in range(500)]  # drain the free lists
+gc.set_threshold(1)
+gc.enable()
+result = scan(batch, 0)
+gc.set_threshold(700)
+print(json.dumps([bool(fired), result]))
+"""
+
+
 def test_scan_owns_its_answer_before_allocating_it() -> None:
     # Building the result may start a garbage collection, whose finalizers may
     # empty the batch: the keys, mins and maxes must be owned before that (they
-    # were borrowed: freed objects, and a corrupted or crashed answer).
-    batch = [{f"k{j}" * 3: f"value-{i}-{j}" * 5 for j in range(3)} for i in range(4)]
-    expected = _python_scan(batch, 0)
-    fired: list[int] = []
-    junk: list[str] = []
-
-    class Bomb:
-        def __del__(self) -> None:
-            fired.append(1)
-            for rec in batch:
-                rec.clear()
-            junk.extend("X" * 75 + str(i) for i in range(1000))  # reuse freed memory
-
-    threshold = gc.get_threshold()
-    gc.disable()
-    try:
-        bomb = Bomb()
-        bomb.self = bomb  # type: ignore[attr-defined]
-        del bomb
-        keep = [[] for _ in range(500)] + [{} for _ in range(500)]  # drain free lists
-        gc.set_threshold(1)
-        gc.enable()
-        fast = speedups.scan(batch, 0)
-    finally:
-        gc.set_threshold(*threshold)
-        gc.enable()
-    del keep
+    # were borrowed: freed objects read back, a crash under the debug
+    # allocator, which fills freed memory).
+    proc = subprocess.run(
+        [sys.executable, "-c", _FINALIZER_EMPTIES_BATCH],
+        env={**os.environ, "PYTHONMALLOC": "debug"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fired, result = json.loads(proc.stdout)
     assert fired  # the finalizer did run inside the scan
-    assert fast is not None
-    assert fast == expected
+    assert result == {
+        f"k{j}" * 3: [_jsonl._STR, None, f"value-0-{j}" * 5, f"value-3-{j}" * 5, 4, 0]
+        for j in range(3)
+    }
 
 
 @pytest.mark.parametrize("first", [2**63 - 1, 2**63 - 2, 2**63, 2**70, -1])
