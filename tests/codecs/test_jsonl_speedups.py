@@ -39,23 +39,48 @@ def test_the_fast_paths_are_built() -> None:
 speedups = pytest.importorskip("aiolode.codecs._jsonl_speedups")
 
 
-def _python_scan(batch: list[Any], first: int) -> Any:
-    """What the Python code makes of a batch: its column scan's answer, else the
-    row-wise scan's (a float column whose sum overflows, say)."""
+def _python_scan(batch: list[Any], first: int, keys: Any = None) -> Any:
+    """What the Python code makes of each column (of ``keys``, or all) of a
+    batch of one key set: ``_column``'s answer, else (a float column whose sum
+    overflows, say) the row-wise scan's."""
+    out = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_jsonl, "_fast_scan", None)
-        cols = _jsonl._scan_slice(batch, first)
-    return _jsonl._scan(batch, first) if cols is None else cols
+        for k in batch[0] if keys is None else keys:
+            values = [rec[k] for rec in batch]
+            c = _jsonl._column(k, values, batch, first)
+            out[k] = _jsonl._scan([{k: v} for v in values], first)[k] if c is None else c
+    return out
 
 
-def _assert_same_scan(fast: Any, exact: Any) -> None:
-    assert fast == exact
-    assert list(fast) == list(exact)  # the same column order
+def _assert_same_scan(fast: Any, exact: Any, *, identical: bool = True) -> None:
+    """``fast`` answers as ``exact`` for every column it answers (``None``: a
+    column left to the Python code), min and max being the same objects
+    (unless not ``identical``: values the Python code converts, a str subclass
+    made a str, are new objects on every run)."""
     for k, c in fast.items():
+        if c is None:
+            continue
         e = exact[k]
+        assert c == e, k
         assert [type(x) for x in c] == [type(x) for x in e], k
-        assert c[2] is e[2], k  # min: the same object
-        assert c[3] is e[3], k  # max
+        if identical:
+            assert c[2] is e[2], k  # min: the same object
+            assert c[3] is e[3], k  # max
+
+
+def _pipeline(batch: list[Any], first: int, *, fast: bool) -> Any:
+    """The scan an encode gets: the column scan (C and Python, or Python alone),
+    else the row-wise one, or the error it raises."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_COLUMNS_FROM", 1)
+        if not fast:
+            mp.setattr(_jsonl, "_fast_scan", None)
+        try:
+            cols = _jsonl._scan_columns(batch, first)
+            return _jsonl._scan(batch, first) if cols is None else cols
+        except _jsonl.SchemaViolationError as exc:
+            return ("error", str(exc), exc.field)
 
 
 class _Key:
@@ -150,7 +175,17 @@ def _batches(draw: st.DrawFn) -> list[Any]:
 def test_scan_answers_as_python_or_not_at_all(batch: list[Any], first: int) -> None:
     fast = speedups.scan(batch, first)
     if fast is not None:
-        _assert_same_scan(fast, _python_scan(batch, first))
+        assert list(fast) == list(batch[0])  # every column, in the same order
+        answered = [k for k, c in fast.items() if c is not None]
+        _assert_same_scan(fast, _python_scan(batch, first, answered))
+    # And what an encode gets, C code and Python code together.
+    with_c = _pipeline(batch, first, fast=True)
+    without = _pipeline(batch, first, fast=False)
+    if isinstance(without, tuple):
+        assert with_c == without
+    else:
+        assert list(with_c) == list(without)
+        _assert_same_scan(with_c, without, identical=False)
 
 
 def test_scan_answers_the_common_batches() -> None:
@@ -164,6 +199,7 @@ def test_scan_answers_the_common_batches() -> None:
     for batch in (base, shuffled, nulls):
         fast = speedups.scan(batch, 7)
         assert fast is not None
+        assert None not in fast.values()
         _assert_same_scan(fast, _python_scan(batch, 7))
     assert speedups.scan(nulls, 7)["n"] == [_jsonl._NULL, None, None, None, 0, 7]
 
@@ -183,9 +219,12 @@ def test_scan_answers_the_common_batches() -> None:
     ],
 )
 def test_scan_hands_back_what_python_must_decide(value: Any, why: str) -> None:
-    batch: list[Any] = [{"a": i} for i in range(10)]
-    batch[6] = {"a": value}
-    assert speedups.scan(batch, 0) is None, why
+    batch: list[Any] = [{"a": i, "b": f"s{i}"} for i in range(10)]
+    batch[6] = {"a": value, "b": "s6"}
+    fast = speedups.scan(batch, 0)
+    assert fast is not None
+    assert fast["a"] is None, why  # that column is the Python code's
+    assert fast["b"] == [_jsonl._STR, None, "s0", "s9", 10, 0]  # the other is not
 
 
 def test_scan_runs_no_user_code() -> None:
@@ -202,8 +241,11 @@ def test_scan_runs_no_user_code() -> None:
     batch[3] = {Loud("a"): 1, "b": 2}  # a key that is not an exact str
     batch.append({"b": 3, Loud("a"): 4})
     assert speedups.scan(batch, 0) is None
+    batch = [{"a": "x", "b": 2} for _ in range(5)]
     batch[3] = {"a": Loud("v"), "b": 2}  # a value that is not an exact str
-    assert speedups.scan(batch, 0) is None
+    fast = speedups.scan(batch, 0)
+    assert fast is not None
+    assert fast["a"] is None
     assert calls == []
 
 

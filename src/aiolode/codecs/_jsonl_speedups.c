@@ -4,12 +4,14 @@
  *
  * scan(batch, first) -> dict | None
  *     The column scan of _jsonl._scan_slice for its common case: a list of
- *     exact dicts that all hold the same exact-str keys, whose values are exact
- *     str, int, float, bool or None. Returns exactly what _scan_slice returns
- *     (per key: [kind, None, lo, hi, non_null, first_index]) or None when the
- *     batch is anything else, or a value might be refused (an int beyond int64,
- *     a NaN or infinity, two kinds in a column): the caller then runs the
- *     Python code, which decides and names the error.
+ *     exact dicts that all hold the same exact-str keys. None when the batch
+ *     is anything else (the caller runs the Python code). Otherwise, per key
+ *     in the first record's order, exactly what _jsonl._column returns for that
+ *     column ([kind, None, lo, hi, non_null, first_index]) when its values are
+ *     exact str, int, float, bool or None and none might be refused; None for
+ *     any other column (a datetime, a nested value, a subclass, an int beyond
+ *     int64, a NaN or infinity, two kinds): the caller runs _column on it,
+ *     which decides and names the error.
  *
  *     No user code runs: types are compared by identity (PyXxx_CheckExact),
  *     dict lookups are done only in dicts whose keys are all exact str, and
@@ -41,6 +43,7 @@ typedef struct {
     Py_ssize_t count;   /* non-null values */
     Py_ssize_t at;      /* index (in the batch) of the first non-null value */
     int mixed;          /* ints and floats: compared as Python objects */
+    int deferred;       /* a value this code does not decide: the column is Python's */
     long long ilo, ihi; /* lo and hi of an int column, as C values */
     double flo, fhi;    /* lo and hi of a float column, as C values */
 } column;
@@ -189,7 +192,7 @@ build_result(PyObject **keys, column *cols, Py_ssize_t width, Py_ssize_t first)
         column *c = &cols[j];
         PyObject *lo = c->kind == K_NULL ? Py_None : c->lo;
         PyObject *hi = c->kind == K_NULL ? Py_None : c->hi;
-        PyObject *c_list = Py_BuildValue(
+        PyObject *c_list = c->deferred ? Py_NewRef(Py_None) : Py_BuildValue(
             "[iOOOnn]", c->kind, Py_None, lo, hi, c->count, c->kind == K_NULL ? first : c->at);
         if (c_list == NULL || PyDict_SetItem(out, keys[j], c_list) < 0) {
             Py_CLEAR(out);
@@ -270,6 +273,7 @@ scan(PyObject *module, PyObject *args)
             cols[j].count = 0;
             cols[j].at = first;
             cols[j].mixed = 0;
+            cols[j].deferred = 0;
             j++;
         }
     }
@@ -285,12 +289,12 @@ scan(PyObject *module, PyObject *args)
                 in_order = 0;
                 break;
             }
-            int r = fold_value(&cols[j], v, first + i);
-            if (r <= 0) {
-                if (r == 0) {
-                    result = Py_NewRef(Py_None);
+            if (!cols[j].deferred) {
+                int r = fold_value(&cols[j], v, first + i);
+                if (r < 0) {
+                    goto done;
                 }
-                goto done;
+                cols[j].deferred = r == 0;
             }
             j++;
         }
@@ -312,12 +316,12 @@ scan(PyObject *module, PyObject *args)
                 }
                 goto done;
             }
-            int r = fold_value(&cols[m], val, first + i);
-            if (r <= 0) {
-                if (r == 0) {
-                    result = Py_NewRef(Py_None);
+            if (!cols[m].deferred) {
+                int r = fold_value(&cols[m], val, first + i);
+                if (r < 0) {
+                    goto done;
                 }
-                goto done;
+                cols[m].deferred = r == 0;
             }
         }
     }
