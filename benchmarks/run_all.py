@@ -74,6 +74,13 @@ def _updated(doc: str, scripts: list[Path], sections: list[str]) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     for script, section in zip(scripts, sections, strict=True):
         by_name[script.name] = section
+        # The section's previous re-run line goes: its figures are gone too.
+        stale = f"`{script.name}`"
+        head = "".join(
+            line
+            for line in head.splitlines(keepends=True)
+            if not (line.startswith("- Re-run alone on ") and line.rstrip().endswith(stale))
+        )
         head = head.rstrip("\n") + f"\n- Re-run alone on {when}: `{script.name}`\n"
     return head + "\n" + "\n".join(v.rstrip("\n") + "\n" for _, v in sorted(by_name.items()))
 
