@@ -384,3 +384,26 @@ def test_encode_is_the_same_with_or_without_the_c_code(batch: list[Any]) -> None
         mp.setattr(_jsonl, "_fast_scan", None)
         mp.setattr(_jsonl, "_fast_lines", None)
         assert encode() == with_c
+
+
+def test_no_call_holds_the_gil_over_more_than_a_bounded_number_of_values() -> None:
+    # The C scan holds the GIL for its whole call (~40 ns a value): wide
+    # records are scanned in fewer records per call, so an event loop in
+    # another thread is never stalled for long; the answer is the same.
+    width = 300
+    batch = [{f"c{j}": f"v{i}-{j}" for j in range(width)} for i in range(700)]
+    cells: list[int] = []
+    scan = _jsonl._fast_scan
+    assert scan is not None
+
+    def counting(part: list[Any], first: int) -> Any:
+        cells.append(len(part) * len(part[0]))
+        return scan(part, first)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_jsonl, "_fast_scan", counting)
+        sliced = _jsonl._scan_columns(batch, 0)
+    assert len(cells) > 1
+    assert max(cells) <= _jsonl._CELLS
+    assert sliced == _pipeline(batch, 0, fast=False)
+    assert _jsonl._rows_per_call([{"a": 1}] * 10) == _jsonl._SLICE
