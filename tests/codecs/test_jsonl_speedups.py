@@ -375,9 +375,14 @@ def test_encode_is_the_same_with_or_without_the_c_code(batch: list[Any]) -> None
     def encode() -> Any:
         try:
             ef = JSONL().encode(batch)
-        except _jsonl.SchemaViolationError as exc:
-            return ("error", str(exc), exc.field)
-        return ef.data, ef.stats, ef.schema, ef.row_count
+        except Exception as exc:  # whatever it is, the same one both ways
+            return ("error", type(exc), str(exc), getattr(exc, "field", None))
+        # Typed: ColumnStats compare 1 equal to 1.0.
+        stats = [
+            (k, type(c.min), c.min, type(c.max), c.max, c.null_count)
+            for k, c in (ef.stats or {}).items()
+        ]
+        return ef.data, stats, ef.schema, ef.row_count
 
     with_c = encode()
     with pytest.MonkeyPatch.context() as mp:
@@ -390,20 +395,43 @@ def test_no_call_holds_the_gil_over_more_than_a_bounded_number_of_values() -> No
     # The C scan holds the GIL for its whole call (~40 ns a value): wide
     # records are scanned in fewer records per call, so an event loop in
     # another thread is never stalled for long; the answer is the same.
-    width = 300
-    batch = [{f"c{j}": f"v{i}-{j}" for j in range(width)} for i in range(700)]
-    cells: list[int] = []
+    wide = [{f"c{j}": f"v{i}-{j}" for j in range(300)} for i in range(700)]
+    wider_first = [{f"c{j}": "x" for j in range(300)} | {"n": 1}, *wide]
     scan = _jsonl._fast_scan
     assert scan is not None
+    for batch in (wide, [{"c0": "x"}, *wide], wider_first):
+        answered: list[int] = []
 
-    def counting(part: list[Any], first: int) -> Any:
-        cells.append(len(part) * len(part[0]))
-        return scan(part, first)
+        def counting(part: list[Any], first: int, answered: list[int] = answered) -> Any:
+            out = scan(part, first)
+            if out is not None:  # then every record has the first's width
+                answered.append(len(part) * len(part[0]))
+            return out
 
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_jsonl, "_fast_scan", counting)
+            with_c = _pipeline(batch, 0, fast=True)
+        # (A narrow record first: its slice mixes widths, which the C scan
+        # hands back whole; the Python scan's per-column passes take it.)
+        assert answered or len(batch[0]) == 1
+        assert max(answered, default=0) <= _jsonl._CELLS
+        assert with_c == _pipeline(batch, 0, fast=False)
+    assert _jsonl._step([{"a": 1}] * 10, 0) == _jsonl._SLICE
+    assert _jsonl._step([{"a": 1}, {f"c{j}": 1 for j in range(10**5)}], 1) == 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_float_column_with_an_int_beyond_floats_names_the_record(fast: bool) -> None:
+    # sum() of a float and 10**400 raises OverflowError: the int is refused first.
+    rows: list[dict[str, Any]] = [{"a": 1.5, "b": "x"} for _ in range(8)]
+    rows[7]["a"] = 10**400
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_jsonl, "_fast_scan", counting)
-        sliced = _jsonl._scan_columns(batch, 0)
-    assert len(cells) > 1
-    assert max(cells) <= _jsonl._CELLS
-    assert sliced == _pipeline(batch, 0, fast=False)
-    assert _jsonl._rows_per_call([{"a": 1}] * 10) == _jsonl._SLICE
+        if not fast:
+            mp.setattr(_jsonl, "_fast_scan", None)
+        with pytest.raises(_jsonl.SchemaViolationError, match="record 7") as err:
+            JSONL().encode(rows)
+        assert err.value.field == "a"
+        # Finite floats whose sum overflows are fine, by either path.
+        stats = JSONL().encode([{"a": 1e308, "b": 1} for _ in range(8)]).stats
+    assert stats is not None
+    assert (stats["a"].min, stats["a"].max) == (1e308, 1e308)

@@ -272,10 +272,13 @@ _SLICE = 2048
 _CELLS = 50_000
 
 
-def _rows_per_call(batch: list[Any]) -> int:
-    """Records per GIL-holding call (the C scan, one orjson call): at most
-    :data:`_SLICE`, fewer for wide records (:data:`_CELLS` values)."""
-    head = batch[0] if batch else None
+def _step(batch: list[Any], start: int) -> int:
+    """Records from ``start`` for one GIL-holding call (the C scan, one orjson
+    call): at most :data:`_SLICE`, and :data:`_CELLS` values at the width of
+    the record at ``start``. Exact for the C scan, which answers only slices
+    whose records all have that width; for orjson, records of one producer
+    are alike."""
+    head = batch[start]
     width = len(head) if type(head) is dict else 1
     return max(1, min(_SLICE, _CELLS // max(1, width)))
 
@@ -292,7 +295,7 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
 
     Each column's values are gathered with C-level calls (``map``, ``set``,
     ``min``, ``max``) instead of a Python step per value, in slices of
-    :data:`_SLICE` records (fewer for wide records: :func:`_rows_per_call`)
+    :data:`_SLICE` records (fewer for wide records: :func:`_step`)
     folded together (no single call holds the GIL long enough to stall an event
     loop in another thread). Only batches of plain
     ``dict`` records with ``str`` keys take this path; a column of nested or
@@ -304,13 +307,15 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
     if len(batch) < _COLUMNS_FROM:
         return None
     cols: _Cols = {}
-    step = _rows_per_call(batch)
+    start, n = 0, len(batch)
     try:
-        for start in range(0, len(batch), step):
-            part = _scan_slice(batch[start : start + step], first + start)
+        while start < n:
+            stop = start + _step(batch, start)
+            part = _scan_slice(batch[start:stop], first + start)
             if part is None:
                 return None
             _fold(cols, part)
+            start = stop
     except SchemaViolationError:
         return None  # _scan finds the first error in record order
     return cols
@@ -323,10 +328,14 @@ def _scan_slice(batch: list[Any], first: int) -> _Cols | None:
         # values, anything that might be refused).
         fast = _fast_scan(batch, first)
         if fast is not None:
+            # Every left-over column's values are taken before any _column runs
+            # (a value's own code, run by _column, must not change what the
+            # other columns are made of: the Python path below does the same).
+            left = {k: list(map(itemgetter(k), batch)) for k, c in fast.items() if c is None}
             done: _Cols = {}
             for k, c in fast.items():
                 if c is None:
-                    c = _column(k, list(map(itemgetter(k), batch)), batch, first)
+                    c = _column(k, left[k], batch, first)
                     if c is None:
                         return None
                 done[k] = c
@@ -448,11 +457,13 @@ def _column(k: str, values: Sequence[Any], batch: list[Any], first: int) -> list
         lo, hi = min(present), max(present)
         if float in types:
             kind = _FLOAT
-            # A finite sum means no NaN and no infinity (an overflow just says "maybe").
-            if not -_INF < sum(present) < _INF:
-                return None
+            # The ints first: one beyond a float's range makes sum() raise.
             ints = [v for v in present if type(v) is int] if int in types else ()
             if ints and not (min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX):
+                return None
+            # A finite sum means no NaN and no infinity; a sum that overflows
+            # may still hold only finite values (as the C scan finds them).
+            if not -_INF < sum(present) < _INF and not all(map(math.isfinite, present)):
                 return None
         else:
             kind = _INT
@@ -687,7 +698,7 @@ def _rows(records: Records) -> list[Any]:
 
 def _dump_lines(batch: list[Any]) -> bytes | None:
     """The batch as JSON Lines from one orjson call per slice of records
-    (:func:`_rows_per_call`; ``None``: use one call per record).
+    (:func:`_step`; ``None``: use one call per record).
 
     Serialising a list costs a fraction of serialising each record apart (the
     per-call overhead dominates small records). Each record is an object, so the
@@ -700,9 +711,10 @@ def _dump_lines(batch: list[Any]) -> bytes | None:
     ``join``).
     """
     out: list[bytes | memoryview] = []
-    step = _rows_per_call(batch)
-    for start in range(0, len(batch), step):
-        part = batch[start : start + step]
+    start, n = 0, len(batch)
+    while start < n:
+        part = batch[start : start + _step(batch, start)]
+        start += len(part)
         try:
             data = _dumps(part, default=_default, option=_OPTS)
         except (TypeError, ValueError):
