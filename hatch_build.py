@@ -44,7 +44,7 @@ class SpeedupsHook(BuildHookInterface):
     def _compile(self, inplace: bool) -> str:
         from setuptools import Distribution, Extension
 
-        ext = Extension(MODULE, [SOURCE], extra_compile_args=["-O2"])
+        ext = Extension(MODULE, [SOURCE])  # the interpreter's own flags (-O3 here)
         dist = Distribution({"name": "aiolode", "ext_modules": [ext], "package_dir": {"": "src"}})
         cmd = dist.get_command_obj("build_ext")
         work = self._work = tempfile.mkdtemp(prefix="aiolode-build-")

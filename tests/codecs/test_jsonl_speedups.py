@@ -416,8 +416,10 @@ def test_no_call_holds_the_gil_over_more_than_a_bounded_number_of_values() -> No
         assert answered or len(batch[0]) == 1
         assert max(answered, default=0) <= _jsonl._CELLS
         assert with_c == _pipeline(batch, 0, fast=False)
-    assert _jsonl._step([{"a": 1}] * 10, 0) == _jsonl._SLICE
-    assert _jsonl._step([{"a": 1}, {f"c{j}": 1 for j in range(10**5)}], 1) == 1
+    narrow = [{"a": 1}] * (_jsonl._SLICE + 1)
+    assert len(next(_jsonl._parts(narrow))[1]) == _jsonl._SLICE
+    huge = [{f"c{j}": 1 for j in range(10**5)}, {"a": 2}]
+    assert len(next(_jsonl._parts(huge))[1]) == 1
 
 
 @pytest.mark.parametrize("fast", [True, False])

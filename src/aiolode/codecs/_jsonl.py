@@ -272,15 +272,19 @@ _SLICE = 2048
 _CELLS = 50_000
 
 
-def _step(batch: list[Any], start: int) -> int:
-    """Records from ``start`` for one GIL-holding call (the C scan, one orjson
-    call): at most :data:`_SLICE`, and :data:`_CELLS` values at the width of
-    the record at ``start``. Exact for the C scan, which answers only slices
-    whose records all have that width; for orjson, records of one producer
-    are alike."""
-    head = batch[start]
-    width = len(head) if type(head) is dict else 1
-    return max(1, min(_SLICE, _CELLS // max(1, width)))
+def _parts(batch: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """``batch`` in slices for GIL-holding calls (the C scan, one orjson call),
+    with where each starts: at most :data:`_SLICE` records, and
+    :data:`_CELLS` values at the width of the slice's first record. Exact for
+    the C scan, which answers only slices whose records all have that width;
+    for orjson, records of one producer are alike."""
+    start, n = 0, len(batch)
+    while start < n:
+        head = batch[start]
+        width = len(head) if type(head) is dict else 1
+        part = batch[start : start + max(1, min(_SLICE, _CELLS // max(1, width)))]
+        yield start, part
+        start += len(part)
 
 
 #: Value types the column-wise scan handles with C-level min/max.
@@ -294,11 +298,10 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
     """:func:`_scan` column by column, the fast way: ``None`` when it cannot tell.
 
     Each column's values are gathered with C-level calls (``map``, ``set``,
-    ``min``, ``max``) instead of a Python step per value, in slices of
-    :data:`_SLICE` records (fewer for wide records: :func:`_step`)
-    folded together (no single call holds the GIL long enough to stall an event
-    loop in another thread). Only batches of plain
-    ``dict`` records with ``str`` keys take this path; a column of nested or
+    ``min``, ``max``) instead of a Python step per value, in slices
+    (:func:`_parts`) folded together: no single call holds the GIL long enough
+    to stall an event loop in another thread. Only batches of plain ``dict``
+    records with ``str`` keys take this path; a column of nested or
     unusual values is scanned by :func:`_scan` alone. Whenever a value might be
     refused, the answer is ``None`` and the caller runs :func:`_scan` over the
     whole batch, so errors (the first one in record order) and results are
@@ -307,15 +310,12 @@ def _scan_columns(batch: list[Any], first: int) -> _Cols | None:
     if len(batch) < _COLUMNS_FROM:
         return None
     cols: _Cols = {}
-    start, n = 0, len(batch)
     try:
-        while start < n:
-            stop = start + _step(batch, start)
-            part = _scan_slice(batch[start:stop], first + start)
+        for start, records in _parts(batch):
+            part = _scan_slice(records, first + start)
             if part is None:
                 return None
             _fold(cols, part)
-            start = stop
     except SchemaViolationError:
         return None  # _scan finds the first error in record order
     return cols
@@ -698,7 +698,7 @@ def _rows(records: Records) -> list[Any]:
 
 def _dump_lines(batch: list[Any]) -> bytes | None:
     """The batch as JSON Lines from one orjson call per slice of records
-    (:func:`_step`; ``None``: use one call per record).
+    (:func:`_parts`; ``None``: use one call per record).
 
     Serialising a list costs a fraction of serialising each record apart (the
     per-call overhead dominates small records). Each record is an object, so the
@@ -711,10 +711,7 @@ def _dump_lines(batch: list[Any]) -> bytes | None:
     ``join``).
     """
     out: list[bytes | memoryview] = []
-    start, n = 0, len(batch)
-    while start < n:
-        part = batch[start : start + _step(batch, start)]
-        start += len(part)
+    for _, part in _parts(batch):
         try:
             data = _dumps(part, default=_default, option=_OPTS)
         except (TypeError, ValueError):
